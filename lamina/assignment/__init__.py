@@ -1,0 +1,11 @@
+"""Assignment (the worker manager): every sandbox of every function version, idle or busy."""
+
+from lamina.assignment.manager import (
+    AssignmentService,
+    InvokeRequest,
+    InvokeResult,
+    NoCapacity,
+    PlatformFailure,
+)
+
+__all__ = ["AssignmentService", "InvokeRequest", "InvokeResult", "NoCapacity", "PlatformFailure"]

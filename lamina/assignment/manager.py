@@ -1,0 +1,287 @@
+"""Hands each invoke a sandbox: a warm idle one of the same version, or a new one.
+
+The table keys sandboxes by function version and revision, so code or configuration never
+leaks from one revision into another. Idle sandboxes are kept newest last: a claim takes the
+most recently used (warmest) one, and the keep-alive sweep finds the oldest at the front.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from collections import deque
+from dataclasses import dataclass, field
+
+from lamina.clock import Clock, SystemClock
+from lamina.placement import PlacementRequest, place
+from lamina.placement.fleet import Fleet, Occupancy
+from lamina.registry.model import FunctionConfig
+from lamina.sandbox import logs as loglines
+from lamina.sandbox.states import Lifecycle, SandboxState
+from lamina.worker import protocol
+from lamina.worker.client import SandboxGone, WorkerUnavailable
+
+log = logging.getLogger(__name__)
+
+# How often an invoke may find its claimed sandbox already gone before it gives up.
+MAX_CLAIM_ATTEMPTS = 3
+
+
+class AssignmentError(Exception):
+    """Base of the assignment part's errors."""
+
+
+class NoCapacity(AssignmentError):
+    """Placement found no worker for a new sandbox."""
+
+
+class PlatformFailure(AssignmentError):
+    """A worker failed while it held the invoke."""
+
+
+VersionKey = tuple[str, str, str]  # function name, version, revision id
+
+
+def version_key(config: FunctionConfig) -> VersionKey:
+    return (config.name, config.version, config.revision_id)
+
+
+@dataclass
+class SandboxRecord:
+    sandbox_id: str
+    worker_id: str
+    key: VersionKey
+    memory_mb: int
+    lifecycle: Lifecycle
+    idle_since: float = 0.0
+
+
+@dataclass(frozen=True)
+class InvokeRequest:
+    request_id: str
+    payload: bytes
+    invoked_arn: str
+    trace_id: str = ""
+    client_context: str | None = None
+    want_log_tail: bool = False
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    payload: bytes
+    error_type: str | None
+    log_tail: str | None
+    cold: bool
+
+
+@dataclass(frozen=True)
+class AssignmentSnapshot:
+    idle: int
+    busy: int
+    initialising: int
+    per_function: dict[str, int] = field(default_factory=dict)
+
+
+class AssignmentService:
+    def __init__(self, fleet: Fleet, clock: Clock | None = None, keep_alive_s: float = 600.0):
+        self.fleet = fleet
+        self.keep_alive_s = keep_alive_s
+        self._clock = clock or SystemClock()
+        self._records: dict[str, SandboxRecord] = {}
+        self._idle: dict[VersionKey, deque[SandboxRecord]] = {}
+        self._retired: set[VersionKey] = set()
+        self._pending: set[asyncio.Task[None]] = set()
+
+    # The invoke path
+
+    async def invoke(self, config: FunctionConfig, request: InvokeRequest) -> InvokeResult:
+        """Run one invoke to its end in some sandbox of `config`'s version."""
+        for _ in range(MAX_CLAIM_ATTEMPTS):
+            record = self._claim_idle(version_key(config))
+            cold = record is None
+            if record is None:
+                record, failure = await self._create(config, request)
+                if failure is not None:
+                    return failure
+            try:
+                return await self._run(record, request, cold)
+            except SandboxGone:
+                log.debug("sandbox vanished before the event id=%s", record.sandbox_id)
+                self._drop(record)
+        raise PlatformFailure(f"no usable sandbox after {MAX_CLAIM_ATTEMPTS} attempts")
+
+    def _claim_idle(self, key: VersionKey) -> SandboxRecord | None:
+        idle = self._idle.get(key)
+        while idle:
+            record = idle.pop()
+            if record.lifecycle.state is SandboxState.IDLE:
+                record.lifecycle.to(SandboxState.BUSY)
+                return record
+        return None
+
+    async def _create(
+        self, config: FunctionConfig, request: InvokeRequest
+    ) -> tuple[SandboxRecord, InvokeResult | None]:
+        decision = place(
+            PlacementRequest(config.name, config.memory_size),
+            self.fleet.views(self.occupancy()),
+        )
+        if decision.worker_id is None:
+            raise NoCapacity(decision.explain())
+        log.debug("placement function=%s %s", config.name, decision.explain())
+
+        sandbox_id = secrets.token_hex(8)
+        record = SandboxRecord(
+            sandbox_id, decision.worker_id, version_key(config), config.memory_size,
+            Lifecycle(sandbox_id),
+        )  # fmt: skip
+        self._records[sandbox_id] = record
+        client = self.fleet.client(decision.worker_id)
+        try:
+            start = await client.create_sandbox(sandbox_id, config)
+        except WorkerUnavailable as exc:
+            self._drop(record)
+            raise PlatformFailure(str(exc)) from exc
+
+        if not start.ok:
+            self._drop(record)
+            return record, _init_failure(
+                config, request, start.error_type, start.reason, start.log
+            )
+        record.lifecycle.to(SandboxState.IDLE)
+        record.lifecycle.to(SandboxState.BUSY)
+        return record, None
+
+    async def _run(
+        self, record: SandboxRecord, request: InvokeRequest, cold: bool
+    ) -> InvokeResult:
+        headers = {
+            protocol.REQUEST_ID: request.request_id,
+            protocol.INVOKED_ARN: request.invoked_arn,
+        }
+        if request.trace_id:
+            headers[protocol.TRACE_ID] = request.trace_id
+        if request.client_context:
+            headers[protocol.CLIENT_CONTEXT] = request.client_context
+        if request.want_log_tail:
+            headers[protocol.WANT_LOG_TAIL] = "1"
+
+        client = self.fleet.client(record.worker_id)
+        try:
+            reply = await client.invoke(record.sandbox_id, request.payload, headers)
+        except WorkerUnavailable as exc:
+            self._drop(record)
+            raise PlatformFailure(str(exc)) from exc
+
+        self._release(record, reply.sandbox_alive)
+        return InvokeResult(reply.payload, reply.error_type, reply.log_tail, cold)
+
+    def _release(self, record: SandboxRecord, alive: bool) -> None:
+        if not alive or record.key in self._retired:
+            self._destroy(record)
+            return
+        record.lifecycle.to(SandboxState.IDLE)
+        record.idle_since = self._clock.monotonic()
+        self._idle.setdefault(record.key, deque()).append(record)
+
+    # Reclaiming
+
+    def retire(self, function: str, keep: VersionKey | None = None) -> None:
+        """Stop reusing sandboxes of `function` (all, or all but `keep`): it changed or went."""
+        for key in list(self._idle) + [r.key for r in self._records.values()]:
+            if key[0] == function and key != keep:
+                self._retired.add(key)
+        for key in [k for k in self._idle if k in self._retired]:
+            for record in self._idle.pop(key):
+                self._destroy(record)
+
+        # A retired key matters only while sandboxes of it are still busy.
+        live = {record.key for record in self._records.values()}
+        self._retired &= live
+
+    def reap(self) -> int:
+        """Destroy sandboxes idle for longer than the keep-alive time; returns how many."""
+        deadline = self._clock.monotonic() - self.keep_alive_s
+        reaped = 0
+        for key in list(self._idle):
+            idle = self._idle[key]
+            while idle and idle[0].idle_since <= deadline:
+                self._destroy(idle.popleft())
+                reaped += 1
+            if not idle:
+                del self._idle[key]
+        if reaped:
+            log.info("keep-alive reclaimed %d idle sandboxes", reaped)
+        return reaped
+
+    async def run_reaper(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            self.reap()
+
+    def _destroy(self, record: SandboxRecord) -> None:
+        self._drop(record)
+        task = asyncio.get_running_loop().create_task(self._destroy_on_worker(record))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _destroy_on_worker(self, record: SandboxRecord) -> None:
+        with contextlib.suppress(WorkerUnavailable):
+            await self.fleet.client(record.worker_id).destroy(record.sandbox_id)
+
+    def _drop(self, record: SandboxRecord) -> None:
+        if not record.lifecycle.dead:
+            record.lifecycle.to(SandboxState.DEAD)
+        self._records.pop(record.sandbox_id, None)
+
+    # Reports
+
+    def occupancy(self) -> dict[str, Occupancy]:
+        memory: dict[str, int] = {}
+        count: dict[str, int] = {}
+        per_function: dict[str, dict[str, int]] = {}
+        for record in self._records.values():
+            worker = record.worker_id
+            memory[worker] = memory.get(worker, 0) + record.memory_mb
+            count[worker] = count.get(worker, 0) + 1
+            functions = per_function.setdefault(worker, {})
+            functions[record.key[0]] = functions.get(record.key[0], 0) + 1
+        return {w: Occupancy(memory[w], count[w], per_function[w]) for w in memory}
+
+    def snapshot(self) -> AssignmentSnapshot:
+        states = {state: 0 for state in SandboxState}
+        per_function: dict[str, int] = {}
+        for record in self._records.values():
+            states[record.lifecycle.state] += 1
+            per_function[record.key[0]] = per_function.get(record.key[0], 0) + 1
+        return AssignmentSnapshot(
+            idle=states[SandboxState.IDLE],
+            busy=states[SandboxState.BUSY],
+            initialising=states[SandboxState.INITIALISING],
+            per_function=per_function,
+        )
+
+
+def _init_failure(
+    config: FunctionConfig,
+    request: InvokeRequest,
+    error_type: str | None,
+    reason: str | None,
+    init_log: bytes,
+) -> InvokeResult:
+    error_type = error_type or "Runtime.Unknown"
+    message = f"RequestId: {request.request_id} Error: {reason}"
+    doc = {"errorType": error_type, "errorMessage": message}
+    text = (
+        init_log
+        + (
+            loglines.start(request.request_id, config.version)
+            + loglines.end(request.request_id)
+            + loglines.report(request.request_id, 0.0, config.memory_size, 0, None, "error")
+        ).encode()
+    )
+    tail = loglines.tail(text) if request.want_log_tail else None
+    return InvokeResult(json.dumps(doc).encode(), error_type, tail, cold=True)

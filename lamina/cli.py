@@ -1,0 +1,111 @@
+"""The `lamina` command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import click
+
+from lamina import launcher
+from lamina.worker import server
+from lamina.worker.agent import WorkerIdentity
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@click.group()
+@click.version_option(package_name="lamina")
+def main() -> None:
+    """Lamina, a self-hosted serverless platform that speaks the AWS Lambda API."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=9000, show_default=True, help="Port of the Lambda API.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".lamina"),
+    show_default=True,
+    help="Where functions, code and logs are kept.",
+)
+@click.option("--workers", default=1, show_default=True, help="Worker processes to start.")
+@click.option("--zones", default="a", show_default=True, help="Comma-separated zone labels.")
+@click.option("--region", default="us-east-1", show_default=True)
+@click.option(
+    "--concurrency-limit",
+    default=1000,
+    show_default=True,
+    help="Concurrent executions allowed to the account.",
+)
+@click.option(
+    "--keep-alive",
+    default=600.0,
+    show_default=True,
+    help="Seconds an idle sandbox is kept warm.",
+)
+@click.option("--example/--no-example", default=False, help="Deploy the `hello` function.")
+@click.option("--log-level", default="info", show_default=True)
+def up(
+    host: str,
+    port: int,
+    data_dir: Path,
+    workers: int,
+    zones: str,
+    region: str,
+    concurrency_limit: int,
+    keep_alive: float,
+    example: bool,
+    log_level: str,
+) -> None:
+    """Run every part of Lamina on this machine, in the foreground."""
+    _logging(log_level)
+    if workers < 1:
+        raise click.BadParameter("at least one worker is needed", param_hint="--workers")
+    settings = launcher.Settings(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        workers=workers,
+        zones=tuple(z.strip() for z in zones.split(",") if z.strip()) or ("a",),
+        region=region,
+        account_concurrency=concurrency_limit,
+        keep_alive_s=keep_alive,
+        example=example,
+    )
+    asyncio.run(launcher.run(settings))
+
+
+@main.command()
+@click.option("--id", "worker_id", required=True)
+@click.option("--zone", default="a", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=0, show_default=True)
+@click.option("--memory-mb", default=4096, show_default=True)
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--control-url", required=True, help="Where the frontend serves code.")
+@click.option("--region", default="us-east-1", show_default=True)
+@click.option("--log-level", default="info", show_default=True)
+def worker(
+    worker_id: str,
+    zone: str,
+    host: str,
+    port: int,
+    memory_mb: int,
+    state_dir: Path,
+    control_url: str,
+    region: str,
+    log_level: str,
+) -> None:
+    """Run one worker agent (started by `lamina up`)."""
+    _logging(log_level)
+    identity = WorkerIdentity(worker_id, zone, memory_mb, region)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(server.serve(identity, host, port, state_dir.resolve(), control_url))

@@ -1,0 +1,11 @@
+"""Counting service: how many invokes are in flight, per account and per function."""
+
+from lamina.counting.service import (
+    CountingService,
+    CountingSnapshot,
+    Lease,
+    ReservationRejected,
+    Throttled,
+)
+
+__all__ = ["CountingService", "CountingSnapshot", "Lease", "ReservationRejected", "Throttled"]

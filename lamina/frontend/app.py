@@ -1,0 +1,97 @@
+"""The frontend's HTTP application: Lambda's REST API plus Lamina's own /_lamina endpoints."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from lamina.frontend import control, invoke
+from lamina.frontend.context import FrontendContext
+from lamina.frontend.errors import LambdaError, NotImplementedOperation, ServiceError
+
+log = logging.getLogger(__name__)
+
+# CreateFunction with a 50 MB zip in base64 is about 70 MB; Lambda's own cap is 70,167,211.
+MAX_REQUEST_BYTES = 70_167_211
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def lambda_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Translate every failure into Lambda's error shape, at this one boundary."""
+    try:
+        response = await handler(request)
+    except LambdaError as exc:
+        response = _error_response(exc)
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
+        response = _error_response(
+            NotImplementedOperation(f"Lamina does not serve {request.method} {request.path}")
+        )
+    except web.HTTPRequestEntityTooLarge:
+        response = _error_response(ServiceError("Request too large"))
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("unhandled error %s %s", request.method, request.path)
+        response = _error_response(ServiceError("Lamina failed to handle the request"))
+    if "x-amzn-RequestId" not in response.headers:
+        response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
+    return response
+
+
+def _error_response(exc: LambdaError) -> web.Response:
+    status, headers, body = exc.render()
+    return web.Response(status=status, headers=headers, body=body)
+
+
+def build_app(ctx: FrontendContext, ready: Callable[[], bool]) -> web.Application:
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[lambda_errors])
+
+    async def health(_: web.Request) -> web.Response:
+        if not ready():
+            return web.json_response({"status": "starting"}, status=503)
+        workers = {
+            worker_id: "healthy" if member.healthy else "unhealthy"
+            for worker_id, member in ctx.fleet.members.items()
+        }
+        return web.json_response({"status": "ok", "workers": workers})
+
+    async def state(_: web.Request) -> web.Response:
+        counting = ctx.counting.snapshot()
+        sandboxes = ctx.assignment.snapshot()
+        return web.json_response(
+            {
+                "counting": {
+                    "account_limit": counting.account_limit,
+                    "unreserved_limit": counting.unreserved_limit,
+                    "in_flight": counting.in_flight,
+                },
+                "sandboxes": {
+                    "idle": sandboxes.idle,
+                    "busy": sandboxes.busy,
+                    "initialising": sandboxes.initialising,
+                    "per_function": sandboxes.per_function,
+                },
+            }
+        )
+
+    async def code(request: web.Request) -> web.StreamResponse:
+        digest = request.match_info["sha256"]
+        if not ctx.code.exists(digest):
+            return web.Response(status=404, text="no such code")
+        return web.FileResponse(ctx.code.path(digest))
+
+    app.add_routes(
+        [
+            web.get("/_lamina/health", health),
+            web.get("/_lamina/v1/state", state),
+            web.get("/_lamina/v1/code/{sha256:[0-9a-f]{64}}", code),
+            *control.routes(ctx),
+            *invoke.routes(ctx),
+        ]
+    )
+    return app

@@ -1,0 +1,48 @@
+"""What the frontend's handlers work with: the other parts of Lamina, wired once at start."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from lamina.assignment import AssignmentService
+from lamina.clock import Clock
+from lamina.counting import CountingService
+from lamina.frontend.shapes import Scope
+from lamina.placement.fleet import Fleet
+from lamina.registry.code import CodeStore
+from lamina.registry.store import Registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FrontendContext:
+    scope: Scope
+    registry: Registry
+    code: CodeStore
+    counting: CountingService
+    assignment: AssignmentService
+    fleet: Fleet
+    clock: Clock
+    public_url: str
+    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        """Run work after the answer is sent, keeping a reference so it is not collected."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed name=%s", task.get_name(), exc_info=task.exception())
+
+    async def drain(self) -> None:
+        """Wait for background work, for a clean stop."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,303 @@
+"""The control plane: create, read, change and delete functions and their concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from lamina.counting import ReservationRejected
+from lamina.frontend import validation
+from lamina.frontend.context import FrontendContext
+from lamina.frontend.errors import (
+    InvalidParameterValue,
+    PreconditionFailed,
+    ResourceConflict,
+    ResourceNotFound,
+    SerializationFailed,
+)
+from lamina.frontend.shapes import function_configuration
+from lamina.registry.model import LATEST, FunctionConfig
+
+log = logging.getLogger(__name__)
+
+LIST_PAGE_LIMIT = 50
+
+
+def routes(ctx: FrontendContext) -> list[web.RouteDef]:
+    def bind(handler: Any) -> Any:
+        async def route(request: web.Request) -> web.StreamResponse:
+            return await handler(ctx, request)
+
+        return route
+
+    fn = "/2015-03-31/functions/{name}"
+    return [
+        web.post("/2015-03-31/functions", bind(create_function)),
+        web.get("/2015-03-31/functions", bind(list_functions)),
+        web.get("/2015-03-31/functions/", bind(list_functions)),
+        web.get(fn, bind(get_function)),
+        web.get(f"{fn}/configuration", bind(get_configuration)),
+        web.put(f"{fn}/configuration", bind(update_configuration)),
+        web.put(f"{fn}/code", bind(update_code)),
+        web.delete(fn, bind(delete_function)),
+        web.put("/2017-10-31/functions/{name}/concurrency", bind(put_concurrency)),
+        web.get("/2019-09-30/functions/{name}/concurrency", bind(get_concurrency)),
+        web.delete("/2017-10-31/functions/{name}/concurrency", bind(delete_concurrency)),
+        web.get("/2016-08-19/account-settings", bind(account_settings)),
+        web.get("/2016-08-19/account-settings/", bind(account_settings)),
+    ]
+
+
+# Helpers shared by the handlers
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw:
+        return {}
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SerializationFailed(f"Could not parse request body: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise SerializationFailed("The request body must be a JSON object")
+    return doc
+
+
+def find_function(
+    ctx: FrontendContext,
+    raw_name: str,
+    qualifier: str | None = None,
+    shape: validation.NameShape = validation.NAMESPACED_FUNCTION_NAME,
+) -> FunctionConfig:
+    """The function a path names; Lamina serves $LATEST, so any other qualifier is not found."""
+    name, named_qualifier = validation.parse_function_name(raw_name, shape, ctx.scope.region)
+    if qualifier and named_qualifier and qualifier != named_qualifier:
+        raise InvalidParameterValue(
+            "The derived qualifier from the function name does not match the specified qualifier."
+        )
+    qualifier = qualifier or named_qualifier
+    config = ctx.registry.get(name)
+    if config is None or qualifier not in (None, LATEST):
+        raise ResourceNotFound(f"Function not found: {ctx.scope.function_arn(name, qualifier)}")
+    return config
+
+
+def now_stamp(ctx: FrontendContext) -> str:
+    """LastModified as Lambda writes it: 2020-04-10T19:06:32.563+0000."""
+    now = ctx.clock.time()
+    millis = int((now % 1) * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{millis:03d}+0000"
+
+
+def reply(doc: dict[str, Any], status: int = 200) -> web.Response:
+    return web.json_response(doc, status=status)
+
+
+# Functions
+
+
+async def create_function(ctx: FrontendContext, request: web.Request) -> web.Response:
+    create = validation.validate_create(await read_json(request), ctx.fleet.runtimes())
+    if ctx.registry.get(create.name) is not None:
+        raise ResourceConflict(f"Function already exist: {create.name}")
+
+    info = await asyncio.to_thread(ctx.code.put, create.zip_bytes)
+    config = FunctionConfig(
+        **create.config_fields(),
+        code_sha256=info.sha256_hex,
+        code_size=info.size,
+        revision_id=str(uuid.uuid4()),
+        last_modified=now_stamp(ctx),
+    )
+    # A concurrent create of the same name may have won while the code was stored.
+    if ctx.registry.get(create.name) is not None:
+        raise ResourceConflict(f"Function already exist: {create.name}")
+    ctx.registry.create(config)
+    log.info("function created name=%s runtime=%s", config.name, config.runtime)
+
+    ctx.spawn(_activate(ctx, config.name, config.revision_id), name=f"activate-{config.name}")
+    return reply(function_configuration(config, ctx.scope), status=201)
+
+
+async def _activate(ctx: FrontendContext, name: str, revision_id: str) -> None:
+    """Finish a create or an update: the function becomes invocable with this revision."""
+    await asyncio.sleep(0)
+    config = ctx.registry.get(name)
+    if config is None or config.revision_id != revision_id:
+        return
+    ctx.registry.put(
+        config.replace(
+            state="Active",
+            state_reason=None,
+            state_reason_code=None,
+            last_update_status="Successful",
+            last_update_status_reason=None,
+            last_update_status_reason_code=None,
+            revision_id=str(uuid.uuid4()),
+        )
+    )
+    ctx.assignment.retire(name)
+
+
+async def get_function(ctx: FrontendContext, request: web.Request) -> web.Response:
+    config = find_function(ctx, request.match_info["name"], request.query.get("Qualifier"))
+    location = f"{ctx.public_url}/_lamina/v1/code/{config.code_sha256}"
+    return reply(
+        {
+            "Configuration": function_configuration(config, ctx.scope),
+            "Code": {"RepositoryType": "S3", "Location": location},
+        }
+    )
+
+
+async def get_configuration(ctx: FrontendContext, request: web.Request) -> web.Response:
+    config = find_function(ctx, request.match_info["name"], request.query.get("Qualifier"))
+    return reply(function_configuration(config, ctx.scope))
+
+
+async def list_functions(ctx: FrontendContext, request: web.Request) -> web.Response:
+    marker, max_items = validation.validate_list_params(request.query)
+    limit = min(max_items or LIST_PAGE_LIMIT, LIST_PAGE_LIMIT)
+    names = ctx.registry.names()
+    start = 0
+    if marker is not None:
+        start = next((i for i, name in enumerate(names) if name > marker), len(names))
+    page = names[start : start + limit]
+
+    doc: dict[str, Any] = {
+        "Functions": [
+            function_configuration(ctx.registry.require(n), ctx.scope, listing=True) for n in page
+        ]
+    }
+    if start + limit < len(names):
+        doc["NextMarker"] = page[-1]
+    return reply(doc)
+
+
+def _check_updatable(ctx: FrontendContext, config: FunctionConfig, body: dict[str, Any]) -> None:
+    if config.last_update_status == "InProgress" or config.state == "Pending":
+        raise ResourceConflict(
+            "The operation cannot be performed at this time. An update is in progress for "
+            f"resource: {ctx.scope.function_arn(config.name)}"
+        )
+    revision = body.get("RevisionId")
+    if revision is not None and revision != config.revision_id:
+        raise PreconditionFailed(
+            "The Revision Id provided does not match the latest Revision Id. Call the "
+            "GetFunction/GetAlias API to retrieve the latest Revision Id"
+        )
+
+
+def _updating(ctx: FrontendContext, config: FunctionConfig, **changes: Any) -> FunctionConfig:
+    return config.replace(
+        **changes,
+        revision_id=str(uuid.uuid4()),
+        last_modified=now_stamp(ctx),
+        last_update_status="InProgress",
+        last_update_status_reason="The function is being created.",
+        last_update_status_reason_code="Creating",
+    )
+
+
+async def update_configuration(ctx: FrontendContext, request: web.Request) -> web.Response:
+    config = find_function(ctx, request.match_info["name"], shape=validation.FUNCTION_NAME)
+    body = await read_json(request)
+    changes = validation.validate_update_configuration(body, ctx.fleet.runtimes())
+    _check_updatable(ctx, config, body)
+
+    updated = _updating(ctx, config, **changes)
+    ctx.registry.put(updated)
+    log.info("function configuration updated name=%s fields=%s", config.name, sorted(changes))
+    ctx.spawn(_activate(ctx, config.name, updated.revision_id), name=f"update-{config.name}")
+    return reply(function_configuration(updated, ctx.scope))
+
+
+async def update_code(ctx: FrontendContext, request: web.Request) -> web.Response:
+    config = find_function(ctx, request.match_info["name"], shape=validation.FUNCTION_NAME)
+    body = await read_json(request)
+    zip_bytes = validation.validate_update_code(body)
+    _check_updatable(ctx, config, body)
+
+    info = await asyncio.to_thread(ctx.code.put, zip_bytes)
+    updated = _updating(ctx, config, code_sha256=info.sha256_hex, code_size=info.size)
+    ctx.registry.put(updated)
+    log.info("function code updated name=%s sha256=%s", config.name, info.sha256_hex[:12])
+    ctx.spawn(_activate(ctx, config.name, updated.revision_id), name=f"update-{config.name}")
+    return reply(function_configuration(updated, ctx.scope))
+
+
+async def delete_function(ctx: FrontendContext, request: web.Request) -> web.Response:
+    qualifier = request.query.get("Qualifier")
+    config = find_function(ctx, request.match_info["name"], qualifier)
+    if qualifier == LATEST:
+        raise InvalidParameterValue(
+            "$LATEST version cannot be deleted without deleting the function."
+        )
+    ctx.registry.delete(config.name)
+    ctx.counting.forget(config.name)
+    ctx.assignment.retire(config.name)
+    log.info("function deleted name=%s", config.name)
+    return web.Response(status=204)
+
+
+# Concurrency
+
+
+def find_unqualified(ctx: FrontendContext, raw_name: str) -> FunctionConfig:
+    """Concurrency belongs to the function as a whole, never to a version or alias."""
+    if validation.parse_function_name(raw_name, region=ctx.scope.region)[1] is not None:
+        raise InvalidParameterValue(
+            "This operation is permitted on Lambda functions only. Aliases and versions do not "
+            "support this operation. Please specify either a function name or an unqualified "
+            "function ARN."
+        )
+    return find_function(ctx, raw_name, shape=validation.FUNCTION_NAME)
+
+
+async def put_concurrency(ctx: FrontendContext, request: web.Request) -> web.Response:
+    config = find_unqualified(ctx, request.match_info["name"])
+    value = validation.validate_reserved_concurrency(await read_json(request))
+    try:
+        ctx.counting.set_reserved(config.name, value)
+    except ReservationRejected as exc:
+        raise InvalidParameterValue(str(exc)) from exc
+    ctx.registry.set_reserved(config.name, value)
+    return reply({"ReservedConcurrentExecutions": value})
+
+
+async def get_concurrency(ctx: FrontendContext, request: web.Request) -> web.Response:
+    config = find_unqualified(ctx, request.match_info["name"])
+    value = ctx.counting.reserved(config.name)
+    return reply({} if value is None else {"ReservedConcurrentExecutions": value})
+
+
+async def delete_concurrency(ctx: FrontendContext, request: web.Request) -> web.Response:
+    config = find_unqualified(ctx, request.match_info["name"])
+    ctx.counting.clear_reserved(config.name)
+    ctx.registry.set_reserved(config.name, None)
+    return web.Response(status=204)
+
+
+async def account_settings(ctx: FrontendContext, request: web.Request) -> web.Response:
+    counting = ctx.counting
+    names = ctx.registry.names()
+    total_code = sum(ctx.registry.require(n).code_size for n in names)
+    return reply(
+        {
+            "AccountLimit": {
+                "TotalCodeSize": 80530636800,
+                "CodeSizeUnzipped": 262144000,
+                "CodeSizeZipped": 52428800,
+                "ConcurrentExecutions": counting.account_limit,
+                "UnreservedConcurrentExecutions": counting.unreserved_limit(),
+            },
+            "AccountUsage": {"TotalCodeSize": total_code, "FunctionCount": len(names)},
+        }
+    )

@@ -1,0 +1,202 @@
+"""Invoke: the data plane's front door, sync (RequestResponse), async (Event) and DryRun."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import re
+import uuid
+
+from aiohttp import web
+
+from lamina.assignment import InvokeRequest, InvokeResult, NoCapacity, PlatformFailure
+from lamina.counting import Throttled
+from lamina.frontend.context import FrontendContext
+from lamina.frontend.control import find_function
+from lamina.frontend.errors import (
+    InvalidParameterValue,
+    InvalidRequestContent,
+    RequestTooLarge,
+    ResourceConflict,
+    ServiceError,
+    TooManyRequests,
+    ValidationFailed,
+)
+from lamina.registry.model import FunctionConfig
+
+log = logging.getLogger(__name__)
+
+MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
+MAX_ASYNC_PAYLOAD = 1024 * 1024
+# A lease outlives its invoke's timeout by this much before counting gives it up.
+LEASE_GRACE_S = 30.0
+INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")
+LOG_TYPES = ("None", "Tail")
+JSON_PREFIX = "Could not parse request body into json: Could not parse payload into json: "
+
+
+def routes(ctx: FrontendContext) -> list[web.RouteDef]:
+    async def route(request: web.Request) -> web.StreamResponse:
+        return await invoke(ctx, request)
+
+    return [web.post("/2015-03-31/functions/{name}/invocations", route)]
+
+
+async def invoke(ctx: FrontendContext, request: web.Request) -> web.StreamResponse:
+    invocation_type = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+    log_type = request.headers.get("X-Amz-Log-Type", "None")
+    _check_enums(invocation_type, log_type)
+
+    config = find_function(ctx, request.match_info["name"], request.query.get("Qualifier"))
+    if config.state != "Active":
+        raise ResourceConflict(
+            "The operation cannot be performed at this time. The function is currently in "
+            f"the following state: {config.state}"
+        )
+
+    limit = MAX_ASYNC_PAYLOAD if invocation_type == "Event" else MAX_SYNC_PAYLOAD
+    payload = await _read_payload(request, limit)
+    client_context = _client_context(request.headers.get("X-Amz-Client-Context"))
+    request_id = str(uuid.uuid4())
+    headers = {"x-amzn-RequestId": request_id}
+
+    if invocation_type == "DryRun":
+        return web.Response(status=204, headers=headers)
+
+    job = InvokeRequest(
+        request_id=request_id,
+        payload=payload,
+        invoked_arn=ctx.scope.function_arn(config.name, request.query.get("Qualifier")),
+        trace_id=_trace_id(request_id),
+        client_context=client_context,
+        want_log_tail=log_type == "Tail",
+    )
+    if invocation_type == "Event":
+        ctx.spawn(_run_event(ctx, config, job), name=f"event-{request_id}")
+        return web.Response(status=202, headers=headers)
+
+    result = await run(ctx, config, job)
+    return _sync_response(config, result, headers)
+
+
+async def run(ctx: FrontendContext, config: FunctionConfig, job: InvokeRequest) -> InvokeResult:
+    """Count, assign and run one invoke; raises Lambda's error when it cannot run."""
+    try:
+        lease = ctx.counting.acquire(config.name, ttl=config.timeout + LEASE_GRACE_S)
+    except Throttled as exc:
+        log.info("throttled function=%s reason=%s", config.name, exc.reason)
+        raise TooManyRequests(exc.reason) from exc
+
+    try:
+        result = await ctx.assignment.invoke(config, job)
+    except NoCapacity as exc:
+        raise ServiceError(f"Lamina has no worker that can hold this function now: {exc}") from exc
+    except PlatformFailure as exc:
+        raise ServiceError(f"The invoke failed inside Lamina: {exc}") from exc
+    finally:
+        ctx.counting.release(lease)
+
+    log.info(
+        "invoke function=%s request=%s cold=%s error=%s",
+        config.name,
+        job.request_id,
+        result.cold,
+        result.error_type,
+    )
+    return result
+
+
+async def _run_event(ctx: FrontendContext, config: FunctionConfig, job: InvokeRequest) -> None:
+    # An accepted event runs once, in the background; durable retries live in the event queue.
+    try:
+        await run(ctx, config, job)
+    except (TooManyRequests, ServiceError) as exc:
+        log.warning("event not run function=%s request=%s: %s", config.name, job.request_id, exc)
+
+
+def _sync_response(
+    config: FunctionConfig, result: InvokeResult, headers: dict[str, str]
+) -> web.Response:
+    headers["X-Amz-Executed-Version"] = config.version
+    if result.error_type is not None:
+        headers["X-Amz-Function-Error"] = "Unhandled"
+    if result.log_tail is not None:
+        headers["X-Amz-Log-Result"] = result.log_tail
+    return web.Response(body=result.payload, headers=headers, content_type="application/json")
+
+
+def _check_enums(invocation_type: str, log_type: str) -> None:
+    problems = []
+    if invocation_type not in INVOCATION_TYPES:
+        problems.append(
+            f"Value '{invocation_type}' at 'invocationType' failed to satisfy constraint: "
+            f"Member must satisfy enum value set: [{', '.join(INVOCATION_TYPES)}]"
+        )
+    if log_type not in LOG_TYPES:
+        problems.append(
+            f"Value '{log_type}' at 'logType' failed to satisfy constraint: "
+            f"Member must satisfy enum value set: [{', '.join(LOG_TYPES)}]"
+        )
+    if problems:
+        count = len(problems)
+        noun = "error" if count == 1 else "errors"
+        raise ValidationFailed(f"{count} validation {noun} detected: " + "; ".join(problems))
+
+
+async def _read_payload(request: web.Request, limit: int) -> bytes:
+    if (request.content_length or 0) > limit:
+        raise _too_large(limit)
+    payload = await request.read()
+    if len(payload) > limit:
+        raise _too_large(limit)
+    if not payload.strip():
+        return b"{}"
+
+    try:
+        json.loads(payload.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        bad = payload[exc.start]
+        raise InvalidRequestContent(
+            f"{JSON_PREFIX}Invalid UTF-8 start byte 0x{bad:02x}\n at [Source: REDACTED "
+            f"(`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION` disabled); line: 1, "
+            f"column: {exc.start + 1}]"
+        ) from exc
+    except json.JSONDecodeError as exc:
+        raise InvalidRequestContent(
+            f"{JSON_PREFIX}{exc.msg}\n at [Source: REDACTED "
+            f"(`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION` disabled); line: {exc.lineno}, "
+            f"column: {exc.colno}]"
+        ) from exc
+    return payload
+
+
+def _too_large(limit: int) -> RequestTooLarge:
+    return RequestTooLarge(
+        f"Request must be smaller than {limit} bytes for the InvokeFunction operation"
+    )
+
+
+def _client_context(raw: str | None) -> str | None:
+    """X-Amz-Client-Context is base64 of a JSON object; the runtime gets the JSON itself."""
+    if raw is None:
+        return None
+    try:
+        text = base64.b64decode(raw, validate=True).decode("utf-8")
+        if not isinstance(json.loads(text), dict):
+            raise ValueError("not an object")
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidParameterValue(
+            "Client context must be a valid Base64-encoded JSON object."
+        ) from exc
+    return text
+
+
+_HEX = re.compile(r"[^0-9a-f]")
+
+
+def _trace_id(request_id: str) -> str:
+    # An X-Ray style id derived from the request id, so logs and traces line up.
+    digits = _HEX.sub("", request_id)
+    return f"Root=1-{digits[:8]}-{digits[8:32]};Parent={digits[:16]};Sampled=0"

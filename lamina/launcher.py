@@ -1,0 +1,221 @@
+"""`lamina up`: every part of Lamina on one machine, each worker in a process of its own.
+
+The frontend, counting service, assignment and placement share this process; workers are
+separate processes reached over loopback HTTP, exactly as they would be on other hosts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import ctypes
+import io
+import json
+import logging
+import os
+import signal
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from lamina.assignment import AssignmentService
+from lamina.clock import SystemClock
+from lamina.counting import CountingService
+from lamina.frontend.app import build_app
+from lamina.frontend.context import FrontendContext
+from lamina.frontend.shapes import Scope
+from lamina.placement.fleet import Fleet
+from lamina.registry.code import CodeStore
+from lamina.registry.store import Registry
+from lamina.worker.client import WorkerClient
+
+log = logging.getLogger(__name__)
+
+EXAMPLE_DIR = Path(__file__).parent / "examples" / "hello"
+WORKER_START_TIMEOUT_S = 30.0
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 9000
+    data_dir: Path = Path(".lamina")
+    workers: int = 1
+    zones: tuple[str, ...] = ("a",)
+    region: str = "us-east-1"
+    account_id: str = "000000000000"
+    account_concurrency: int = 1000
+    keep_alive_s: float = 600.0
+    example: bool = False
+
+
+def _die_with_parent() -> None:
+    # A worker must not outlive `lamina up`, even when it is killed with SIGKILL.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _memory_total_mb() -> int:
+    with open("/proc/meminfo") as handle:
+        for line in handle:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) // 1024
+    return 4096
+
+
+class Platform:
+    """Owns the processes and servers of one `lamina up`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.data_dir = settings.data_dir.resolve()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.registry = Registry(self.data_dir / "registry.db")
+        self.clock = SystemClock()
+        self.fleet = Fleet()
+        self.counting = CountingService(settings.account_concurrency, clock=self.clock)
+        self.assignment = AssignmentService(self.fleet, self.clock, settings.keep_alive_s)
+        self.url = f"http://{settings.host}:{settings.port}"
+        self.ctx = FrontendContext(
+            scope=Scope(settings.region, settings.account_id),
+            registry=self.registry,
+            code=CodeStore(self.data_dir / "code"),
+            counting=self.counting,
+            assignment=self.assignment,
+            fleet=self.fleet,
+            clock=self.clock,
+            public_url=self.url,
+        )
+        self._ready = False
+        self._processes: list[asyncio.subprocess.Process] = []
+        self._session: aiohttp.ClientSession | None = None
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        for name, value in self.registry.reserved().items():
+            self.counting.set_reserved(name, value)
+
+        self._runner = web.AppRunner(
+            build_app(self.ctx, lambda: self._ready), access_log=None, handle_signals=False
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        await site.start()
+        bound = self._runner.addresses[0]
+        self.url = f"http://{self.settings.host}:{bound[1]}"
+        self.ctx.public_url = self.url
+
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, force_close=False),
+            timeout=aiohttp.ClientTimeout(total=None),
+        )
+        await asyncio.gather(*(self._start_worker(i) for i in range(self.settings.workers)))
+        self.ctx.spawn(self.assignment.run_reaper(interval_s=5.0), name="keep-alive")
+        self.ctx.spawn(self._watch_health(), name="worker-health")
+        if self.settings.example:
+            await self._deploy_example()
+        self._ready = True
+        log.info("lamina ready url=%s workers=%d", self.url, self.settings.workers)
+
+    async def _start_worker(self, index: int) -> None:
+        worker_id = f"worker-{index + 1}"
+        zone = self.settings.zones[index % len(self.settings.zones)]
+        memory_mb = _memory_total_mb() // self.settings.workers
+        command = [
+            sys.executable, "-m", "lamina", "worker",
+            "--id", worker_id,
+            "--zone", zone,
+            "--host", "127.0.0.1",
+            "--port", "0",
+            "--memory-mb", str(memory_mb),
+            "--state-dir", str(self.data_dir / "workers" / worker_id),
+            "--control-url", self.url,
+            "--region", self.settings.region,
+        ]  # fmt: skip
+        process = await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.PIPE, preexec_fn=_die_with_parent
+        )
+        self._processes.append(process)
+
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), WORKER_START_TIMEOUT_S)
+        if not line:
+            raise RuntimeError(f"{worker_id} exited before it was ready")
+        url = json.loads(line)["url"]
+        assert self._session is not None
+        await self.fleet.join(WorkerClient(worker_id, url, self._session))
+
+    async def _watch_health(self) -> None:
+        while True:
+            await asyncio.sleep(2.0)
+            await self.fleet.check_health()
+
+    async def _deploy_example(self) -> None:
+        if self.registry.get("hello") is not None:
+            return
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.write(EXAMPLE_DIR / "lambda_function.py", "lambda_function.py")
+        runtime = f"python3.{sys.version_info.minor}"
+        if runtime not in self.fleet.runtimes():
+            runtime = next(iter(self.fleet.runtimes()))
+        body = {
+            "FunctionName": "hello",
+            "Runtime": runtime,
+            "Handler": "lambda_function.lambda_handler",
+            "Role": f"arn:aws:iam::{self.settings.account_id}:role/lamina-example",
+            "Code": {"ZipFile": base64.b64encode(buffer.getvalue()).decode()},
+        }
+        assert self._session is not None
+        async with self._session.post(f"{self.url}/2015-03-31/functions", json=body) as reply:
+            if reply.status != 201:
+                log.error("example function not created: %s", await reply.text())
+
+    async def stop(self) -> None:
+        self._ready = False
+        if self._runner is not None:
+            await self._runner.cleanup()
+        for process in self._processes:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+        for process in self._processes:
+            try:
+                await asyncio.wait_for(process.wait(), 10.0)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        if self._session is not None:
+            await self._session.close()
+        self.registry.close()
+        log.info("lamina stopped")
+
+
+async def run(settings: Settings) -> None:
+    platform = Platform(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await platform.start()
+        print(_banner(platform.url, settings.example), flush=True)
+        await stop.wait()
+    finally:
+        await platform.stop()
+
+
+def _banner(url: str, example: bool) -> str:
+    lines = [f"Lamina is running at {url} (health: {url}/_lamina/health). Ctrl-C stops it."]
+    if example:
+        lines.append(
+            "Invoke the example: AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test "
+            f"AWS_DEFAULT_REGION=us-east-1 .venv/bin/aws --endpoint-url {url} lambda invoke "
+            "--function-name hello --payload '{\"name\": \"Lamina\"}' out.json && cat out.json"
+        )
+    return os.linesep.join(lines)

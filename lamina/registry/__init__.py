@@ -1,0 +1,1 @@
+"""Registry and stores: functions, their configuration, and code blobs by content hash."""

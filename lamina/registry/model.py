@@ -1,0 +1,58 @@
+"""What the registry stores about a function: its configuration and its lifecycle state."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+LATEST = "$LATEST"
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    """The configuration of one function version, as CreateFunction and its updates set it.
+
+    `revision_id` changes with every change of code or configuration, so a sandbox started for
+    one revision is never reused for another.
+    """
+
+    name: str
+    runtime: str
+    handler: str
+    role: str
+    code_sha256: str  # hex digest of the zip; the code store's key
+    code_size: int
+    revision_id: str
+    last_modified: str
+    memory_size: int = 128
+    timeout: int = 3
+    description: str = ""
+    environment: dict[str, str] = field(default_factory=dict)
+    ephemeral_storage: int = 512
+    architectures: tuple[str, ...] = ("x86_64",)
+    tracing_mode: str = "PassThrough"
+    log_format: str = "Text"
+    log_group: str = ""
+    version: str = LATEST
+    state: str = "Pending"
+    state_reason: str | None = "The function is being created."
+    state_reason_code: str | None = "Creating"
+    last_update_status: str | None = None
+    last_update_status_reason: str | None = None
+    last_update_status_reason_code: str | None = None
+
+    def replace(self, **changes: Any) -> FunctionConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = dataclasses.asdict(self)
+        doc["architectures"] = list(self.architectures)
+        return doc
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> FunctionConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in doc.items() if k in known}
+        values["architectures"] = tuple(values.get("architectures", ("x86_64",)))
+        return cls(**values)

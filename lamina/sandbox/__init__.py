@@ -1,0 +1,1 @@
+"""Sandboxes: one isolated process tree per function version instance, with the Runtime API."""

@@ -1,0 +1,82 @@
+"""The namespace isolation backend: how a sandbox is laid out and started under bubblewrap.
+
+Inside, the sandbox sees a read-only /usr (and the interpreter's prefix at /var/lang when it
+lives elsewhere), the function's code read-only at /var/task, Lamina's runtime at /var/runtime,
+the directory of its Runtime API socket at /var/run/lamina, its own /proc, and a tmpfs /tmp
+sized by the function's ephemeral storage. Every namespace is new, so it has no network.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from lamina.worker.interpreters import SANDBOX_LANG_DIR, Interpreter
+
+# The uid and gid Lambda's runtimes run as (sbx_user1051).
+SANDBOX_UID = 993
+SANDBOX_GID = 990
+TASK_ROOT = "/var/task"
+RUNTIME_DIR = "/var/runtime"
+SOCKET_DIR = "/var/run/lamina"
+SOCKET_NAME = "runtime.sock"
+
+# Host files a runtime commonly reads; each is mounted only if the host has it.
+_ETC_FILES = ("/etc/ssl", "/etc/ca-certificates", "/etc/localtime", "/etc/mime.types")
+
+
+class BackendUnavailable(Exception):
+    """The host cannot run this isolation backend."""
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    code_dir: Path
+    runtime_dir: Path
+    socket_dir: Path
+    interpreter: Interpreter
+    tmp_size_mb: int
+
+
+def executable() -> str:
+    path = shutil.which("bwrap")
+    if path is None:
+        raise BackendUnavailable(
+            "bubblewrap is not installed: run `apt-get install bubblewrap` as root"
+        )
+    return path
+
+
+def command(spec: LaunchSpec, info_fd: int) -> list[str]:
+    """The argv that starts the runtime of one sandbox."""
+    args = [
+        executable(),
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--uid", str(SANDBOX_UID),
+        "--gid", str(SANDBOX_GID),
+        "--hostname", "localhost",
+        "--ro-bind", "/usr", "/usr",
+        "--symlink", "usr/lib", "/lib",
+        "--symlink", "usr/lib64", "/lib64",
+        "--symlink", "usr/bin", "/bin",
+        "--symlink", "usr/sbin", "/sbin",
+        "--proc", "/proc",
+        "--dev", "/dev",
+        "--size", str(spec.tmp_size_mb * 1024 * 1024),
+        "--tmpfs", "/tmp",
+        "--ro-bind", str(spec.code_dir), TASK_ROOT,
+        "--ro-bind", str(spec.runtime_dir), RUNTIME_DIR,
+        "--ro-bind", str(spec.socket_dir), SOCKET_DIR,
+        "--chdir", TASK_ROOT,
+        "--info-fd", str(info_fd),
+    ]  # fmt: skip
+    for path in _ETC_FILES:
+        args += ["--ro-bind-try", path, path]
+    if spec.interpreter.mounted_at_lang:
+        args += ["--ro-bind", spec.interpreter.host_prefix, SANDBOX_LANG_DIR]
+
+    bootstrap = f"{RUNTIME_DIR}/bootstrap.py"
+    return [*args, "--", spec.interpreter.sandbox_executable, "-I", "-S", bootstrap]

@@ -1,0 +1,426 @@
+"""One running sandbox on a worker: its process, its log, and the invocation it holds.
+
+The runtime inside drives the exchange through the Runtime API: it asks for the next event,
+then posts a response or an error. `Sandbox` is the worker's side of that exchange. It hands
+over one invocation at a time, enforces the deadline by killing the whole sandbox, and turns
+every way an invocation can end (answer, error, oversize answer, timeout, exit) into one
+`Outcome` with the log lines Lambda would write for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from lamina.clock import Clock
+from lamina.registry.model import FunctionConfig
+from lamina.sandbox import bwrap
+from lamina.sandbox import logs as loglines
+from lamina.sandbox.states import Lifecycle, SandboxState
+
+log = logging.getLogger(__name__)
+
+MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100
+INIT_TIMEOUT_S = 10.0
+
+_SIGNAL_WORDS = {
+    signal.SIGKILL: "killed",
+    signal.SIGTERM: "terminated",
+    signal.SIGSEGV: "segmentation fault",
+    signal.SIGABRT: "aborted",
+    signal.SIGINT: "interrupt",
+    signal.SIGBUS: "bus error",
+    signal.SIGFPE: "floating point exception",
+    signal.SIGILL: "illegal instruction",
+}
+
+
+@dataclass
+class Invocation:
+    request_id: str
+    payload: bytes
+    invoked_arn: str
+    trace_id: str = ""
+    client_context: str | None = None
+    cognito_identity: str | None = None
+    deadline_ms: int = 0
+    done: asyncio.Future[tuple[str, bytes, str | None]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an invocation ended. `error_type` is None for a successful answer."""
+
+    payload: bytes
+    error_type: str | None
+    sandbox_alive: bool
+    log: bytes
+
+
+@dataclass(frozen=True)
+class InitOutcome:
+    ok: bool
+    duration_ms: float
+    error_type: str | None = None
+    reason: str | None = None
+    log: bytes = b""
+
+
+class RuntimeApiError(Exception):
+    """A Runtime API call the sandbox's state does not allow; carries the HTTP answer."""
+
+    def __init__(self, status: int, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+        self.message = message
+
+
+def exit_reason(returncode: int) -> str:
+    """Lambda's words for how a runtime process ended (bubblewrap reports signals as 128+n)."""
+    signum = -returncode if returncode < 0 else returncode - 128 if returncode > 128 else 0
+    if signum:
+        with contextlib.suppress(ValueError):
+            word = _SIGNAL_WORDS.get(signal.Signals(signum))
+            if word:
+                return f"Runtime exited with error: signal: {word}"
+    if returncode == 0:
+        return "Runtime exited without providing a reason"
+    return f"Runtime exited with error: exit status {returncode}"
+
+
+class _LogPipe:
+    """Reads the merged stdout/stderr of the sandbox without blocking the event loop."""
+
+    def __init__(self, fd: int, sink: BinaryIO | None) -> None:
+        self.fd = fd
+        self.sink = sink
+        self.buffer = bytearray()
+        os.set_blocking(fd, False)
+        asyncio.get_running_loop().add_reader(fd, self.drain)
+
+    def drain(self) -> None:
+        # Everything the runtime wrote before it posted its answer is already in the pipe, so
+        # reading until EAGAIN here attributes it to the right invocation.
+        while self.fd >= 0:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self.close()
+                return
+            self.buffer += chunk
+            if self.sink is not None:
+                self.sink.write(chunk)
+
+    def take(self) -> bytes:
+        self.drain()
+        data = bytes(self.buffer)
+        self.buffer.clear()
+        return data
+
+    def close(self) -> None:
+        """Stop reading; the log file closes with the pipe, since this pipe alone writes it."""
+        if self.fd >= 0:
+            asyncio.get_running_loop().remove_reader(self.fd)
+            os.close(self.fd)
+            self.fd = -1
+        if self.sink is not None:
+            self.sink.close()
+            self.sink = None
+
+
+class Sandbox:
+    """The worker's handle on one sandbox process and its Runtime API state."""
+
+    def __init__(
+        self,
+        sandbox_id: str,
+        config: FunctionConfig,
+        spec: bwrap.LaunchSpec,
+        env: dict[str, str],
+        clock: Clock,
+        log_sink: BinaryIO | None = None,
+        on_exit: Callable[[Sandbox], None] | None = None,
+    ) -> None:
+        self.sandbox_id = sandbox_id
+        self.config = config
+        self.spec = spec
+        self.env = env
+        self.lifecycle = Lifecycle(sandbox_id)
+        self._clock = clock
+        self._log_sink = log_sink
+        self._on_exit = on_exit
+        self._process: asyncio.subprocess.Process | None = None
+        self._exit_watch: asyncio.Task[None] | None = None
+        self._pipe: _LogPipe | None = None
+        self._info_fd = -1
+        self._runtime_pid_cache: int | None = None
+        self._ready: asyncio.Future[None] | None = None
+        self._init_error: tuple[str, bytes] | None = None
+        # None in the queue tells a waiting `next` that the sandbox is gone.
+        self._queue: asyncio.Queue[Invocation | None] = asyncio.Queue(maxsize=1)
+        self._current: Invocation | None = None
+        self._init_log = b""
+        self._init_duration_ms: float | None = None
+        self.returncode: int | None = None
+        self.created_at = clock.monotonic()
+
+    @property
+    def state(self) -> SandboxState:
+        return self.lifecycle.state
+
+    @property
+    def socket_path(self) -> str:
+        return str(self.spec.socket_dir / bwrap.SOCKET_NAME)
+
+    # Start and init
+
+    async def start(self, init_timeout: float = INIT_TIMEOUT_S) -> InitOutcome:
+        """Start the runtime and wait until it asks for its first event (the init phase)."""
+        loop = asyncio.get_running_loop()
+        self._ready = loop.create_future()
+        started = self._clock.monotonic()
+
+        log_r, log_w = os.pipe()
+        info_r, info_w = os.pipe()
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                *bwrap.command(self.spec, info_w),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_w,
+                stderr=log_w,
+                pass_fds=(info_w,),
+                env=self.env,
+                start_new_session=True,
+            )
+        finally:
+            os.close(log_w)
+            os.close(info_w)
+        self._info_fd = info_r
+        self._pipe = _LogPipe(log_r, self._log_sink)
+        self._exit_watch = asyncio.create_task(
+            self._watch_exit(), name=f"sandbox-exit-{self.sandbox_id}"
+        )
+
+        await asyncio.wait([self._ready], timeout=init_timeout)
+        return self._init_outcome(started, init_timeout)
+
+    def _init_outcome(self, started: float, init_timeout: float) -> InitOutcome:
+        duration_ms = (self._clock.monotonic() - started) * 1000
+        assert self._ready is not None and self._pipe is not None
+        if self._ready.done() and self._init_error is None and not self.lifecycle.dead:
+            self._init_duration_ms = duration_ms
+            self.lifecycle.to(SandboxState.IDLE)
+            self._init_log = self._pipe.take()
+            return InitOutcome(True, duration_ms)
+
+        if self._init_error is not None:
+            error_type, _ = self._init_error
+            reason = f"Runtime failed to initialise: {error_type}"
+        elif self.returncode is not None:
+            error_type, reason = "Runtime.ExitError", exit_reason(self.returncode)
+        else:
+            error_type = "Sandbox.Timedout"
+            reason = f"Init phase timed out after {init_timeout:.2f} seconds"
+        self.kill()
+        log.info("sandbox init failed id=%s error=%s", self.sandbox_id, reason)
+        return InitOutcome(False, duration_ms, error_type, reason, self._pipe.take())
+
+    # Runtime API, called by the runtime inside
+
+    async def next_invocation(self) -> Invocation:
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_result(None)
+        invocation = await self._queue.get()
+        if invocation is None:
+            raise RuntimeApiError(410, "SandboxGone", "The sandbox is shutting down")
+        self._current = invocation
+        return invocation
+
+    def post_response(self, request_id: str, body: bytes) -> None:
+        invocation = self._answerable(request_id)
+        invocation.done.set_result(("response", body, None))
+
+    def post_oversize_response(self, request_id: str) -> None:
+        invocation = self._answerable(request_id)
+        invocation.done.set_result(("oversize", b"", None))
+
+    def post_error(self, request_id: str, error_type: str | None, body: bytes) -> None:
+        invocation = self._answerable(request_id)
+        invocation.done.set_result(("error", body, error_type))
+
+    def post_init_error(self, error_type: str | None, body: bytes) -> None:
+        if self._ready is None or self._ready.done():
+            raise RuntimeApiError(403, "InvalidStateTransition", "Init is already over")
+        self._init_error = (error_type or "Runtime.Unknown", body)
+        self._ready.set_result(None)
+
+    def _answerable(self, request_id: str) -> Invocation:
+        current = self._current
+        if current is None or current.request_id != request_id:
+            raise RuntimeApiError(400, "InvalidRequestID", "Invalid request ID")
+        if current.done.done():
+            raise RuntimeApiError(
+                403, "InvalidStateTransition", "Transition from Response to Response is invalid"
+            )
+        return current
+
+    # Invoke
+
+    async def invoke(self, invocation: Invocation) -> Outcome:
+        """Hand one event to the runtime and wait for its answer, at most the timeout."""
+        self.lifecycle.to(SandboxState.BUSY)
+        assert self._pipe is not None
+        self._pipe.take()
+        started = self._clock.monotonic()
+        invocation.deadline_ms = int((self._clock.time() + self.config.timeout) * 1000)
+        self._queue.put_nowait(invocation)
+
+        try:
+            kind, body, error_type = await asyncio.wait_for(
+                asyncio.shield(invocation.done), timeout=self.config.timeout
+            )
+        except TimeoutError:
+            kind, body, error_type = "timeout", b"", None
+        duration_ms = (self._clock.monotonic() - started) * 1000
+        return self._finish(invocation, kind, body, error_type, duration_ms)
+
+    def _finish(
+        self,
+        invocation: Invocation,
+        kind: str,
+        body: bytes,
+        error_type: str | None,
+        duration_ms: float,
+    ) -> Outcome:
+        request_id = invocation.request_id
+        assert self._pipe is not None
+        output = self._pipe.take()
+        self._current = None
+        status: str | None = None
+
+        if kind == "response":
+            payload, alive = body, True
+        elif kind == "error":
+            payload, alive = body, True
+            error_type = error_type or "Unhandled"
+        elif kind == "oversize":
+            error_type, alive = "Function.ResponseSizeTooLarge", True
+            payload = _error_doc(
+                "Response payload size exceeded maximum allowed payload size "
+                f"({MAX_RESPONSE_BYTES} bytes).",
+                error_type,
+            )
+        elif kind == "timeout":
+            self.kill()
+            error_type, alive, status = "Sandbox.Timedout", False, "timeout"
+            output += loglines.timed_out(
+                request_id, self.config.timeout, self._clock.time()
+            ).encode()
+            payload = _error_doc(
+                f"RequestId: {request_id} Error: Task timed out after "
+                f"{self.config.timeout:.2f} seconds",
+                error_type,
+            )
+        else:  # the runtime exited while it held the event
+            error_type, alive, status = "Runtime.ExitError", False, "error"
+            reason = exit_reason(self.returncode if self.returncode is not None else -9)
+            payload = _error_doc(f"RequestId: {request_id} Error: {reason}", error_type)
+
+        if alive:
+            self.lifecycle.to(SandboxState.IDLE)
+        text = self._invocation_log(request_id, output, duration_ms, status)
+        return Outcome(payload, error_type, alive, text)
+
+    def _invocation_log(
+        self, request_id: str, output: bytes, duration_ms: float, status: str | None
+    ) -> bytes:
+        init_log, self._init_log = self._init_log, b""
+        init_ms, self._init_duration_ms = self._init_duration_ms, None
+        head = init_log + loglines.start(request_id, self.config.version).encode()
+        tail = loglines.end(request_id) + loglines.report(
+            request_id,
+            duration_ms,
+            self.config.memory_size,
+            self._max_memory_mb(),
+            init_ms,
+            status,
+        )
+        if self._pipe.sink is not None:
+            self._pipe.sink.write(tail.encode())
+        return head + output + tail.encode()
+
+    # Teardown
+
+    def kill(self) -> None:
+        """Kill the sandbox; its pid namespace takes every process of the function with it."""
+        if not self.lifecycle.dead:
+            self.lifecycle.to(SandboxState.DEAD)
+        if self._process is not None and self._process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.kill()
+
+    async def _watch_exit(self) -> None:
+        assert self._process is not None
+        self.returncode = await self._process.wait()
+        if self._pipe is not None:
+            # The pid namespace died with the runtime, so nobody else holds the pipe open.
+            self._pipe.drain()
+            self._pipe.close()
+        if self._current is not None and not self._current.done.done():
+            self._current.done.set_result(("exit", b"", None))
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_result(None)
+        if not self.lifecycle.dead:
+            self.lifecycle.to(SandboxState.DEAD)
+        if self._queue.empty():
+            self._queue.put_nowait(None)
+        log.debug("sandbox exited id=%s code=%s", self.sandbox_id, self.returncode)
+        if self._info_fd >= 0:
+            os.close(self._info_fd)
+            self._info_fd = -1
+        if self._on_exit is not None:
+            self._on_exit(self)
+
+    async def wait_closed(self) -> None:
+        if self._exit_watch is not None:
+            await self._exit_watch
+
+    # Measurements
+
+    def _runtime_pid(self) -> int | None:
+        if self._runtime_pid_cache is not None or self._info_fd < 0:
+            return self._runtime_pid_cache
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            reaper = int(json.loads(os.read(self._info_fd, 4096))["child-pid"])
+            # The pid namespace's init is bubblewrap's reaper; the runtime is its child.
+            with open(f"/proc/{reaper}/task/{reaper}/children") as handle:
+                self._runtime_pid_cache = int(handle.read().split()[0])
+        return self._runtime_pid_cache
+
+    def _max_memory_mb(self) -> int:
+        pid = self._runtime_pid()
+        if pid is None:
+            return 0
+        with contextlib.suppress(OSError, ValueError), open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return max(1, int(line.split()[1]) // 1024)
+        return 0
+
+
+def _error_doc(message: str, error_type: str) -> bytes:
+    return json.dumps({"errorType": error_type, "errorMessage": message}).encode()

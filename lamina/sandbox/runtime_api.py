@@ -1,0 +1,145 @@
+"""The Lambda Runtime API, served to each sandbox on a Unix socket of its own.
+
+A sandbox has no network, so its runtime reaches the worker through a socket file mounted into
+it. One server answers all sandboxes of a worker; the socket a request arrived on names the
+sandbox, so one sandbox can never act on another's invocation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+from aiohttp import web
+
+from lamina.sandbox.instance import MAX_RESPONSE_BYTES, RuntimeApiError, Sandbox
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/2018-06-01/runtime"
+_TOO_LARGE = RuntimeApiError(
+    413,
+    "RequestEntityTooLarge",
+    f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
+)
+
+
+class RuntimeApiServer:
+    def __init__(self) -> None:
+        self._by_socket: dict[str, Sandbox] = {}
+        self._sites: dict[str, web.UnixSite] = {}
+        app = web.Application(client_max_size=MAX_RESPONSE_BYTES)
+        app.add_routes(
+            [
+                web.get(f"{PREFIX}/invocation/next", self._next),
+                web.post(f"{PREFIX}/invocation/{{request_id}}/response", self._response),
+                web.post(f"{PREFIX}/invocation/{{request_id}}/error", self._error),
+                web.post(f"{PREFIX}/init/error", self._init_error),
+            ]
+        )
+        # Long polls of dead sandboxes must not hold up a stop.
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
+
+    async def start(self) -> None:
+        await self._runner.setup()
+
+    async def close(self) -> None:
+        await self._runner.cleanup()
+
+    async def attach(self, sandbox: Sandbox) -> None:
+        """Open the sandbox's socket before its runtime starts."""
+        path = sandbox.socket_path
+        site = web.UnixSite(self._runner, path)
+        await site.start()
+        # The runtime runs under another uid inside its user namespace.
+        os.chmod(path, 0o666)
+        self._by_socket[path] = sandbox
+        self._sites[path] = site
+
+    async def detach(self, sandbox: Sandbox) -> None:
+        path = sandbox.socket_path
+        self._by_socket.pop(path, None)
+        site = self._sites.pop(path, None)
+        if site is not None:
+            await site.stop()
+
+    def _sandbox(self, request: web.Request) -> Sandbox:
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        sandbox = self._by_socket.get(sockname or "")
+        if sandbox is None:
+            raise web.HTTPGone()
+        return sandbox
+
+    async def _next(self, request: web.Request) -> web.StreamResponse:
+        try:
+            invocation = await self._sandbox(request).next_invocation()
+        except RuntimeApiError as exc:
+            return _error_response(exc)
+        headers = {
+            "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
+            "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_ms),
+            "Lambda-Runtime-Invoked-Function-Arn": invocation.invoked_arn,
+            "Content-Type": "application/json",
+        }
+        # Lambda omits these headers when they have no value.
+        optional = {
+            "Lambda-Runtime-Trace-Id": invocation.trace_id,
+            "Lambda-Runtime-Client-Context": invocation.client_context,
+            "Lambda-Runtime-Cognito-Identity": invocation.cognito_identity,
+        }
+        headers.update({k: v for k, v in optional.items() if v})
+        return web.Response(body=invocation.payload, headers=headers)
+
+    async def _response(self, request: web.Request) -> web.StreamResponse:
+        sandbox = self._sandbox(request)
+        request_id = request.match_info["request_id"]
+        try:
+            if (request.content_length or 0) > MAX_RESPONSE_BYTES:
+                raise _TOO_LARGE
+            try:
+                body = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                raise _TOO_LARGE from None
+            sandbox.post_response(request_id, body)
+        except RuntimeApiError as exc:
+            if exc is _TOO_LARGE:
+                _record_oversize(sandbox, request_id)
+            return _error_response(exc)
+        return _accepted()
+
+    async def _error(self, request: web.Request) -> web.StreamResponse:
+        sandbox = self._sandbox(request)
+        error_type = request.headers.get("Lambda-Runtime-Function-Error-Type")
+        try:
+            sandbox.post_error(request.match_info["request_id"], error_type, await request.read())
+        except RuntimeApiError as exc:
+            return _error_response(exc)
+        return _accepted()
+
+    async def _init_error(self, request: web.Request) -> web.StreamResponse:
+        sandbox = self._sandbox(request)
+        error_type = request.headers.get("Lambda-Runtime-Function-Error-Type")
+        try:
+            sandbox.post_init_error(error_type, await request.read())
+        except RuntimeApiError as exc:
+            return _error_response(exc)
+        return _accepted()
+
+
+def _record_oversize(sandbox: Sandbox, request_id: str) -> None:
+    try:
+        sandbox.post_oversize_response(request_id)
+    except RuntimeApiError as exc:
+        log.debug("oversize answer for a finished invocation id=%s: %s", request_id, exc)
+
+
+def _accepted() -> web.Response:
+    return web.json_response({"status": "OK"}, status=202)
+
+
+def _error_response(exc: RuntimeApiError) -> web.Response:
+    body = {"errorType": exc.error_type, "errorMessage": exc.message}
+    return web.Response(status=exc.status, text=json.dumps(body), content_type="application/json")

@@ -1,0 +1,211 @@
+"""The worker agent: creates, invokes and destroys the sandboxes of one host.
+
+The frontend's assignment part calls it over HTTP (see `server.py`); this module holds the
+state behind those calls and no HTTP at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from lamina.clock import Clock, SystemClock
+from lamina.registry.model import FunctionConfig
+from lamina.sandbox import bwrap
+from lamina.sandbox.instance import InitOutcome, Invocation, Outcome, Sandbox
+from lamina.sandbox.runtime_api import RuntimeApiServer
+from lamina.sandbox.states import SandboxState
+from lamina.worker.codecache import CodeCache, Fetch
+from lamina.worker.interpreters import Interpreter, discover
+
+log = logging.getLogger(__name__)
+
+# Lamina's own runtime code, mounted read-only into every sandbox at /var/runtime.
+RUNTIME_SOURCE = Path(__file__).resolve().parents[1] / "runtime"
+
+
+class SandboxGone(Exception):
+    """The sandbox named does not exist here or is no longer usable."""
+
+
+@dataclass(frozen=True)
+class WorkerIdentity:
+    worker_id: str
+    zone: str
+    memory_capacity_mb: int
+    region: str = "us-east-1"
+    account_id: str = "000000000000"
+
+
+class WorkerAgent:
+    def __init__(
+        self,
+        identity: WorkerIdentity,
+        state_dir: Path,
+        fetch_code: Fetch,
+        clock: Clock | None = None,
+        interpreters: dict[str, Interpreter] | None = None,
+    ) -> None:
+        self.identity = identity
+        self.state_dir = state_dir
+        self.clock = clock or SystemClock()
+        self.interpreters = interpreters if interpreters is not None else discover()
+        self.code = CodeCache(state_dir / "code", fetch_code)
+        self.runtime_api = RuntimeApiServer()
+        self.sandboxes: dict[str, Sandbox] = {}
+        # Socket paths must stay short (108 bytes), so they live in a temporary directory.
+        self._socket_root = Path(tempfile.mkdtemp(prefix="lamina-"))
+        self._runtime_dir = RUNTIME_SOURCE
+
+    async def start(self) -> None:
+        bwrap.executable()
+        await self.runtime_api.start()
+        log.info(
+            "worker ready id=%s zone=%s memory=%dMB runtimes=%s",
+            self.identity.worker_id,
+            self.identity.zone,
+            self.identity.memory_capacity_mb,
+            ",".join(sorted(self.interpreters)),
+        )
+
+    async def close(self) -> None:
+        for sandbox in list(self.sandboxes.values()):
+            sandbox.kill()
+        for sandbox in list(self.sandboxes.values()):
+            await sandbox.wait_closed()
+        await self.runtime_api.close()
+        shutil.rmtree(self._socket_root, ignore_errors=True)
+        log.info("worker stopped id=%s", self.identity.worker_id)
+
+    # Reports
+
+    def memory_reserved_mb(self) -> int:
+        return sum(s.config.memory_size for s in self.sandboxes.values())
+
+    def health(self) -> dict[str, object]:
+        states: dict[str, int] = {}
+        for sandbox in self.sandboxes.values():
+            states[sandbox.state.value] = states.get(sandbox.state.value, 0) + 1
+        return {
+            "worker_id": self.identity.worker_id,
+            "zone": self.identity.zone,
+            "memory_capacity_mb": self.identity.memory_capacity_mb,
+            "memory_reserved_mb": self.memory_reserved_mb(),
+            "sandboxes": states,
+            "runtimes": {k: v.version for k, v in sorted(self.interpreters.items())},
+        }
+
+    # Sandboxes
+
+    async def create_sandbox(self, sandbox_id: str, config: FunctionConfig) -> InitOutcome:
+        """Start a sandbox for one function version and run its init phase."""
+        interpreter = self.interpreters.get(config.runtime)
+        if interpreter is None:
+            return InitOutcome(
+                False, 0.0, "Runtime.InvalidEntrypoint", f"{config.runtime} is not on this host"
+            )
+
+        code_dir = await self.code.directory(config.code_sha256)
+        socket_dir = self._socket_root / sandbox_id
+        socket_dir.mkdir(mode=0o755)
+        stream = _log_stream_name(config.version, self.clock.time())
+        spec = bwrap.LaunchSpec(
+            code_dir=code_dir,
+            runtime_dir=self._runtime_dir,
+            socket_dir=socket_dir,
+            interpreter=interpreter,
+            tmp_size_mb=config.ephemeral_storage,
+        )
+        sink = self._log_file(config, stream)
+        sandbox = Sandbox(
+            sandbox_id,
+            config,
+            spec,
+            self._environment(config, stream),
+            self.clock,
+            log_sink=sink,
+            on_exit=self._forget,
+        )
+        self.sandboxes[sandbox_id] = sandbox
+        await self.runtime_api.attach(sandbox)
+
+        outcome = await sandbox.start()
+        log.info(
+            "sandbox %s id=%s function=%s init=%.1fms",
+            "ready" if outcome.ok else "failed",
+            sandbox_id,
+            config.name,
+            outcome.duration_ms,
+        )
+        return outcome
+
+    async def invoke(self, sandbox_id: str, invocation: Invocation) -> Outcome:
+        sandbox = self.sandboxes.get(sandbox_id)
+        if sandbox is None or sandbox.state is not SandboxState.IDLE:
+            raise SandboxGone(sandbox_id)
+        outcome = await sandbox.invoke(invocation)
+        log.debug(
+            "invoke done sandbox=%s request=%s error=%s",
+            sandbox_id,
+            invocation.request_id,
+            outcome.error_type,
+        )
+        return outcome
+
+    async def destroy(self, sandbox_id: str) -> None:
+        sandbox = self.sandboxes.get(sandbox_id)
+        if sandbox is None:
+            return
+        sandbox.kill()
+        await sandbox.wait_closed()
+
+    def _forget(self, sandbox: Sandbox) -> None:
+        self.sandboxes.pop(sandbox.sandbox_id, None)
+        shutil.rmtree(sandbox.spec.socket_dir, ignore_errors=True)
+        # Stopping the socket's site is asynchronous; the sandbox is gone either way.
+        asyncio.get_running_loop().create_task(self.runtime_api.detach(sandbox))
+
+    def _log_file(self, config: FunctionConfig, stream: str) -> BinaryIO:
+        path = self.state_dir / "logs" / config.log_group.strip("/") / f"{stream}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "ab")
+
+    def _environment(self, config: FunctionConfig, stream: str) -> dict[str, str]:
+        region = self.identity.region
+        env = dict(config.environment)
+        env.update(
+            {
+                "_HANDLER": config.handler,
+                "AWS_REGION": region,
+                "AWS_DEFAULT_REGION": region,
+                "AWS_EXECUTION_ENV": f"AWS_Lambda_{config.runtime}",
+                "AWS_LAMBDA_FUNCTION_NAME": config.name,
+                "AWS_LAMBDA_FUNCTION_VERSION": config.version,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_size),
+                "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+                "AWS_LAMBDA_LOG_GROUP_NAME": config.log_group,
+                "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+                "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+                "LAMBDA_TASK_ROOT": bwrap.TASK_ROOT,
+                "LAMBDA_RUNTIME_DIR": bwrap.RUNTIME_DIR,
+                "LAMINA_RUNTIME_SOCKET": f"{bwrap.SOCKET_DIR}/{bwrap.SOCKET_NAME}",
+                "LANG": "en_US.UTF-8",
+                "TZ": ":UTC",
+                "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
+                "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:"
+                "/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
+            }
+        )
+        return env
+
+
+def _log_stream_name(version: str, now: float) -> str:
+    day = time.strftime("%Y/%m/%d", time.gmtime(now))
+    return f"{day}/[{version}]{secrets.token_hex(16)}"

@@ -1,0 +1,96 @@
+"""How the control plane calls a worker's API over HTTP."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from lamina.registry.model import FunctionConfig
+from lamina.worker import protocol
+
+
+class WorkerUnavailable(Exception):
+    """The worker did not answer, or answered with something it should not have."""
+
+
+class SandboxGone(Exception):
+    """The worker no longer has the sandbox; the event did not reach it."""
+
+
+@dataclass(frozen=True)
+class SandboxStart:
+    ok: bool
+    init_duration_ms: float
+    error_type: str | None
+    reason: str | None
+    log: bytes
+
+
+@dataclass(frozen=True)
+class InvokeReply:
+    payload: bytes
+    error_type: str | None
+    sandbox_alive: bool
+    log_tail: str | None
+
+
+class WorkerClient:
+    def __init__(self, worker_id: str, base_url: str, session: aiohttp.ClientSession) -> None:
+        self.worker_id = worker_id
+        self.base_url = base_url
+        self._session = session
+
+    async def health(self) -> dict[str, Any]:
+        try:
+            async with self._session.get(f"{self.base_url}/v1/health") as response:
+                response.raise_for_status()
+                result: dict[str, Any] = await response.json()
+                return result
+        except (aiohttp.ClientError, OSError) as exc:
+            raise WorkerUnavailable(f"{self.worker_id}: {exc}") from exc
+
+    async def create_sandbox(self, sandbox_id: str, config: FunctionConfig) -> SandboxStart:
+        body = {"sandbox_id": sandbox_id, "config": config.to_dict()}
+        try:
+            async with self._session.post(f"{self.base_url}/v1/sandboxes", json=body) as response:
+                response.raise_for_status()
+                doc = await response.json()
+        except (aiohttp.ClientError, OSError) as exc:
+            raise WorkerUnavailable(f"{self.worker_id}: {exc}") from exc
+        return SandboxStart(
+            ok=doc["ok"],
+            init_duration_ms=doc["init_duration_ms"],
+            error_type=doc["error_type"],
+            reason=doc["reason"],
+            log=base64.b64decode(doc["log"]),
+        )
+
+    async def invoke(
+        self, sandbox_id: str, payload: bytes, headers: dict[str, str]
+    ) -> InvokeReply:
+        url = f"{self.base_url}/v1/sandboxes/{sandbox_id}/invoke"
+        try:
+            async with self._session.post(url, data=payload, headers=headers) as response:
+                if response.status == 410:
+                    raise SandboxGone(sandbox_id)
+                response.raise_for_status()
+                body = await response.read()
+                reply = response.headers
+        except (aiohttp.ClientError, OSError) as exc:
+            raise WorkerUnavailable(f"{self.worker_id}: {exc}") from exc
+        return InvokeReply(
+            payload=body,
+            error_type=reply.get(protocol.ERROR_TYPE),
+            sandbox_alive=reply.get(protocol.SANDBOX_ALIVE) == "1",
+            log_tail=reply.get(protocol.LOG_TAIL),
+        )
+
+    async def destroy(self, sandbox_id: str) -> None:
+        try:
+            async with self._session.delete(f"{self.base_url}/v1/sandboxes/{sandbox_id}"):
+                pass
+        except (aiohttp.ClientError, OSError) as exc:
+            raise WorkerUnavailable(f"{self.worker_id}: {exc}") from exc

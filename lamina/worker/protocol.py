@@ -1,0 +1,11 @@
+"""Header names of the worker API, shared by the worker and its client."""
+
+REQUEST_ID = "Lamina-Request-Id"
+INVOKED_ARN = "Lamina-Invoked-Function-Arn"
+TRACE_ID = "Lamina-Trace-Id"
+CLIENT_CONTEXT = "Lamina-Client-Context"
+COGNITO_IDENTITY = "Lamina-Cognito-Identity"
+WANT_LOG_TAIL = "Lamina-Want-Log-Tail"
+LOG_TAIL = "Lamina-Log-Tail"
+ERROR_TYPE = "Lamina-Error-Type"
+SANDBOX_ALIVE = "Lamina-Sandbox-Alive"

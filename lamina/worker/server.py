@@ -1,0 +1,132 @@
+"""The worker's HTTP API, which only the control plane calls.
+
+    GET    /v1/health                    capacity, zone, sandboxes by state, runtimes
+    POST   /v1/sandboxes                 start a sandbox and run its init phase
+    POST   /v1/sandboxes/{id}/invoke     run one event in an idle sandbox
+    DELETE /v1/sandboxes/{id}            destroy a sandbox
+
+An invoke answers 200 with the function's payload whatever the function did; headers tell the
+caller whether it failed, whether the sandbox survived, and carry the log tail. 410 means the
+sandbox is gone and the event never reached it, so the caller may run it elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import signal
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from lamina.registry.model import FunctionConfig
+from lamina.sandbox import logs as loglines
+from lamina.sandbox.instance import Invocation
+from lamina.worker import protocol
+from lamina.worker.agent import SandboxGone, WorkerAgent, WorkerIdentity
+
+log = logging.getLogger(__name__)
+
+MAX_EVENT_BYTES = 7 * 1024 * 1024
+
+
+def build_app(agent: WorkerAgent) -> web.Application:
+    app = web.Application(client_max_size=MAX_EVENT_BYTES)
+    app.add_routes(
+        [
+            web.get("/v1/health", lambda _: _health(agent)),
+            web.post("/v1/sandboxes", lambda r: _create(agent, r)),
+            web.post("/v1/sandboxes/{sandbox_id}/invoke", lambda r: _invoke(agent, r)),
+            web.delete("/v1/sandboxes/{sandbox_id}", lambda r: _destroy(agent, r)),
+        ]
+    )
+    return app
+
+
+async def _health(agent: WorkerAgent) -> web.Response:
+    return web.json_response(agent.health())
+
+
+async def _create(agent: WorkerAgent, request: web.Request) -> web.Response:
+    doc = await request.json()
+    config = FunctionConfig.from_dict(doc["config"])
+    outcome = await agent.create_sandbox(doc["sandbox_id"], config)
+    return web.json_response(
+        {
+            "ok": outcome.ok,
+            "init_duration_ms": outcome.duration_ms,
+            "error_type": outcome.error_type,
+            "reason": outcome.reason,
+            "log": base64.b64encode(outcome.log).decode(),
+        },
+        status=201 if outcome.ok else 200,
+    )
+
+
+async def _invoke(agent: WorkerAgent, request: web.Request) -> web.Response:
+    headers = request.headers
+    invocation = Invocation(
+        request_id=headers[protocol.REQUEST_ID],
+        payload=await request.read(),
+        invoked_arn=headers[protocol.INVOKED_ARN],
+        trace_id=headers.get(protocol.TRACE_ID, ""),
+        client_context=headers.get(protocol.CLIENT_CONTEXT),
+        cognito_identity=headers.get(protocol.COGNITO_IDENTITY),
+    )
+    try:
+        outcome = await agent.invoke(request.match_info["sandbox_id"], invocation)
+    except SandboxGone:
+        raise web.HTTPGone() from None
+
+    reply = {protocol.SANDBOX_ALIVE: "1" if outcome.sandbox_alive else "0"}
+    if outcome.error_type is not None:
+        reply[protocol.ERROR_TYPE] = outcome.error_type
+    if headers.get(protocol.WANT_LOG_TAIL) == "1":
+        reply[protocol.LOG_TAIL] = loglines.tail(outcome.log)
+    return web.Response(body=outcome.payload, headers=reply)
+
+
+async def _destroy(agent: WorkerAgent, request: web.Request) -> web.Response:
+    await agent.destroy(request.match_info["sandbox_id"])
+    return web.Response(status=204)
+
+
+async def serve(
+    identity: WorkerIdentity, host: str, port: int, state_dir: Path, control_url: str
+) -> None:
+    """Run a worker until SIGTERM or SIGINT; every sandbox dies with it.
+
+    Once listening it prints one JSON line with its URL on stdout, for whoever started it.
+    """
+    session: aiohttp.ClientSession | None = None
+
+    async def fetch_code(sha256_hex: str) -> bytes:
+        nonlocal session
+        session = session or aiohttp.ClientSession()
+        async with session.get(f"{control_url}/_lamina/v1/code/{sha256_hex}") as response:
+            response.raise_for_status()
+            return await response.read()
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    agent = WorkerAgent(identity, state_dir, fetch_code)
+    runner = web.AppRunner(build_app(agent), access_log=None, handle_signals=False)
+    try:
+        await agent.start()
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        url = f"http://{host}:{runner.addresses[0][1]}"
+        print(json.dumps({"worker_id": identity.worker_id, "url": url}), flush=True)
+        log.info("worker listening id=%s url=%s", identity.worker_id, url)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        await agent.close()
+        if session is not None:
+            await session.close()

@@ -1,0 +1,166 @@
+"""Shared fixtures: a real Lamina started as a user starts it, and clients pointed at it."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+from botocore.config import Config
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "test",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+ROLE = "arn:aws:iam::000000000000:role/lamina-test"
+PYTHON_RUNTIME = f"python3.{sys.version_info.minor}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def client(self, **config: object) -> object:
+        return boto3.client(
+            "lambda",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            config=Config(retries={"max_attempts": 1}, read_timeout=120, **config),
+        )
+
+    def state(self) -> dict:
+        return requests.get(f"{self.url}/_lamina/v1/state", timeout=10).json()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_server(data_dir: Path, *extra: str) -> Server:
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap (bwrap) is not installed: apt-get install bubblewrap")
+    port = free_port()
+    log_path = data_dir.parent / f"lamina-{port}.log"
+    handle = open(log_path, "wb")  # noqa: SIM115 - owned by the server's lifetime
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lamina", "up", "--port", str(port), "--data-dir", str(data_dir),
+         "--log-level", "debug", *extra],
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"lamina exited early:\n{log_path.read_text()}")
+        try:
+            if requests.get(f"{url}/_lamina/health", timeout=1).status_code == 200:
+                return Server(url, data_dir, process, log_path)
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"lamina did not become healthy:\n{log_path.read_text()}")
+
+
+def stop_server(server: Server) -> int:
+    server.process.send_signal(signal.SIGTERM)
+    try:
+        return server.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.process.pid, signal.SIGKILL)
+        raise
+
+
+def sandbox_processes(data_dir: Path) -> list[str]:
+    """Command lines of live processes that belong to this server's sandboxes or workers."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if str(data_dir) in cmdline and "pytest" not in cmdline:
+            found.append(cmdline)
+    return found
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data_dir = tmp_path_factory.mktemp("lamina") / "data"
+    running = start_server(data_dir, "--workers", "2", "--keep-alive", "600")
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture
+def lam(server: Server) -> object:
+    return server.client()
+
+
+def make_zip(files: dict[str, str | bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+_counter = iter(range(1, 1_000_000))
+
+
+def unique_name(prefix: str = "fn") -> str:
+    return f"{prefix}-{os.getpid()}-{next(_counter)}"
+
+
+def create_function(
+    client: object,
+    code: str | dict[str, str | bytes],
+    handler: str = "index.handler",
+    wait: bool = True,
+    **extra: object,
+) -> str:
+    """Create a Python function from source (put in index.py) and wait until it is Active."""
+    files = {"index.py": code} if isinstance(code, str) else code
+    name = str(extra.pop("FunctionName", unique_name()))
+    client.create_function(  # type: ignore[attr-defined]
+        FunctionName=name,
+        Runtime=str(extra.pop("Runtime", PYTHON_RUNTIME)),
+        Role=ROLE,
+        Handler=handler,
+        Code={"ZipFile": make_zip(files)},
+        **extra,
+    )
+    if wait:
+        client.get_waiter("function_active_v2").wait(  # type: ignore[attr-defined]
+            FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 100}
+        )
+    return name

@@ -1,0 +1,166 @@
+"""Assignment: warm reuse, a new sandbox per concurrent invoke, keep-alive, retirement."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from lamina.assignment import AssignmentService, InvokeRequest
+from lamina.clock import FakeClock
+from lamina.placement.fleet import Fleet
+from lamina.registry.model import FunctionConfig
+from lamina.sandbox.states import IllegalTransition, Lifecycle, SandboxState
+from lamina.worker.client import InvokeReply, SandboxGone, SandboxStart
+
+
+class FakeWorker:
+    """Stands in for a worker's HTTP API; `gate` lets a test hold invokes open."""
+
+    def __init__(self, worker_id: str, zone: str = "a") -> None:
+        self.worker_id = worker_id
+        self.zone = zone
+        self.created: list[str] = []
+        self.destroyed: list[str] = []
+        self.invoked: list[str] = []
+        self.gone: set[str] = set()
+        self.gate: asyncio.Event | None = None
+
+    async def health(self) -> dict:
+        return {"zone": self.zone, "memory_capacity_mb": 1024, "runtimes": {"python3.11": "x"}}
+
+    async def create_sandbox(self, sandbox_id: str, config: FunctionConfig) -> SandboxStart:
+        self.created.append(sandbox_id)
+        return SandboxStart(True, 5.0, None, None, b"")
+
+    async def invoke(self, sandbox_id: str, payload: bytes, headers: dict) -> InvokeReply:
+        if sandbox_id in self.gone:
+            raise SandboxGone(sandbox_id)
+        self.invoked.append(sandbox_id)
+        if self.gate is not None:
+            await self.gate.wait()
+        return InvokeReply(payload, None, True, None)
+
+    async def destroy(self, sandbox_id: str) -> None:
+        self.destroyed.append(sandbox_id)
+
+
+def config(name: str = "f", revision: str = "r1", memory: int = 128) -> FunctionConfig:
+    return FunctionConfig(
+        name=name, runtime="python3.11", handler="index.handler", role="r",
+        code_sha256="00" * 32, code_size=1, revision_id=revision, last_modified="",
+        memory_size=memory, state="Active",
+    )  # fmt: skip
+
+
+def request(n: int = 0) -> InvokeRequest:
+    return InvokeRequest(request_id=f"req-{n}", payload=b"{}", invoked_arn="arn")
+
+
+async def setup(*workers: FakeWorker) -> tuple[AssignmentService, FakeClock]:
+    fleet = Fleet()
+    for fake in workers:
+        await fleet.join(fake)  # type: ignore[arg-type]
+    clock = FakeClock()
+    return AssignmentService(fleet, clock, keep_alive_s=60), clock
+
+
+async def test_a_second_invoke_reuses_the_warm_sandbox() -> None:
+    fake = FakeWorker("w1")
+    assignment, _ = await setup(fake)
+
+    first = await assignment.invoke(config(), request(1))
+    second = await assignment.invoke(config(), request(2))
+
+    assert first.cold and not second.cold
+    assert len(fake.created) == 1
+    assert fake.invoked == [fake.created[0]] * 2
+
+
+async def test_concurrent_invokes_each_get_their_own_sandbox() -> None:
+    fake = FakeWorker("w1")
+    fake.gate = asyncio.Event()
+    assignment, _ = await setup(fake)
+
+    running = [asyncio.create_task(assignment.invoke(config(), request(i))) for i in range(3)]
+    while len(fake.invoked) < 3:
+        await asyncio.sleep(0)
+    fake.gate.set()
+    await asyncio.gather(*running)
+
+    assert len(set(fake.invoked)) == 3
+    assert assignment.snapshot().idle == 3
+
+
+async def test_sandboxes_are_never_shared_between_functions_or_revisions() -> None:
+    fake = FakeWorker("w1")
+    assignment, _ = await setup(fake)
+
+    await assignment.invoke(config("f"), request())
+    await assignment.invoke(config("g"), request())
+    await assignment.invoke(config("f", revision="r2"), request())
+
+    assert len(fake.created) == 3
+
+
+async def test_idle_sandboxes_are_reclaimed_after_the_keep_alive_time() -> None:
+    fake = FakeWorker("w1")
+    assignment, clock = await setup(fake)
+    await assignment.invoke(config(), request())
+
+    clock.advance(59)
+    assert assignment.reap() == 0
+    clock.advance(1)
+    assert assignment.reap() == 1
+    await asyncio.sleep(0)
+
+    assert fake.destroyed == fake.created
+    assert assignment.snapshot().idle == 0
+
+
+async def test_a_sandbox_that_vanished_is_replaced_without_failing_the_invoke() -> None:
+    fake = FakeWorker("w1")
+    assignment, _ = await setup(fake)
+    await assignment.invoke(config(), request(1))
+    fake.gone.add(fake.created[0])
+
+    result = await assignment.invoke(config(), request(2))
+
+    assert result.cold
+    assert len(fake.created) == 2
+
+
+async def test_retiring_a_function_destroys_its_idle_sandboxes() -> None:
+    fake = FakeWorker("w1")
+    assignment, _ = await setup(fake)
+    await assignment.invoke(config("f"), request())
+    await assignment.invoke(config("g"), request())
+
+    assignment.retire("f")
+    await asyncio.sleep(0)
+
+    assert fake.destroyed == [fake.created[0]]
+    assert assignment.snapshot().per_function == {"g": 1}
+
+
+async def test_new_sandboxes_of_a_function_spread_over_zones() -> None:
+    a, b = FakeWorker("wa", "a"), FakeWorker("wb", "b")
+    a.gate = b.gate = asyncio.Event()
+    assignment, _ = await setup(a, b)
+
+    running = [asyncio.create_task(assignment.invoke(config(), request(i))) for i in range(4)]
+    while len(a.invoked) + len(b.invoked) < 4:
+        await asyncio.sleep(0)
+    a.gate.set()
+    await asyncio.gather(*running)
+
+    assert len(a.created) == 2 and len(b.created) == 2
+
+
+def test_an_illegal_transition_names_the_current_state() -> None:
+    lifecycle = Lifecycle("sb-1")
+    lifecycle.to(SandboxState.IDLE)
+    lifecycle.to(SandboxState.DEAD)
+
+    with pytest.raises(IllegalTransition, match="sandbox sb-1 is dead; it cannot become busy"):
+        lifecycle.to(SandboxState.BUSY)
