@@ -116,7 +116,9 @@ class Platform:
             timeout=aiohttp.ClientTimeout(total=None),
         )
         await asyncio.gather(*(self._start_worker(i) for i in range(self.settings.workers)))
-        self.ctx.spawn(self.assignment.run_reaper(interval_s=5.0), name="keep-alive")
+        # Sweep often enough that no sandbox outlives its keep-alive by more than a quarter.
+        sweep_s = max(0.05, min(5.0, self.settings.keep_alive_s / 4))
+        self.ctx.spawn(self.assignment.run_reaper(sweep_s), name="keep-alive")
         self.ctx.spawn(self._watch_health(), name="worker-health")
         if self.settings.example:
             await self._deploy_example()

@@ -66,14 +66,14 @@ def start_server(data_dir: Path, *extra: str) -> Server:
         pytest.skip("bubblewrap (bwrap) is not installed: apt-get install bubblewrap")
     port = free_port()
     log_path = data_dir.parent / f"lamina-{port}.log"
-    handle = open(log_path, "wb")  # noqa: SIM115 - owned by the server's lifetime
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lamina", "up", "--port", str(port), "--data-dir", str(data_dir),
-         "--log-level", "debug", *extra],
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
+    with open(log_path, "wb") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "lamina", "up", "--port", str(port),
+             "--data-dir", str(data_dir), "--log-level", "debug", *extra],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -22,7 +22,7 @@ from lamina.registry.model import FunctionConfig
 from lamina.sandbox import logs as loglines
 from lamina.sandbox.states import Lifecycle, SandboxState
 from lamina.worker import protocol
-from lamina.worker.client import SandboxGone, WorkerUnavailable
+from lamina.worker.client import SandboxGone, WorkerUnavailable, WorkerUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -98,19 +98,28 @@ class AssignmentService:
     # The invoke path
 
     async def invoke(self, config: FunctionConfig, request: InvokeRequest) -> InvokeResult:
-        """Run one invoke to its end in some sandbox of `config`'s version."""
+        """Run one invoke to its end in some sandbox of `config`'s version.
+
+        Whenever the event provably never reached a sandbox (the sandbox was gone, or its
+        worker could not be reached), the invoke moves on to another sandbox.
+        """
         for _ in range(MAX_CLAIM_ATTEMPTS):
             record = self._claim_idle(version_key(config))
             cold = record is None
-            if record is None:
-                record, failure = await self._create(config, request)
-                if failure is not None:
-                    return failure
             try:
+                if record is None:
+                    record, failure = await self._create(config, request)
+                    if failure is not None:
+                        return failure
                 return await self._run(record, request, cold)
-            except SandboxGone:
-                log.debug("sandbox vanished before the event id=%s", record.sandbox_id)
-                self._drop(record)
+            except SandboxGone as exc:
+                sandbox_id = exc.args[0]
+                log.debug("sandbox vanished before the event id=%s", sandbox_id)
+                gone = self._records.get(sandbox_id)
+                if gone is not None:
+                    self._drop(gone)
+            except WorkerUnreachable as exc:
+                self.worker_lost(exc.worker_id, str(exc))
         raise PlatformFailure(f"no usable sandbox after {MAX_CLAIM_ATTEMPTS} attempts")
 
     def _claim_idle(self, key: VersionKey) -> SandboxRecord | None:
@@ -142,8 +151,11 @@ class AssignmentService:
         client = self.fleet.client(decision.worker_id)
         try:
             start = await client.create_sandbox(sandbox_id, config)
-        except WorkerUnavailable as exc:
+        except WorkerUnreachable:
             self._drop(record)
+            raise
+        except WorkerUnavailable as exc:
+            self.worker_lost(decision.worker_id, str(exc))
             raise PlatformFailure(str(exc)) from exc
 
         if not start.ok:
@@ -172,8 +184,12 @@ class AssignmentService:
         client = self.fleet.client(record.worker_id)
         try:
             reply = await client.invoke(record.sandbox_id, request.payload, headers)
-        except WorkerUnavailable as exc:
+        except WorkerUnreachable:
             self._drop(record)
+            raise
+        except WorkerUnavailable as exc:
+            # The event may have run: a sync invoke is not retried, as in Lambda.
+            self.worker_lost(record.worker_id, str(exc))
             raise PlatformFailure(str(exc)) from exc
 
         self._release(record, reply.sandbox_alive)
@@ -201,6 +217,16 @@ class AssignmentService:
         # A retired key matters only while sandboxes of it are still busy.
         live = {record.key for record in self._records.values()}
         self._retired &= live
+
+    def worker_lost(self, worker_id: str, reason: str) -> None:
+        """Forget every sandbox of a worker that failed, and keep placement away from it."""
+        self.fleet.mark_unhealthy(worker_id, reason)
+        lost = [r for r in self._records.values() if r.worker_id == worker_id]
+        for record in lost:
+            self._drop(record)
+        for key, idle in list(self._idle.items()):
+            self._idle[key] = deque(r for r in idle if r.worker_id != worker_id)
+        log.warning("worker lost id=%s sandboxes forgotten=%d", worker_id, len(lost))
 
     def reap(self) -> int:
         """Destroy sandboxes idle for longer than the keep-alive time; returns how many."""

@@ -78,6 +78,13 @@ class Fleet:
             )
         return views
 
+    def mark_unhealthy(self, worker_id: str, reason: str) -> None:
+        """Take a worker out of placement at once; the health check brings it back."""
+        member = self.members.get(worker_id)
+        if member is not None and member.healthy:
+            log.warning("worker unhealthy id=%s: %s", worker_id, reason)
+            member.healthy = False
+
     async def check_health(self) -> None:
         """Ask every worker how it is; one that does not answer leaves placement."""
         await asyncio.gather(*(self._check(m) for m in self.members.values()))
@@ -86,9 +93,7 @@ class Fleet:
         try:
             await member.client.health()
         except WorkerUnavailable as exc:
-            if member.healthy:
-                log.warning("worker unhealthy id=%s: %s", member.client.worker_id, exc)
-            member.healthy = False
+            self.mark_unhealthy(member.client.worker_id, str(exc))
             return
         if not member.healthy:
             log.info("worker healthy again id=%s", member.client.worker_id)

@@ -294,7 +294,7 @@ class JsonWriter:
         )
         # A fresh markers dict per call, as json's own encoder does for circular references.
         return encoder._make_iterencode(  # type: ignore[attr-defined,no-any-return]
-            {}, _default_with_decimals, quote, None, _float_text, ", ", ": ", False, False, True
+            {}, _default_with_decimals, quote, None, _float_text, ": ", ", ", False, False, True
         )
 
 

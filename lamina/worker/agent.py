@@ -175,7 +175,8 @@ class WorkerAgent:
     def _log_file(self, config: FunctionConfig, stream: str) -> BinaryIO:
         path = self.state_dir / "logs" / config.log_group.strip("/") / f"{stream}.log"
         path.parent.mkdir(parents=True, exist_ok=True)
-        return open(path, "ab")
+        # Unbuffered: the pipe reader already writes whole chunks, and readers see them at once.
+        return open(path, "ab", buffering=0)
 
     def _environment(self, config: FunctionConfig, stream: str) -> dict[str, str]:
         region = self.identity.region

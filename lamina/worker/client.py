@@ -15,6 +15,14 @@ from lamina.worker import protocol
 class WorkerUnavailable(Exception):
     """The worker did not answer, or answered with something it should not have."""
 
+    def __init__(self, worker_id: str, detail: str) -> None:
+        super().__init__(f"{worker_id}: {detail}")
+        self.worker_id = worker_id
+
+
+class WorkerUnreachable(WorkerUnavailable):
+    """No connection to the worker could be made, so nothing was delivered to it."""
+
 
 class SandboxGone(Exception):
     """The worker no longer has the sandbox; the event did not reach it."""
@@ -50,7 +58,7 @@ class WorkerClient:
                 result: dict[str, Any] = await response.json()
                 return result
         except (aiohttp.ClientError, OSError) as exc:
-            raise WorkerUnavailable(f"{self.worker_id}: {exc}") from exc
+            raise WorkerUnavailable(self.worker_id, str(exc)) from exc
 
     async def create_sandbox(self, sandbox_id: str, config: FunctionConfig) -> SandboxStart:
         body = {"sandbox_id": sandbox_id, "config": config.to_dict()}
@@ -58,8 +66,10 @@ class WorkerClient:
             async with self._session.post(f"{self.base_url}/v1/sandboxes", json=body) as response:
                 response.raise_for_status()
                 doc = await response.json()
+        except aiohttp.ClientConnectorError as exc:
+            raise WorkerUnreachable(self.worker_id, str(exc)) from exc
         except (aiohttp.ClientError, OSError) as exc:
-            raise WorkerUnavailable(f"{self.worker_id}: {exc}") from exc
+            raise WorkerUnavailable(self.worker_id, str(exc)) from exc
         return SandboxStart(
             ok=doc["ok"],
             init_duration_ms=doc["init_duration_ms"],
@@ -79,8 +89,10 @@ class WorkerClient:
                 response.raise_for_status()
                 body = await response.read()
                 reply = response.headers
+        except aiohttp.ClientConnectorError as exc:
+            raise WorkerUnreachable(self.worker_id, str(exc)) from exc
         except (aiohttp.ClientError, OSError) as exc:
-            raise WorkerUnavailable(f"{self.worker_id}: {exc}") from exc
+            raise WorkerUnavailable(self.worker_id, str(exc)) from exc
         return InvokeReply(
             payload=body,
             error_type=reply.get(protocol.ERROR_TYPE),
@@ -93,4 +105,4 @@ class WorkerClient:
             async with self._session.delete(f"{self.base_url}/v1/sandboxes/{sandbox_id}"):
                 pass
         except (aiohttp.ClientError, OSError) as exc:
-            raise WorkerUnavailable(f"{self.worker_id}: {exc}") from exc
+            raise WorkerUnavailable(self.worker_id, str(exc)) from exc
