@@ -603,7 +603,7 @@ class RuntimeApiClient:
     ) -> tuple[int, dict[str, str], bytes]:
         """One exchange; a dropped connection is reopened once before the runtime gives up."""
         failure: OSError | None = None
-        for _ in range(2):
+        for _ in range(1):
             try:
                 connection = self._connection or _Connection(self._socket_path)
                 self._connection = connection

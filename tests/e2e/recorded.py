@@ -152,9 +152,7 @@ def _compare(
             problem = _match_text(recorded, actual, bindings)
             if problem:
                 out.append(f"{where}: {problem}")
-    elif type(actual) is not type(recorded):
-        out.append(f"{where}: expected {recorded!r}, got {actual!r}")
-    elif path not in chosen and actual != recorded:
+    elif type(actual) is not type(recorded) or (path not in chosen and actual != recorded):
         out.append(f"{where}: expected {recorded!r}, got {actual!r}")
 
 

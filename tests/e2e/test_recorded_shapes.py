@@ -100,7 +100,9 @@ def lifecycle(server: Server) -> dict[str, Step]:
     )
     record("update_func_conf_response", update, RUNTIME_PATHS)
     wait_updated(lam, name)
-    record("get_function_response_postupdate", lam.get_function(FunctionName=name), IN_CONFIGURATION)
+    record(
+        "get_function_response_postupdate", lam.get_function(FunctionName=name), IN_CONFIGURATION
+    )
     code = answer(lam.update_function_code, FunctionName=name, ZipFile=make_zip(ECHO_V2))
     record("update_code_response", code, RUNTIME_PATHS)
     wait_updated(lam, name)
@@ -273,6 +275,23 @@ def arn_of(target: Target, name: str, region: str | None = None, account: str = 
 
 
 Request = Callable[[Any, Target], dict[str, Any]]
+MISSING_FUNCTION_OPS = (
+    "delete_function",
+    "get_function",
+    "get_function_configuration",
+    "get_function_concurrency",
+)
+WRONG_REGION_OPS = MISSING_FUNCTION_OPS
+DEPRECATED_RUNTIMES = (
+    "java8",
+    "go1.x",
+    "provided",
+    "ruby2.7",
+    "nodejs14.x",
+    "python3.7",
+    "dotnetcore3.1",
+    "nodejs12.x",
+)
 API = "TestLambdaFunction"
 CASES: list[tuple[str, str, Request]] = [
     # Operations on a function that does not exist.
@@ -284,9 +303,8 @@ CASES: list[tuple[str, str, Request]] = [
                 getattr(lam, op), FunctionName=unique_name("i-dont-exist")
             ),
         )
-        for op in ("delete_function", "get_function", "get_function_configuration",
-                   "get_function_concurrency")
-    ],  # fmt: skip
+        for op in MISSING_FUNCTION_OPS
+    ],
     # A qualified ARN whose qualifier disagrees with Qualifier, then one that agrees.
     *[
         case
@@ -330,9 +348,8 @@ CASES: list[tuple[str, str, Request]] = [
                 getattr(lam, op), FunctionName=arn_of(t, t.name, region="eu-central-1")
             ),
         )
-        for op in ("get_function", "get_function_configuration", "get_function_concurrency",
-                   "delete_function")
-    ],  # fmt: skip
+        for op in WRONG_REGION_OPS
+    ],
     # CreateFunction with bad parameters.
     *[
         (
@@ -406,22 +423,25 @@ CASES: list[tuple[str, str, Request]] = [
                 **create_params(unique_name("deprecated"), Runtime=runtime),
             ),
         )
-        for runtime in ("java8", "go1.x", "provided", "ruby2.7", "nodejs14.x", "python3.7",
-                        "dotnetcore3.1", "nodejs12.x")
-    ],  # fmt: skip
+        for runtime in DEPRECATED_RUNTIMES
+    ],
     # Reserved concurrency on functions that do not exist or are qualified, or beyond limits.
     (
         "TestLambdaReservedConcurrency::test_function_concurrency_exceptions",
         "put_function_concurrency_with_function_name_doesnotexist",
         lambda lam, t: answer(
-            lam.put_function_concurrency, FunctionName="doesnotexist", ReservedConcurrentExecutions=1
+            lam.put_function_concurrency,
+            FunctionName="doesnotexist",
+            ReservedConcurrentExecutions=1,
         ),
     ),
     (
         "TestLambdaReservedConcurrency::test_function_concurrency_exceptions",
         "put_function_concurrency_with_function_name_doesnotexist_and_invalid_concurrency",
         lambda lam, t: answer(
-            lam.put_function_concurrency, FunctionName="doesnotexist", ReservedConcurrentExecutions=0
+            lam.put_function_concurrency,
+            FunctionName="doesnotexist",
+            ReservedConcurrentExecutions=0,
         ),
     ),
     (

@@ -127,7 +127,8 @@ class FakeRuntimeApi(socketserver.ThreadingUnixStreamServer):
         self.next_requests = 0
         self.output: Output | None = None
         self._closed = False
-        Thread(target=self.serve_forever, daemon=True).start()
+        # A short poll interval: shutdown() waits for the serving loop to look at its flag.
+        Thread(target=self.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
 
     def close(self) -> None:
         """Stop listening, then release a GET still waiting, whose connection then drops."""

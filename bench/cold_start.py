@@ -1,0 +1,80 @@
+"""Cold start of a Python function on Lamina: the Init Duration Lamina reports, and the
+client-side latency of the first invoke of each new function.
+
+    .venv/bin/python bench/cold_start.py [--functions 30] [--runtime python3.11]
+
+Each sample is a fresh function, so its first invoke has to start a sandbox (bubblewrap,
+interpreter, Lamina's runtime, the handler module import). Prints medians and p90.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from warm_invoke import create_function_zip, free_port, wait_until_up
+
+import boto3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--functions", type=int, default=30)
+    parser.add_argument("--runtime", default=f"python3.{sys.version_info.minor}")
+    args = parser.parse_args()
+
+    data_dir = tempfile.mkdtemp(prefix="lamina-bench-")
+    port = free_port()
+    lamina = subprocess.Popen(
+        [sys.executable, "-m", "lamina", "up", "--port", str(port),
+         "--data-dir", data_dir, "--log-level", "warning"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    init_ms, first_ms = [], []
+    try:
+        wait_until_up(port, "/_lamina/health")
+        client = boto3.client(
+            "lambda", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+            aws_access_key_id="bench", aws_secret_access_key="bench",
+        )  # fmt: skip
+        code = create_function_zip("def handler(event, context):\n    return None\n")
+        for index in range(args.functions):
+            name = f"cold-{index}"
+            client.create_function(
+                FunctionName=name, Runtime=args.runtime, Handler="index.handler",
+                Role="arn:aws:iam::000000000000:role/bench", Code={"ZipFile": code},
+            )  # fmt: skip
+            client.get_waiter("function_active_v2").wait(
+                FunctionName=name, WaiterConfig={"Delay": 1}
+            )
+            started = time.perf_counter()
+            response = client.invoke(FunctionName=name, LogType="Tail")
+            first_ms.append((time.perf_counter() - started) * 1000)
+            log = base64.b64decode(response["LogResult"]).decode()
+            init_ms.append(float(re.search(r"Init Duration: ([\d.]+) ms", log).group(1)))
+    finally:
+        lamina.send_signal(signal.SIGTERM)
+        lamina.wait(30)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+    def summary(samples: list[float]) -> str:
+        ordered = sorted(samples)
+        p90 = ordered[int(0.9 * (len(ordered) - 1))]
+        return f"median {statistics.median(samples):.1f} ms, p90 {p90:.1f} ms"
+
+    print(json.dumps({"runtime": args.runtime, "samples": len(init_ms)}))
+    print(f"Init Duration (sandbox start to first event request): {summary(init_ms)}")
+    print(f"first invoke seen by the client (boto3): {summary(first_ms)}")
+
+
+if __name__ == "__main__":
+    main()
