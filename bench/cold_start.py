@@ -21,9 +21,8 @@ import sys
 import tempfile
 import time
 
-from warm_invoke import create_function_zip, free_port, wait_until_up
-
 import boto3
+from warm_invoke import create_function_zip, free_port, wait_until_up
 
 
 def main() -> None:

@@ -218,6 +218,6 @@ def _banner(url: str, example: bool) -> str:
         lines.append(
             "Invoke the example: AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test "
             f"AWS_DEFAULT_REGION=us-east-1 .venv/bin/aws --endpoint-url {url} lambda invoke "
-            "--function-name hello --payload '{\"name\": \"Lamina\"}' out.json && cat out.json"
+            '--function-name hello --payload \'{"name": "Lamina"}\' out.json && cat out.json'
         )
     return os.linesep.join(lines)

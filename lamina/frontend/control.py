@@ -77,16 +77,21 @@ def find_function(
     shape: validation.NameShape = validation.NAMESPACED_FUNCTION_NAME,
 ) -> FunctionConfig:
     """The function a path names; Lamina serves $LATEST, so any other qualifier is not found."""
-    name, named_qualifier = validation.parse_function_name(raw_name, shape, ctx.scope.region)
-    if qualifier and named_qualifier and qualifier != named_qualifier:
-        raise InvalidParameterValue(
-            "The derived qualifier from the function name does not match the specified qualifier."
-        )
-    qualifier = qualifier or named_qualifier
+    name, named_qualifier = validation.parse_function_name(raw_name, shape, ctx.scope)
+    qualifier = _qualifier(qualifier, named_qualifier)
     config = ctx.registry.get(name)
     if config is None or qualifier not in (None, LATEST):
         raise ResourceNotFound(f"Function not found: {ctx.scope.function_arn(name, qualifier)}")
     return config
+
+
+def _qualifier(given: str | None, in_name: str | None) -> str | None:
+    """The qualifier of a request: the Qualifier parameter or the one in the name, not both."""
+    if given and in_name and given != in_name:
+        raise InvalidParameterValue(
+            "The derived qualifier from the function name does not match the specified qualifier."
+        )
+    return given or in_name
 
 
 def now_stamp(ctx: FrontendContext) -> str:
@@ -104,7 +109,7 @@ def reply(doc: dict[str, Any], status: int = 200) -> web.Response:
 
 
 async def create_function(ctx: FrontendContext, request: web.Request) -> web.Response:
-    create = validation.validate_create(await read_json(request), ctx.fleet.runtimes())
+    create = validation.validate_create(await read_json(request), ctx.fleet.runtimes(), ctx.scope)
     if ctx.registry.get(create.name) is not None:
         raise ResourceConflict(f"Function already exist: {create.name}")
 
@@ -234,12 +239,23 @@ async def update_code(ctx: FrontendContext, request: web.Request) -> web.Respons
 
 
 async def delete_function(ctx: FrontendContext, request: web.Request) -> web.Response:
-    qualifier = request.query.get("Qualifier")
-    config = find_function(ctx, request.match_info["name"], qualifier)
+    raw_name = request.match_info["name"]
+    name, named = validation.parse_function_name(
+        raw_name, validation.NAMESPACED_FUNCTION_NAME, ctx.scope
+    )
+    qualifier = _qualifier(request.query.get("Qualifier"), named)
     if qualifier == LATEST:
         raise InvalidParameterValue(
             "$LATEST version cannot be deleted without deleting the function."
         )
+    config = ctx.registry.get(name)
+    if config is None:
+        raise ResourceNotFound(f"Function not found: {ctx.scope.function_arn(name)}")
+    if qualifier is not None:
+        # Lamina keeps no published versions, and deleting a version that is not there
+        # succeeds in Lambda too.
+        return web.Response(status=204)
+
     ctx.registry.delete(config.name)
     ctx.counting.forget(config.name)
     ctx.assignment.retire(config.name)
@@ -250,24 +266,34 @@ async def delete_function(ctx: FrontendContext, request: web.Request) -> web.Res
 # Concurrency
 
 
-def find_unqualified(ctx: FrontendContext, raw_name: str) -> FunctionConfig:
-    """Concurrency belongs to the function as a whole, never to a version or alias."""
-    if validation.parse_function_name(raw_name, region=ctx.scope.region)[1] is not None:
+def find_unqualified(
+    ctx: FrontendContext, raw_name: str, missing_as: str | None = None
+) -> FunctionConfig:
+    """Concurrency belongs to the function as a whole, never to a version or alias.
+
+    `missing_as` is the qualifier AWS names in the not-found message of some operations.
+    """
+    name, qualifier = validation.parse_function_name(raw_name, scope=ctx.scope)
+    if qualifier is not None:
         raise InvalidParameterValue(
             "This operation is permitted on Lambda functions only. Aliases and versions do not "
             "support this operation. Please specify either a function name or an unqualified "
             "function ARN."
         )
-    return find_function(ctx, raw_name, shape=validation.FUNCTION_NAME)
+    config = ctx.registry.get(name)
+    if config is None:
+        arn = ctx.scope.function_arn(name, missing_as)
+        raise ResourceNotFound(f"Function not found: {arn}")
+    return config
 
 
 async def put_concurrency(ctx: FrontendContext, request: web.Request) -> web.Response:
-    config = find_unqualified(ctx, request.match_info["name"])
+    config = find_unqualified(ctx, request.match_info["name"], missing_as=LATEST)
     value = validation.validate_reserved_concurrency(await read_json(request))
     try:
         ctx.counting.set_reserved(config.name, value)
     except ReservationRejected as exc:
-        raise InvalidParameterValue(str(exc)) from exc
+        raise InvalidParameterValue(str(exc), typed=False) from exc
     ctx.registry.set_reserved(config.name, value)
     return reply({"ReservedConcurrentExecutions": value})
 

@@ -20,13 +20,16 @@ class LambdaError(Exception):
     # "User" for the caller's fault, "Service" for ours, as the model's shapes mark them.
     fault = "User"
 
-    def __init__(self, message: str, **extra: Any) -> None:
+    def __init__(self, message: str | None, *, typed: bool = True, **extra: Any) -> None:
         super().__init__(message)
         self.message = message
+        # Some of AWS's answers carry no Type member; `typed=False` reproduces them.
+        self.typed = typed
         self.extra = extra
 
     def body(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {"Type": self.fault, self.message_key: self.message}
+        doc: dict[str, Any] = {"Type": self.fault} if self.typed else {}
+        doc[self.message_key] = self.message
         doc.update(self.extra)
         return doc
 
@@ -41,6 +44,17 @@ class ResourceNotFound(LambdaError):
     status = 404
     code = "ResourceNotFoundException"
     message_key = "Message"
+
+
+class AccessDenied(LambdaError):
+    """403 for a resource of another account; AWS sends it with a null message."""
+
+    status = 403
+    code = "AccessDeniedException"
+    message_key = "Message"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, typed=False)
 
 
 class ResourceConflict(LambdaError):

@@ -28,10 +28,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lamina.frontend.errors import (
+    AccessDenied,
     InvalidParameterValue,
     ResourceNotFound,
     ValidationFailed,
 )
+from lamina.frontend.shapes import Scope
 
 FUNCTION_NAME_PATTERN = (
     r"(arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?"
@@ -47,7 +49,7 @@ ENV_KEY_PATTERN = r"[a-zA-Z]([a-zA-Z0-9_])+"
 LOG_GROUP_PATTERN = r"[\.\-_/#A-Za-z0-9]+"
 
 # Group numbers of the parts in both function-name patterns above.
-_REGION_GROUP, _NAME_GROUP, _QUALIFIER_GROUP = 3, 11, 13
+_REGION_GROUP, _ACCOUNT_GROUP, _NAME_GROUP, _QUALIFIER_GROUP = 3, 9, 11, 13
 
 # The runtimes Lambda accepts for new and updated functions, in the order its messages list them.
 LAMBDA_RUNTIMES = (
@@ -207,11 +209,11 @@ class _Constraints:
 
 
 def parse_function_name(
-    raw: str, shape: NameShape = FUNCTION_NAME, region: str | None = None
+    raw: str, shape: NameShape = FUNCTION_NAME, scope: Scope | None = None
 ) -> tuple[str, str | None]:
     """Split a name, a partial ARN or a full ARN into the function name and its qualifier.
 
-    With `region`, an ARN naming another region is refused as AWS refuses it.
+    With `scope`, an ARN naming another region or account is refused as AWS refuses it.
     """
     constraints = _Constraints()
     _check_name(constraints, raw, "functionName", shape)
@@ -219,11 +221,8 @@ def parse_function_name(
 
     match = re.fullmatch(shape.pattern, raw)
     assert match is not None  # _check_name proved it matches
-    arn_region = (match.group(_REGION_GROUP) or "").rstrip(":")
-    if region and arn_region and arn_region != region:
-        raise ResourceNotFound(
-            f"Functions from '{arn_region}' are not reachable in this region ('{region}')"
-        )
+    if scope is not None:
+        _check_home(match, scope)
 
     name = match.group(_NAME_GROUP)
     _check_name_length(raw, name)
@@ -231,14 +230,30 @@ def parse_function_name(
 
 
 def validate_function_name(
-    raw: str, shape: NameShape = FUNCTION_NAME, region: str | None = None
+    raw: str, shape: NameShape = FUNCTION_NAME, scope: Scope | None = None
 ) -> str:
     """The plain function name that `raw` designates; see `parse_function_name`."""
-    return parse_function_name(raw, shape, region)[0]
+    return parse_function_name(raw, shape, scope)[0]
 
 
-def validate_create(body: Mapping[str, Any], runtimes: Mapping[str, str]) -> CreateRequest:
-    """Check a CreateFunction body; `runtimes` maps the runtimes installed here to descriptions."""
+def _check_home(match: re.Match[str], scope: Scope) -> None:
+    arn_region = (match.group(_REGION_GROUP) or "").rstrip(":")
+    if arn_region and arn_region != scope.region:
+        raise ResourceNotFound(
+            f"Functions from '{arn_region}' are not reachable in this region ('{scope.region}')"
+        )
+    arn_account = (match.group(_ACCOUNT_GROUP) or "").rstrip(":")
+    if arn_account and arn_account != scope.account_id:
+        raise AccessDenied(None)
+
+
+def validate_create(
+    body: Mapping[str, Any], runtimes: Mapping[str, str], scope: Scope | None = None
+) -> CreateRequest:
+    """Check a CreateFunction body; `runtimes` maps the runtimes installed here to descriptions.
+
+    With `scope`, a FunctionName ARN must name this region and account.
+    """
     constraints = _Constraints()
     raw_name = _string(body, "FunctionName")
     if constraints.not_null(raw_name, "functionName"):
@@ -249,7 +264,7 @@ def validate_create(body: Mapping[str, Any], runtimes: Mapping[str, str]) -> Cre
     settings = _check_settings(constraints, body, creating=True)
     constraints.raise_if_any()
 
-    name = _created_name(raw_name)
+    name = _created_name(raw_name, scope)
     code = _object(body, "Code") or {}
     _refuse_other_packages(body, code)
     runtime = _string(body, "Runtime")
@@ -352,8 +367,8 @@ def _check_name_length(raw: str, name: str) -> None:
         )
 
 
-def _created_name(raw: str) -> str:
-    name, qualifier = parse_function_name(raw)
+def _created_name(raw: str, scope: Scope | None) -> str:
+    name, qualifier = parse_function_name(raw, scope=scope)
     if qualifier is not None:
         raise InvalidParameterValue(
             f"FunctionName '{raw}' names a version or alias; a new function takes an unqualified "
@@ -539,11 +554,16 @@ def _check_runtime(runtime: str, installed: Mapping[str, str]) -> None:
         )
 
     if runtime not in installed:
-        available = ", ".join(sorted(installed)) or "none"
+        available = ", ".join(sorted(installed, key=_version_order)) or "none"
         raise InvalidParameterValue(
             f"The runtime {runtime} is valid for AWS Lambda but is not installed on this Lamina "
             f"host. Runtimes installed here: {available}."
         )
+
+
+def _version_order(runtime: str) -> tuple[str | int, ...]:
+    """Sort key that puts python3.9 before python3.10."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", runtime))
 
 
 def _refuse_other_packages(body: Mapping[str, Any], code: Mapping[str, Any]) -> None:

@@ -18,7 +18,6 @@ AWS's runtime leaves free.
 from __future__ import annotations
 
 import codecs
-import contextlib
 import importlib
 import io
 import json
@@ -460,9 +459,11 @@ def set_up_output() -> None:
 def flush_output() -> None:
     """Push out everything the function wrote, so the worker files it under this invoke."""
     for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
-        # The function may have replaced or closed any of them.
-        with contextlib.suppress(AttributeError, ValueError, OSError):
+        # Not contextlib.suppress: importing contextlib would add to every cold start.
+        try:  # noqa: SIM105
             stream.flush()  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            pass  # the function replaced or closed the stream
 
 
 class _RecordHandler(logging.Handler):
@@ -479,7 +480,10 @@ class _RequestIdFilter(logging.Filter):
 
 
 def set_up_logging() -> None:
-    """Give the root logger AWS's text format; AWS_LAMBDA_LOG_LEVEL sets its level."""
+    """Give the root logger AWS's text format; AWS_LAMBDA_LOG_LEVEL sets its level.
+
+    AWS's JSON format (AWS_LAMBDA_LOG_FORMAT=JSON) is not offered yet: text is all it writes.
+    """
     # Set on the class, as AWS does, so the function's own formatters print UTC too.
     logging.Formatter.converter = time.gmtime
 
@@ -603,7 +607,7 @@ class RuntimeApiClient:
     ) -> tuple[int, dict[str, str], bytes]:
         """One exchange; a dropped connection is reopened once before the runtime gives up."""
         failure: OSError | None = None
-        for _ in range(1):
+        for _ in range(2):
             try:
                 connection = self._connection or _Connection(self._socket_path)
                 self._connection = connection

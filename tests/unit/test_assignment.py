@@ -17,7 +17,9 @@ from lamina.worker.client import InvokeReply, SandboxGone, SandboxStart
 class FakeWorker:
     """Stands in for a worker's HTTP API; `gate` lets a test hold invokes open."""
 
-    def __init__(self, worker_id: str, zone: str = "a") -> None:
+    def __init__(
+        self, worker_id: str, zone: str = "a", arrivals: asyncio.Condition | None = None
+    ) -> None:
         self.worker_id = worker_id
         self.zone = zone
         self.created: list[str] = []
@@ -25,6 +27,8 @@ class FakeWorker:
         self.invoked: list[str] = []
         self.gone: set[str] = set()
         self.gate: asyncio.Event | None = None
+        # Shared between fakes when a test waits for invokes spread over several of them.
+        self.arrivals = arrivals or asyncio.Condition()
 
     async def health(self) -> dict:
         return {"zone": self.zone, "memory_capacity_mb": 1024, "runtimes": {"python3.11": "x"}}
@@ -37,12 +41,21 @@ class FakeWorker:
         if sandbox_id in self.gone:
             raise SandboxGone(sandbox_id)
         self.invoked.append(sandbox_id)
+        async with self.arrivals:
+            self.arrivals.notify_all()
         if self.gate is not None:
             await self.gate.wait()
         return InvokeReply(payload, None, True, None)
 
     async def destroy(self, sandbox_id: str) -> None:
         self.destroyed.append(sandbox_id)
+
+
+async def until_invoked(total: int, *workers: FakeWorker) -> None:
+    """Wait until the workers (sharing one condition) together hold `total` invokes."""
+    arrivals = workers[0].arrivals
+    async with arrivals:
+        await arrivals.wait_for(lambda: sum(len(w.invoked) for w in workers) >= total)
 
 
 def config(name: str = "f", revision: str = "r1", memory: int = 128) -> FunctionConfig:
@@ -83,8 +96,7 @@ async def test_concurrent_invokes_each_get_their_own_sandbox() -> None:
     assignment, _ = await setup(fake)
 
     running = [asyncio.create_task(assignment.invoke(config(), request(i))) for i in range(3)]
-    while len(fake.invoked) < 3:
-        await asyncio.sleep(0)
+    await until_invoked(3, fake)
     fake.gate.set()
     await asyncio.gather(*running)
 
@@ -144,13 +156,13 @@ async def test_retiring_a_function_destroys_its_idle_sandboxes() -> None:
 
 
 async def test_new_sandboxes_of_a_function_spread_over_zones() -> None:
-    a, b = FakeWorker("wa", "a"), FakeWorker("wb", "b")
+    arrivals = asyncio.Condition()
+    a, b = FakeWorker("wa", "a", arrivals), FakeWorker("wb", "b", arrivals)
     a.gate = b.gate = asyncio.Event()
     assignment, _ = await setup(a, b)
 
     running = [asyncio.create_task(assignment.invoke(config(), request(i))) for i in range(4)]
-    while len(a.invoked) + len(b.invoked) < 4:
-        await asyncio.sleep(0)
+    await until_invoked(4, a, b)
     a.gate.set()
     await asyncio.gather(*running)
 

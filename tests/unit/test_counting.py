@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -139,8 +141,10 @@ def test_never_more_in_flight_than_the_limits_allow(ops: list[tuple]) -> None:
                 assert before.unreserved_in_flight < before.unreserved_limit
             else:
                 pooled = sum(
-                    1 for lease in held[:-1]
-                    if lease.function == function and lease.reserved_pool
+                    1
+                    for lease in held[:-1]
+                    if lease.function == function
+                    and lease.reserved_pool
                     and lease.expires_at > clock.monotonic()
                 )
                 assert pooled < reserved
@@ -149,10 +153,8 @@ def test_never_more_in_flight_than_the_limits_allow(ops: list[tuple]) -> None:
         elif op[0] == "advance":
             clock.advance(op[1])
         elif op[0] == "reserve":
-            try:
+            with contextlib.suppress(ReservationRejected):
                 counting.set_reserved(op[1], op[2])
-            except ReservationRejected:
-                pass
         elif op[0] == "unreserve":
             counting.clear_reserved(op[1])
 

@@ -18,6 +18,7 @@ from lamina.frontend.errors import (
     ResourceNotFound,
     ValidationFailed,
 )
+from lamina.frontend.shapes import Scope
 from lamina.frontend.validation import (
     DEPRECATED_RUNTIMES,
     ENV_KEY_PATTERN,
@@ -44,6 +45,7 @@ RECORDED = Path(__file__).resolve().parents[3] / "shared/reference/aws-recorded"
 INSTALLED = {"python3.12": "Python 3.12", "python3.11": "Python 3.11"}
 ROLE = "arn:aws:iam::111111111111:role/lambda-role"
 REGION = "us-east-1"
+HOME = Scope(REGION, "111111111111")
 ZIP = b"PK\x05\x06" + bytes(18)  # the smallest well-formed (empty) zip archive
 
 
@@ -244,7 +246,7 @@ class TestFunctionNames:
         )
         raw = "arn:aws:lambda:ap-southeast-1:111111111111:function:echo"
 
-        error = refusal(parse_function_name, raw, FUNCTION_NAME, REGION)
+        error = refusal(parse_function_name, raw, FUNCTION_NAME, HOME)
 
         assert isinstance(error, ResourceNotFound)
         assert (error.code, error.status) == (code, status)
@@ -253,7 +255,18 @@ class TestFunctionNames:
     def test_an_arn_of_this_region_is_accepted(self) -> None:
         raw = f"arn:aws:lambda:{REGION}:111111111111:function:echo"
 
-        assert validate_function_name(raw, FUNCTION_NAME, REGION) == "echo"
+        assert validate_function_name(raw, FUNCTION_NAME, HOME) == "echo"
+
+    def test_an_arn_of_another_account_is_access_denied_with_no_message(self) -> None:
+        code, message, status = recorded_error(
+            "test_function_arns", "function_arn_other_account_exc"
+        )
+        raw = f"arn:aws:lambda:{REGION}:222222222222:function:echo"
+
+        error = refusal(parse_function_name, raw, FUNCTION_NAME, HOME)
+
+        assert (error.code, error.status, error.message) == (code, status, message)
+        assert error.body() == {"Message": None}
 
 
 class TestCreate:
