@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
 MAX_ASYNC_PAYLOAD = 1024 * 1024
+MAX_CLIENT_CONTEXT = 3583
 # A lease outlives its invoke's timeout by this much before counting gives it up.
 LEASE_GRACE_S = 30.0
 INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")
@@ -182,6 +183,10 @@ def _client_context(raw: str | None) -> str | None:
     """X-Amz-Client-Context is base64 of a JSON object; the runtime gets the JSON itself."""
     if raw is None:
         return None
+    if len(raw) > MAX_CLIENT_CONTEXT:
+        raise InvalidParameterValue(
+            f"Client context must be at most {MAX_CLIENT_CONTEXT} bytes, base64 included."
+        )
     try:
         text = base64.b64decode(raw, validate=True).decode("utf-8")
         if not isinstance(json.loads(text), dict):

@@ -168,6 +168,7 @@ class Sandbox:
         self._pipe: _LogPipe | None = None
         self._info_fd = -1
         self._runtime_pid_cache: int | None = None
+        self._peak_memory_mb = 0
         self._ready: asyncio.Future[None] | None = None
         self._init_error: tuple[str, bytes] | None = None
         # None in the queue tells a waiting `next` that the sandbox is gone.
@@ -412,14 +413,15 @@ class Sandbox:
         return self._runtime_pid_cache
 
     def _max_memory_mb(self) -> int:
+        """The runtime's peak resident memory; the last reading once the process is gone."""
         pid = self._runtime_pid()
         if pid is None:
-            return 0
+            return self._peak_memory_mb
         with contextlib.suppress(OSError, ValueError), open(f"/proc/{pid}/status") as handle:
             for line in handle:
                 if line.startswith("VmHWM:"):
-                    return max(1, int(line.split()[1]) // 1024)
-        return 0
+                    self._peak_memory_mb = max(1, int(line.split()[1]) // 1024)
+        return self._peak_memory_mb
 
 
 def _error_doc(message: str, error_type: str) -> bytes:
