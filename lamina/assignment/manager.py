@@ -22,7 +22,12 @@ from lamina.registry.model import FunctionConfig
 from lamina.sandbox import logs as loglines
 from lamina.sandbox.states import Lifecycle, SandboxState
 from lamina.worker import protocol
-from lamina.worker.client import SandboxGone, WorkerUnavailable, WorkerUnreachable
+from lamina.worker.client import (
+    SandboxGone,
+    SandboxStart,
+    WorkerUnavailable,
+    WorkerUnreachable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -160,9 +165,7 @@ class AssignmentService:
 
         if not start.ok:
             self._drop(record)
-            return record, _init_failure(
-                config, request, start.error_type, start.reason, start.log
-            )
+            return record, _init_failure(config, request, start)
         record.lifecycle.to(SandboxState.IDLE)
         record.lifecycle.to(SandboxState.BUSY)
         return record, None
@@ -292,17 +295,16 @@ class AssignmentService:
 
 
 def _init_failure(
-    config: FunctionConfig,
-    request: InvokeRequest,
-    error_type: str | None,
-    reason: str | None,
-    init_log: bytes,
+    config: FunctionConfig, request: InvokeRequest, start: SandboxStart
 ) -> InvokeResult:
-    error_type = error_type or "Runtime.Unknown"
-    message = f"RequestId: {request.request_id} Error: {reason}"
-    doc = {"errorType": error_type, "errorMessage": message}
+    """The invoke's answer when its sandbox never finished init, as Lambda gives it."""
+    error_type = start.error_type or "Runtime.Unknown"
+    payload = start.document
+    if payload is None:
+        message = f"RequestId: {request.request_id} Error: {start.reason}"
+        payload = json.dumps({"errorType": error_type, "errorMessage": message}).encode()
     text = (
-        init_log
+        start.log
         + (
             loglines.start(request.request_id, config.version)
             + loglines.end(request.request_id)
@@ -310,4 +312,4 @@ def _init_failure(
         ).encode()
     )
     tail = loglines.tail(text) if request.want_log_tail else None
-    return InvokeResult(json.dumps(doc).encode(), error_type, tail, cold=True)
+    return InvokeResult(payload, error_type, tail, cold=True)

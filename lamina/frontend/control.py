@@ -75,13 +75,18 @@ def find_function(
     raw_name: str,
     qualifier: str | None = None,
     shape: validation.NameShape = validation.NAMESPACED_FUNCTION_NAME,
+    missing_as: str | None = None,
 ) -> FunctionConfig:
-    """The function a path names; Lamina serves $LATEST, so any other qualifier is not found."""
+    """The function a path names; Lamina serves $LATEST, so any other qualifier is not found.
+
+    `missing_as` is the qualifier AWS names in the not-found message when none was given.
+    """
     name, named_qualifier = validation.parse_function_name(raw_name, shape, ctx.scope)
     qualifier = _qualifier(qualifier, named_qualifier)
     config = ctx.registry.get(name)
     if config is None or qualifier not in (None, LATEST):
-        raise ResourceNotFound(f"Function not found: {ctx.scope.function_arn(name, qualifier)}")
+        arn = ctx.scope.function_arn(name, qualifier or missing_as)
+        raise ResourceNotFound(f"Function not found: {arn}")
     return config
 
 
@@ -273,18 +278,13 @@ def find_unqualified(
 
     `missing_as` is the qualifier AWS names in the not-found message of some operations.
     """
-    name, qualifier = validation.parse_function_name(raw_name, scope=ctx.scope)
-    if qualifier is not None:
+    if validation.parse_function_name(raw_name, scope=ctx.scope)[1] is not None:
         raise InvalidParameterValue(
             "This operation is permitted on Lambda functions only. Aliases and versions do not "
             "support this operation. Please specify either a function name or an unqualified "
             "function ARN."
         )
-    config = ctx.registry.get(name)
-    if config is None:
-        arn = ctx.scope.function_arn(name, missing_as)
-        raise ResourceNotFound(f"Function not found: {arn}")
-    return config
+    return find_function(ctx, raw_name, shape=validation.FUNCTION_NAME, missing_as=missing_as)
 
 
 async def put_concurrency(ctx: FrontendContext, request: web.Request) -> web.Response:

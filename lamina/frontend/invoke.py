@@ -17,14 +17,14 @@ from lamina.frontend.context import FrontendContext
 from lamina.frontend.control import find_function
 from lamina.frontend.errors import (
     InvalidParameterValue,
-    InvalidRequestContent,
     RequestTooLarge,
     ResourceConflict,
     ServiceError,
     TooManyRequests,
     ValidationFailed,
 )
-from lamina.registry.model import FunctionConfig
+from lamina.frontend.payload import check_json
+from lamina.registry.model import LATEST, FunctionConfig
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,6 @@ MAX_CLIENT_CONTEXT = 3583
 LEASE_GRACE_S = 30.0
 INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")
 LOG_TYPES = ("None", "Tail")
-JSON_PREFIX = "Could not parse request body into json: Could not parse payload into json: "
 
 
 def routes(ctx: FrontendContext) -> list[web.RouteDef]:
@@ -50,7 +49,9 @@ async def invoke(ctx: FrontendContext, request: web.Request) -> web.StreamRespon
     log_type = request.headers.get("X-Amz-Log-Type", "None")
     _check_enums(invocation_type, log_type)
 
-    config = find_function(ctx, request.match_info["name"], request.query.get("Qualifier"))
+    config = find_function(
+        ctx, request.match_info["name"], request.query.get("Qualifier"), missing_as=LATEST
+    )
     if config.state != "Active":
         raise ResourceConflict(
             "The operation cannot be performed at this time. The function is currently in "
@@ -154,22 +155,7 @@ async def _read_payload(request: web.Request, limit: int) -> bytes:
         raise _too_large(limit)
     if not payload.strip():
         return b"{}"
-
-    try:
-        json.loads(payload.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        bad = payload[exc.start]
-        raise InvalidRequestContent(
-            f"{JSON_PREFIX}Invalid UTF-8 start byte 0x{bad:02x}\n at [Source: REDACTED "
-            f"(`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION` disabled); line: 1, "
-            f"column: {exc.start + 1}]"
-        ) from exc
-    except json.JSONDecodeError as exc:
-        raise InvalidRequestContent(
-            f"{JSON_PREFIX}{exc.msg}\n at [Source: REDACTED "
-            f"(`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION` disabled); line: {exc.lineno}, "
-            f"column: {exc.colno}]"
-        ) from exc
+    check_json(payload)
     return payload
 
 

@@ -68,11 +68,15 @@ class Outcome:
 
 @dataclass(frozen=True)
 class InitOutcome:
+    """How the init phase ended. A failed init carries either the error document the runtime
+    posted to /runtime/init/error, or the reason Lamina saw (an exit, a timeout)."""
+
     ok: bool
     duration_ms: float
     error_type: str | None = None
     reason: str | None = None
     log: bytes = b""
+    document: bytes | None = None
 
 
 class RuntimeApiError(Exception):
@@ -228,8 +232,9 @@ class Sandbox:
             self._init_log = self._pipe.take()
             return InitOutcome(True, duration_ms)
 
+        document = None
         if self._init_error is not None:
-            error_type, _ = self._init_error
+            error_type, document = self._init_error
             reason = f"Runtime failed to initialise: {error_type}"
         elif self.returncode is not None:
             error_type, reason = "Runtime.ExitError", exit_reason(self.returncode)
@@ -238,7 +243,9 @@ class Sandbox:
             reason = f"Init phase timed out after {init_timeout:.2f} seconds"
         self.kill()
         log.info("sandbox init failed id=%s error=%s", self.sandbox_id, reason)
-        return InitOutcome(False, duration_ms, error_type, reason, self._pipe.take())
+        return InitOutcome(
+            False, duration_ms, error_type, reason, self._pipe.take(), document or None
+        )
 
     # Runtime API, called by the runtime inside
 

@@ -35,6 +35,7 @@ class SandboxStart:
     error_type: str | None
     reason: str | None
     log: bytes
+    document: bytes | None
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class WorkerClient:
             error_type=doc["error_type"],
             reason=doc["reason"],
             log=base64.b64decode(doc["log"]),
+            document=None if doc["document"] is None else base64.b64decode(doc["document"]),
         )
 
     async def invoke(

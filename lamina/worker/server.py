@@ -61,9 +61,14 @@ async def _create(agent: WorkerAgent, request: web.Request) -> web.Response:
             "error_type": outcome.error_type,
             "reason": outcome.reason,
             "log": base64.b64encode(outcome.log).decode(),
+            "document": _b64(outcome.document),
         },
         status=201 if outcome.ok else 200,
     )
+
+
+def _b64(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode()
 
 
 async def _invoke(agent: WorkerAgent, request: web.Request) -> web.Response:

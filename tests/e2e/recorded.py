@@ -177,3 +177,79 @@ def _match_text(recorded: str, actual: str, bindings: Bindings) -> str | None:
         if conflict:
             return conflict
     return None
+
+
+# Invoke. The recordings read the Payload stream into text and parsed it where it held a JSON
+# object or array; the Tail logs they split into lines, in which LocalStack's transformers put
+# `<duration>` for a duration in ms, `<memory>` for megabytes and `date` for a timestamp.
+
+_LOG_PATTERNS = {
+    "<duration>": r"\d+(?:\.\d{2})?",
+    "<memory>": r"\d+",
+    "date": r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z",
+}
+_LOG_TOKEN = re.compile(rf"<duration>|<memory>|(?<=\t)date(?=\t)|{_PLACEHOLDER.pattern}")
+
+
+def as_recorded_invoke(response: dict[str, Any]) -> dict[str, Any]:
+    """An Invoke response as the recordings hold it: Payload read, and parsed if an object."""
+    answer = dict(response)
+    text = answer.pop("Payload").read().decode()
+    try:
+        document = json.loads(text)
+    except ValueError:
+        document = None
+    answer["Payload"] = document if isinstance(document, dict | list) else text
+    return answer
+
+
+def renamed(recorded: Any, old: str, new: str) -> Any:
+    """The recording with `old` replaced by `new` in every string.
+
+    For a name the recorded test wrote as it is ("doesnotexist") where a test here must use a
+    name of its own.
+    """
+    if isinstance(recorded, dict):
+        return {key: renamed(item, old, new) for key, item in recorded.items()}
+    if isinstance(recorded, list):
+        return [renamed(item, old, new) for item in recorded]
+    return recorded.replace(old, new) if isinstance(recorded, str) else recorded
+
+
+def log_mismatches(recorded: list[str], actual: list[str], bindings: Bindings) -> list[str]:
+    """Every way the log lines `actual` differ from the recorded lines; empty when they match.
+
+    Durations, memory sizes and timestamps must have the form AWS writes them in; any other
+    placeholder (a request id) is bound as in `mismatches`.
+    """
+    if len(recorded) != len(actual):
+        return [f"expected {len(recorded)} lines, got {len(actual)}: {actual!r}"]
+    found = []
+    for index, (line, got) in enumerate(zip(recorded, actual, strict=True)):
+        problem = _match_log_line(line, got, bindings)
+        if problem:
+            found.append(f"line {index}: {problem}")
+    return found
+
+
+def _match_log_line(recorded: str, actual: str, bindings: Bindings) -> str | None:
+    pattern, tokens, last = [], [], 0
+    for found in _LOG_TOKEN.finditer(recorded):
+        pattern.append(re.escape(recorded[last : found.start()]))
+        token = found.group()
+        if token in _LOG_PATTERNS:
+            pattern.append(f"(?:{_LOG_PATTERNS[token]})")
+        else:
+            pattern.append("(.+?)")
+            tokens.append(token)
+        last = found.end()
+    pattern.append(re.escape(recorded[last:]))
+
+    match = re.fullmatch("".join(pattern), actual, re.DOTALL)
+    if match is None:
+        return f"{actual!r} does not match recorded {recorded!r}"
+    for token, value in zip(tokens, match.groups(), strict=True):
+        conflict = bindings.bind(token, value)
+        if conflict:
+            return conflict
+    return None

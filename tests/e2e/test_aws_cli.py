@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +194,135 @@ def test_the_cli_finds_lamina_through_aws_endpoint_url_lambda(
     assert deleted.returncode == 0, deleted.stderr
     assert after.returncode != 0
     assert "ResourceNotFoundException" in after.stderr
+
+
+# Invoke through the CLI. AWS CLI v1 sends --payload as it is written (v2 would take it for
+# base64 without --cli-binary-format raw-in-base64-out), prints the response's members as JSON
+# and writes the function's result into the output file it is given.
+
+GREETER = """
+def handler(event, context):
+    print("greeting", event["name"])
+    return {"greeting": "hello " + event["name"]}
+"""
+FAILING = (
+    "def handler(event, context):\n    raise ValueError('no greeting for ' + event['name'])\n"
+)
+
+
+def active_function(server: Server, tmp_path: Path, code: str) -> str:
+    """A function made by the CLI from a zip file of `code`, waited for until Active."""
+    name = unique_name("cli-invoke")
+    archive = tmp_path / f"{name}.zip"
+    archive.write_bytes(make_zip({"index.py": code}))
+    ok(create(server, tmp_path, name, archive))
+    ok(aws(server, tmp_path, "wait", "function-active-v2", "--function-name", name))
+    return name
+
+
+def cli_invoke(
+    server: Server, tmp_path: Path, name: str, payload: str, *extra: str
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """Run `aws lambda invoke` with `payload`; its result and the output file it writes."""
+    outfile = tmp_path / f"{name}-out.json"
+    result = aws(
+        server,
+        tmp_path,
+        "invoke",
+        "--function-name", name,
+        "--payload", payload,
+        *extra,
+        str(outfile),
+    )  # fmt: skip
+    return result, outfile
+
+
+def test_the_cli_invokes_a_function_and_writes_its_result_to_the_output_file(
+    server: Server, tmp_path: Path
+) -> None:
+    name = active_function(server, tmp_path, GREETER)
+
+    result, outfile = cli_invoke(server, tmp_path, name, '{"name": "cli"}')
+
+    assert ok(result) == {"StatusCode": 200, "ExecutedVersion": "$LATEST"}
+    assert json.loads(outfile.read_text()) == {"greeting": "hello cli"}
+
+
+def test_the_cli_invokes_with_log_type_tail_and_prints_the_last_log_lines(
+    server: Server, tmp_path: Path
+) -> None:
+    name = active_function(server, tmp_path, GREETER)
+
+    result, outfile = cli_invoke(server, tmp_path, name, '{"name": "tail"}', "--log-type", "Tail")
+
+    printed = ok(result)
+    assert printed["StatusCode"] == 200
+    assert printed["ExecutedVersion"] == "$LATEST"
+    lines = base64.b64decode(printed["LogResult"]).decode().splitlines()
+    assert lines[0].startswith("START RequestId: ")
+    assert lines[0].endswith(" Version: $LATEST")
+    request_id = lines[0].removeprefix("START RequestId: ").removesuffix(" Version: $LATEST")
+    assert "greeting tail" in lines
+    assert f"END RequestId: {request_id}" in lines
+    assert lines[-1].startswith(f"REPORT RequestId: {request_id}\tDuration: ")
+    assert json.loads(outfile.read_text()) == {"greeting": "hello tail"}
+
+
+def test_the_cli_queues_an_event_invoke_with_202_and_the_function_runs_it(
+    server: Server, tmp_path: Path
+) -> None:
+    name = active_function(server, tmp_path, GREETER)
+    marker = unique_name("event")
+
+    result, outfile = cli_invoke(
+        server, tmp_path, name, json.dumps({"name": marker}), "--invocation-type", "Event"
+    )
+
+    assert ok(result) == {"StatusCode": 202}
+    assert outfile.read_bytes() == b""
+    logs = server.data_dir / "workers"
+    deadline = time.monotonic() + 30
+    while not any(f"greeting {marker}" in p.read_text() for p in logs.rglob("*.log")):
+        assert time.monotonic() < deadline, "the event never ran"
+        time.sleep(0.05)
+
+
+def test_a_function_error_is_printed_as_unhandled_with_the_error_document_in_the_file(
+    server: Server, tmp_path: Path
+) -> None:
+    name = active_function(server, tmp_path, FAILING)
+
+    result, outfile = cli_invoke(server, tmp_path, name, '{"name": "cli"}')
+
+    assert ok(result) == {
+        "StatusCode": 200,
+        "FunctionError": "Unhandled",
+        "ExecutedVersion": "$LATEST",
+    }
+    error = json.loads(outfile.read_text())
+    assert sorted(error) == ["errorMessage", "errorType", "requestId", "stackTrace"]
+    assert error["errorMessage"] == "no greeting for cli"
+    assert error["errorType"] == "ValueError"
+    assert error["stackTrace"][-1].startswith('  File "/var/task/index.py", line 2, in handler\n')
+
+
+def test_a_throttled_invoke_makes_the_cli_exit_non_zero_with_too_many_requests(
+    server: Server, tmp_path: Path
+) -> None:
+    name = active_function(server, tmp_path, GREETER)
+    ok(
+        aws(
+            server,
+            tmp_path,
+            "put-function-concurrency",
+            "--function-name", name,
+            "--reserved-concurrent-executions", "0",
+        )
+    )  # fmt: skip
+
+    result, _ = cli_invoke(server, tmp_path, name, '{"name": "cli"}')
+
+    assert result.returncode != 0
+    assert result.stdout == ""
+    assert "TooManyRequestsException" in result.stderr
+    assert "Rate Exceeded." in result.stderr

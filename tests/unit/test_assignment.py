@@ -35,7 +35,7 @@ class FakeWorker:
 
     async def create_sandbox(self, sandbox_id: str, config: FunctionConfig) -> SandboxStart:
         self.created.append(sandbox_id)
-        return SandboxStart(True, 5.0, None, None, b"")
+        return SandboxStart(True, 5.0, None, None, b"", None)
 
     async def invoke(self, sandbox_id: str, payload: bytes, headers: dict) -> InvokeReply:
         if sandbox_id in self.gone:

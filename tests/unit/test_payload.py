@@ -1,0 +1,48 @@
+"""Invoke payloads that are not UTF-8 JSON are refused in the words of Lambda's parser."""
+
+from __future__ import annotations
+
+import pytest
+
+from lamina.frontend.errors import InvalidRequestContent
+from lamina.frontend.payload import PREFIX, check_json
+
+LOCATION = "\n at [Source: REDACTED (`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION` disabled)"
+
+
+def refusal(payload: bytes) -> str:
+    with pytest.raises(InvalidRequestContent) as caught:
+        check_json(payload)
+    assert caught.value.message.startswith(PREFIX)
+    return caught.value.message.removeprefix(PREFIX)
+
+
+@pytest.mark.parametrize("payload", [b"{}", b"null", b'"\xc3\xa9"', b'[1, {"a": "\xe2\x9c\x93"}]'])
+def test_utf8_json_documents_pass(payload: bytes) -> None:
+    check_json(payload)
+
+
+def test_a_byte_that_cannot_start_a_value_is_an_unexpected_character() -> None:
+    assert refusal(b"\xff\xfe\x00") == (
+        "Unexpected character ('\xff' (code 255)): expected a valid value (JSON String, Number, "
+        "Array, Object or token 'null', 'true' or 'false')" + LOCATION + "; line: 1, column: 1]"
+    )
+
+
+def test_a_c1_control_byte_is_named_as_a_control_character() -> None:
+    assert refusal(b"[1, \x99]").startswith("Unexpected character ((CTRL-CHAR, code 153)): ")
+    assert refusal(b"[1, \x99]").endswith("; line: 1, column: 5]")
+
+
+def test_a_bad_byte_inside_a_string_is_invalid_utf8_after_it_was_read() -> None:
+    assert refusal(b'{"k": "a\x87"}') == (
+        "Invalid UTF-8 start byte 0x87" + LOCATION + "; line: 1, column: 10]"
+    )
+
+
+def test_lines_and_columns_count_from_the_last_newline() -> None:
+    assert refusal(b'{\n  "k":\n \xfe}').endswith("; line: 3, column: 2]")
+
+
+def test_a_syntax_error_names_its_line_and_column() -> None:
+    assert refusal(b'{"k": }').endswith("; line: 1, column: 7]")
