@@ -51,6 +51,12 @@ def main() -> None:
     show_default=True,
     help="Seconds an idle sandbox is kept warm.",
 )
+@click.option(
+    "--worker-memory",
+    type=click.IntRange(min=128),
+    default=None,
+    help="Memory in MB each worker offers to sandboxes [default: host memory / workers].",
+)
 @click.option("--example/--no-example", default=False, help="Deploy the `hello` function.")
 @click.option("--log-level", default="info", show_default=True)
 def up(
@@ -62,6 +68,7 @@ def up(
     region: str,
     concurrency_limit: int,
     keep_alive: float,
+    worker_memory: int | None,
     example: bool,
     log_level: str,
 ) -> None:
@@ -78,6 +85,7 @@ def up(
         region=region,
         account_concurrency=concurrency_limit,
         keep_alive_s=keep_alive,
+        worker_memory_mb=worker_memory,
         example=example,
     )
     asyncio.run(launcher.run(settings))

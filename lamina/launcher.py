@@ -52,6 +52,7 @@ class Settings:
     account_id: str = "000000000000"
     account_concurrency: int = 1000
     keep_alive_s: float = 600.0
+    worker_memory_mb: int | None = None
     example: bool = False
 
 
@@ -128,7 +129,7 @@ class Platform:
     async def _start_worker(self, index: int) -> None:
         worker_id = f"worker-{index + 1}"
         zone = self.settings.zones[index % len(self.settings.zones)]
-        memory_mb = _memory_total_mb() // self.settings.workers
+        memory_mb = self.settings.worker_memory_mb or _memory_total_mb() // self.settings.workers
         command = [
             sys.executable, "-m", "lamina", "worker",
             "--id", worker_id,

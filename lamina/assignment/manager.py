@@ -139,13 +139,13 @@ class AssignmentService:
     async def _create(
         self, config: FunctionConfig, request: InvokeRequest
     ) -> tuple[SandboxRecord, InvokeResult | None]:
-        decision = place(
-            PlacementRequest(config.name, config.memory_size),
-            self.fleet.views(self.occupancy()),
-        )
+        views = self.fleet.views(self.occupancy())
+        decision = place(PlacementRequest(config.name, config.memory_size), views)
         if decision.worker_id is None:
             raise NoCapacity(decision.explain())
         log.debug("placement function=%s %s", config.name, decision.explain())
+        chosen = next(v for v in views if v.worker_id == decision.worker_id)
+        self._evict_idle(decision.worker_id, config.memory_size - chosen.memory_free_mb)
 
         sandbox_id = secrets.token_hex(8)
         record = SandboxRecord(
@@ -231,6 +231,25 @@ class AssignmentService:
             self._idle[key] = deque(r for r in idle if r.worker_id != worker_id)
         log.warning("worker lost id=%s sandboxes forgotten=%d", worker_id, len(lost))
 
+    def _evict_idle(self, worker_id: str, needed_mb: int) -> None:
+        """Make room on a full worker by destroying its least recently used idle sandboxes."""
+        if needed_mb <= 0:
+            return
+        idle = sorted(
+            (r for q in self._idle.values() for r in q if r.worker_id == worker_id),
+            key=lambda r: r.idle_since,
+        )
+        freed = 0
+        for record in idle:
+            if freed >= needed_mb:
+                break
+            self._idle[record.key].remove(record)
+            self._destroy(record)
+            freed += record.memory_mb
+        log.info(
+            "evicted idle sandboxes worker=%s freed=%dMB for %dMB", worker_id, freed, needed_mb
+        )
+
     def reap(self) -> int:
         """Destroy sandboxes idle for longer than the keep-alive time; returns how many."""
         deadline = self._clock.monotonic() - self.keep_alive_s
@@ -270,15 +289,18 @@ class AssignmentService:
 
     def occupancy(self) -> dict[str, Occupancy]:
         memory: dict[str, int] = {}
+        idle: dict[str, int] = {}
         count: dict[str, int] = {}
         per_function: dict[str, dict[str, int]] = {}
         for record in self._records.values():
             worker = record.worker_id
             memory[worker] = memory.get(worker, 0) + record.memory_mb
+            if record.lifecycle.state is SandboxState.IDLE:
+                idle[worker] = idle.get(worker, 0) + record.memory_mb
             count[worker] = count.get(worker, 0) + 1
             functions = per_function.setdefault(worker, {})
             functions[record.key[0]] = functions.get(record.key[0], 0) + 1
-        return {w: Occupancy(memory[w], count[w], per_function[w]) for w in memory}
+        return {w: Occupancy(memory[w], count[w], per_function[w], idle.get(w, 0)) for w in memory}
 
     def snapshot(self) -> AssignmentSnapshot:
         states = {state: 0 for state in SandboxState}

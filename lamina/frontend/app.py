@@ -10,7 +10,12 @@ from aiohttp import web
 
 from lamina.frontend import control, invoke
 from lamina.frontend.context import FrontendContext
-from lamina.frontend.errors import LambdaError, NotImplementedOperation, ServiceError
+from lamina.frontend.errors import (
+    LambdaError,
+    NotImplementedOperation,
+    RequestTooLarge,
+    ServiceError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +37,7 @@ async def lambda_errors(request: web.Request, handler: Handler) -> web.StreamRes
             NotImplementedOperation(f"Lamina does not serve {request.method} {request.path}")
         )
     except web.HTTPRequestEntityTooLarge:
-        response = _error_response(ServiceError("Request too large"))
+        response = _error_response(_too_large(request))
     except web.HTTPException:
         raise
     except Exception:
@@ -41,6 +46,22 @@ async def lambda_errors(request: web.Request, handler: Handler) -> web.StreamRes
     if "x-amzn-RequestId" not in response.headers:
         response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
     return response
+
+
+# Operations whose bodies can reach the request size limit, by route.
+_LARGE_BODY_OPERATIONS = {
+    ("POST", "/2015-03-31/functions"): "CreateFunction",
+    ("PUT", "/2015-03-31/functions/{name}/code"): "UpdateFunctionCode",
+}
+
+
+def _too_large(request: web.Request) -> RequestTooLarge:
+    route = request.match_info.route
+    canonical = route.resource.canonical if route.resource is not None else request.path
+    operation = _LARGE_BODY_OPERATIONS.get((request.method, canonical), "requested")
+    return RequestTooLarge(
+        f"Request must be smaller than {MAX_REQUEST_BYTES} bytes for the {operation} operation"
+    )
 
 
 def _error_response(exc: LambdaError) -> web.Response:

@@ -114,7 +114,9 @@ def reply(doc: dict[str, Any], status: int = 200) -> web.Response:
 
 
 async def create_function(ctx: FrontendContext, request: web.Request) -> web.Response:
-    create = validation.validate_create(await read_json(request), ctx.fleet.runtimes(), ctx.scope)
+    body = await read_json(request)
+    create = validation.validate_create(body, ctx.fleet.runtimes(), ctx.scope)
+    _check_platform_support(ctx, create, body)
     if ctx.registry.get(create.name) is not None:
         raise ResourceConflict(f"Function already exist: {create.name}")
 
@@ -134,6 +136,24 @@ async def create_function(ctx: FrontendContext, request: web.Request) -> web.Res
 
     ctx.spawn(_activate(ctx, config.name, config.revision_id), name=f"activate-{config.name}")
     return reply(function_configuration(config, ctx.scope), status=201)
+
+
+def _check_platform_support(
+    ctx: FrontendContext, create: validation.CreateRequest, body: dict[str, Any]
+) -> None:
+    """Refuse what the workers cannot honour rather than accept and ignore it."""
+    layers = body.get("Layers") or []
+    if layers:
+        # Lamina publishes no layers, so no layer version can exist.
+        raise InvalidParameterValue(f"Layer version {layers[0]} does not exist.")
+
+    offered = ctx.fleet.architectures()
+    wanted = create.architectures[0]
+    if wanted not in offered:
+        raise InvalidParameterValue(
+            f"No Lamina worker runs the {wanted} architecture; workers here run: "
+            f"{', '.join(sorted(offered)) or 'none'}."
+        )
 
 
 async def _activate(ctx: FrontendContext, name: str, revision_id: str) -> None:

@@ -8,9 +8,12 @@ or a string is reported as invalid UTF-8, each with the line and column it stopp
 from __future__ import annotations
 
 import json
+import sys
 
 from lamina.frontend.errors import InvalidRequestContent
 
+# Lambda's parser refuses documents nested deeper than this.
+MAX_NESTING = 1000
 PREFIX = "Could not parse request body into json: Could not parse payload into json: "
 _SOURCE = "[Source: REDACTED (`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION` disabled)"
 _EXPECTED_VALUE = (
@@ -26,10 +29,29 @@ def check_json(payload: bytes) -> None:
     except UnicodeDecodeError as exc:
         message, line, column = _encoding_problem(payload, exc.start)
         raise _refusal(message, line, column) from exc
+
+    depth, position = _deepest(payload)
+    if depth > MAX_NESTING:
+        line = payload.count(b"\n", 0, position) + 1
+        column = position - (payload.rfind(b"\n", 0, position) + 1) + 1
+        message = (
+            f"Document nesting depth ({depth}) exceeds the maximum allowed ({MAX_NESTING}, "
+            "from `StreamReadConstraints.getMaxNestingDepth()`)"
+        )
+        raise _refusal(message, line, column)
+    _allow_recursion(MAX_NESTING)
     try:
         json.loads(text)
     except json.JSONDecodeError as exc:
         raise _refusal(exc.msg, exc.lineno, exc.colno) from exc
+
+
+def _allow_recursion(depth: int) -> None:
+    # json's parser recurses once per level; Python's default limit (1000) would refuse
+    # documents Lambda accepts, so leave room for the levels plus the server's own frames.
+    needed = depth + 1000
+    if sys.getrecursionlimit() < needed:
+        sys.setrecursionlimit(needed)
 
 
 def _refusal(message: str, line: int, column: int) -> InvalidRequestContent:
@@ -52,6 +74,30 @@ def _describe(byte: int) -> str:
     if byte < 0x20 or 0x7F <= byte < 0xA0:
         return f"(CTRL-CHAR, code {byte})"
     return f"'{chr(byte)}' (code {byte})"
+
+
+def _deepest(payload: bytes) -> tuple[int, int]:
+    """How deep arrays and objects nest, stopping at the first level past the maximum, and
+    where that level opens."""
+    depth = 0
+    in_string = escaped = False
+    for position, byte in enumerate(payload):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in b"[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return depth, position
+        elif byte in b"]}":
+            depth -= 1
+    return 0, 0
 
 
 def _expects_value(prefix: bytes) -> bool:

@@ -24,12 +24,19 @@ class WorkerView:
     healthy: bool = True
     draining: bool = False
     sandboxes: int = 0
+    # Memory of idle sandboxes, which assignment may reclaim to make room.
+    memory_idle_mb: int = 0
     # Live sandboxes per function on this worker, for spreading a function over zones.
     function_sandboxes: dict[str, int] = field(default_factory=dict)
 
     @property
     def memory_free_mb(self) -> int:
         return self.memory_capacity_mb - self.memory_reserved_mb
+
+    @property
+    def memory_available_mb(self) -> int:
+        """Free memory plus what evicting every idle sandbox would give back."""
+        return self.memory_free_mb + self.memory_idle_mb
 
 
 @dataclass(frozen=True)
@@ -71,9 +78,12 @@ def _not_draining(request: PlacementRequest, worker: WorkerView) -> str | None:
 
 
 def _fits(request: PlacementRequest, worker: WorkerView) -> str | None:
-    if worker.memory_free_mb >= request.memory_mb:
+    if worker.memory_available_mb >= request.memory_mb:
         return None
-    return f"needs {request.memory_mb} MB, {worker.memory_free_mb} MB free"
+    return (
+        f"needs {request.memory_mb} MB, {worker.memory_free_mb} MB free"
+        f" and {worker.memory_idle_mb} MB idle"
+    )
 
 
 FILTERS: tuple[Filter, ...] = (_healthy, _not_draining, _fits)
@@ -107,8 +117,9 @@ def _function_sandboxes_per_zone(function: str, workers: Sequence[WorkerView]) -
 
 def _score(
     request: PlacementRequest, worker: WorkerView, zone_load: Counter[str]
-) -> tuple[int, int, int, str]:
-    # Lower is better, compared field by field: zone spread, then best fit, then load.
+) -> tuple[int, bool, int, int, str]:
+    # Lower is better, compared field by field: zone spread, then no eviction needed, then
+    # best fit, then load.
     spread = zone_load[worker.zone]
     leftover = worker.memory_free_mb - request.memory_mb
-    return (spread, leftover, worker.sandboxes, worker.worker_id)
+    return (spread, leftover < 0, abs(leftover), worker.sandboxes, worker.worker_id)

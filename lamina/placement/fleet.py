@@ -19,6 +19,7 @@ class Member:
     zone: str
     memory_capacity_mb: int
     runtimes: dict[str, str] = field(default_factory=dict)
+    architecture: str = "x86_64"
     healthy: bool = True
     draining: bool = False
 
@@ -30,6 +31,7 @@ class Occupancy:
     memory_mb: int = 0
     sandboxes: int = 0
     per_function: Mapping[str, int] = field(default_factory=dict)
+    memory_idle_mb: int = 0
 
 
 class Fleet:
@@ -44,6 +46,7 @@ class Fleet:
             zone=str(health["zone"]),
             memory_capacity_mb=int(health["memory_capacity_mb"]),
             runtimes=dict(health["runtimes"]),
+            architecture=str(health["architecture"]),
         )
         self.members[client.worker_id] = member
         log.info("worker joined id=%s zone=%s", client.worker_id, member.zone)
@@ -60,6 +63,10 @@ class Fleet:
                 found.update(member.runtimes)
         return dict(sorted(found.items()))
 
+    def architectures(self) -> set[str]:
+        """Architectures some healthy worker runs, in Lambda's names."""
+        return {m.architecture for m in self.members.values() if m.healthy}
+
     def views(self, occupancy: Mapping[str, Occupancy]) -> list[WorkerView]:
         views = []
         for worker_id, member in self.members.items():
@@ -74,6 +81,7 @@ class Fleet:
                     draining=member.draining,
                     sandboxes=used.sandboxes,
                     function_sandboxes=dict(used.per_function),
+                    memory_idle_mb=used.memory_idle_mb,
                 )
             )
         return views

@@ -37,6 +37,19 @@ class LaunchSpec:
     socket_dir: Path
     interpreter: Interpreter
     tmp_size_mb: int
+    # Holds the sandbox's own passwd and group files (see `write_identity_files`).
+    etc_dir: Path
+
+
+def write_identity_files(etc_dir: Path) -> None:
+    """passwd and group naming the sandbox user, as Lambda's images have them, so that
+    getpwuid() and ~ work inside without exposing the host's accounts."""
+    etc_dir.mkdir(parents=True, exist_ok=True)
+    (etc_dir / "passwd").write_text(
+        "root:x:0:0:root:/root:/sbin/nologin\n"
+        f"sbx_user1051:x:{SANDBOX_UID}:{SANDBOX_GID}::/home/sbx_user1051:/sbin/nologin\n"
+    )
+    (etc_dir / "group").write_text(f"root:x:0:\nsbx_user1051:x:{SANDBOX_GID}:\n")
 
 
 def executable() -> str:
@@ -70,6 +83,8 @@ def command(spec: LaunchSpec, info_fd: int) -> list[str]:
         "--ro-bind", str(spec.code_dir), TASK_ROOT,
         "--ro-bind", str(spec.runtime_dir), RUNTIME_DIR,
         "--ro-bind", str(spec.socket_dir), SOCKET_DIR,
+        "--ro-bind", str(spec.etc_dir / "passwd"), "/etc/passwd",
+        "--ro-bind", str(spec.etc_dir / "group"), "/etc/group",
         "--chdir", TASK_ROOT,
         "--info-fd", str(info_fd),
     ]  # fmt: skip

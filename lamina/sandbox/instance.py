@@ -293,6 +293,7 @@ class Sandbox:
         self.lifecycle.to(SandboxState.BUSY)
         assert self._pipe is not None
         self._pipe.take()
+        self._write_log(loglines.start(invocation.request_id, self.config.version))
         started = self._clock.monotonic()
         invocation.deadline_ms = int((self._clock.time() + self.config.timeout) * 1000)
         self._queue.put_nowait(invocation)
@@ -367,9 +368,13 @@ class Sandbox:
             init_ms,
             status,
         )
-        if self._pipe.sink is not None:
-            self._pipe.sink.write(tail.encode())
+        self._write_log(tail)
         return head + output + tail.encode()
+
+    def _write_log(self, text: str) -> None:
+        """Platform lines go to the function's log file between the runtime's own output."""
+        if self._pipe is not None and self._pipe.sink is not None:
+            self._pipe.sink.write(text.encode())
 
     # Teardown
 

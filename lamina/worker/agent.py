@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import platform
 import secrets
 import shutil
 import tempfile
@@ -19,13 +20,16 @@ from typing import BinaryIO
 from lamina.clock import Clock, SystemClock
 from lamina.registry.model import FunctionConfig
 from lamina.sandbox import bwrap
-from lamina.sandbox.instance import InitOutcome, Invocation, Outcome, Sandbox
+from lamina.sandbox.instance import INIT_TIMEOUT_S, InitOutcome, Invocation, Outcome, Sandbox
 from lamina.sandbox.runtime_api import RuntimeApiServer
 from lamina.sandbox.states import SandboxState
 from lamina.worker.codecache import CodeCache, Fetch
 from lamina.worker.interpreters import Interpreter, discover
 
 log = logging.getLogger(__name__)
+
+# Lambda's names for the machine architectures a worker may run on.
+LAMBDA_ARCHITECTURE = {"x86_64": "x86_64", "aarch64": "arm64"}
 
 # Lamina's own runtime code, mounted read-only into every sandbox at /var/runtime.
 RUNTIME_SOURCE = Path(__file__).resolve().parents[1] / "runtime"
@@ -66,6 +70,7 @@ class WorkerAgent:
 
     async def start(self) -> None:
         bwrap.executable()
+        bwrap.write_identity_files(self.state_dir / "etc")
         await self.runtime_api.start()
         log.info(
             "worker ready id=%s zone=%s memory=%dMB runtimes=%s",
@@ -100,6 +105,7 @@ class WorkerAgent:
             "memory_reserved_mb": self.memory_reserved_mb(),
             "sandboxes": states,
             "runtimes": {k: v.version for k, v in sorted(self.interpreters.items())},
+            "architecture": LAMBDA_ARCHITECTURE.get(platform.machine(), platform.machine()),
         }
 
     # Sandboxes
@@ -122,6 +128,7 @@ class WorkerAgent:
             socket_dir=socket_dir,
             interpreter=interpreter,
             tmp_size_mb=config.ephemeral_storage,
+            etc_dir=self.state_dir / "etc",
         )
         sink = self._log_file(config, stream)
         sandbox = Sandbox(
@@ -136,7 +143,8 @@ class WorkerAgent:
         self.sandboxes[sandbox_id] = sandbox
         await self.runtime_api.attach(sandbox)
 
-        outcome = await sandbox.start()
+        # Lambda gives an init that overruns 10 s a second try within the function's timeout.
+        outcome = await sandbox.start(max(INIT_TIMEOUT_S, config.timeout))
         log.info(
             "sandbox %s id=%s function=%s init=%.1fms",
             "ready" if outcome.ok else "failed",

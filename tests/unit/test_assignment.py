@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from lamina.assignment import AssignmentService, InvokeRequest
+from lamina.assignment import AssignmentService, InvokeRequest, NoCapacity
 from lamina.clock import FakeClock
 from lamina.placement.fleet import Fleet
 from lamina.registry.model import FunctionConfig
@@ -31,7 +31,12 @@ class FakeWorker:
         self.arrivals = arrivals or asyncio.Condition()
 
     async def health(self) -> dict:
-        return {"zone": self.zone, "memory_capacity_mb": 1024, "runtimes": {"python3.11": "x"}}
+        return {
+            "zone": self.zone,
+            "memory_capacity_mb": 1024,
+            "runtimes": {"python3.11": "x"},
+            "architecture": "x86_64",
+        }
 
     async def create_sandbox(self, sandbox_id: str, config: FunctionConfig) -> SandboxStart:
         self.created.append(sandbox_id)
@@ -176,3 +181,31 @@ def test_an_illegal_transition_names_the_current_state() -> None:
 
     with pytest.raises(IllegalTransition, match="sandbox sb-1 is dead; it cannot become busy"):
         lifecycle.to(SandboxState.BUSY)
+
+
+async def test_a_full_worker_evicts_its_least_recently_used_idle_sandboxes() -> None:
+    fake = FakeWorker("w1")  # 1024 MB
+    assignment, clock = await setup(fake)
+    for name in ("old", "newer"):
+        await assignment.invoke(config(name, memory=512), request())
+        clock.advance(1)
+
+    await assignment.invoke(config("fresh", memory=512), request())
+    await asyncio.sleep(0)
+
+    assert fake.destroyed == [fake.created[0]]
+    assert assignment.snapshot().per_function == {"newer": 1, "fresh": 1}
+
+
+async def test_busy_sandboxes_are_never_evicted() -> None:
+    fake = FakeWorker("w1")
+    fake.gate = asyncio.Event()
+    assignment, _ = await setup(fake)
+    running = asyncio.create_task(assignment.invoke(config("busy", memory=1024), request()))
+    await until_invoked(1, fake)
+
+    with pytest.raises(NoCapacity):
+        await assignment.invoke(config("other", memory=128), request())
+
+    fake.gate.set()
+    await running

@@ -46,3 +46,18 @@ def test_lines_and_columns_count_from_the_last_newline() -> None:
 
 def test_a_syntax_error_names_its_line_and_column() -> None:
     assert refusal(b'{"k": }').endswith("; line: 1, column: 7]")
+
+
+def test_nesting_up_to_the_maximum_is_accepted() -> None:
+    check_json(b"[" * 1000 + b"]" * 1000)
+
+
+def test_nesting_past_the_maximum_is_refused_in_lambdas_words() -> None:
+    assert refusal(b"[" * 5000 + b"]" * 5000) == (
+        "Document nesting depth (1001) exceeds the maximum allowed (1000, from "
+        "`StreamReadConstraints.getMaxNestingDepth()`)" + LOCATION + "; line: 1, column: 1001]"
+    )
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    check_json(b'["' + b"[" * 2000 + b'"]')

@@ -29,7 +29,7 @@ def test_unhealthy_draining_and_full_workers_are_rejected_with_reasons() -> None
     assert reasons == {
         "sick": "unhealthy",
         "leaving": "draining",
-        "full": "needs 128 MB, 100 MB free",
+        "full": "needs 128 MB, 100 MB free and 0 MB idle",
     }
 
 
@@ -56,4 +56,14 @@ def test_within_a_zone_the_fullest_worker_that_fits_is_chosen() -> None:
 def test_the_decision_explains_itself() -> None:
     decision = place(PlacementRequest("f", 512), [worker("w1", free=100), worker("w2")])
 
-    assert decision.explain() == "placed on w2 (rejected w1: needs 512 MB, 100 MB free)"
+    assert decision.explain() == (
+        "placed on w2 (rejected w1: needs 512 MB, 100 MB free and 0 MB idle)"
+    )
+
+
+def test_idle_memory_counts_as_room_but_free_memory_is_preferred() -> None:
+    idle_only = WorkerView("idle", "a", 1024, 1024, memory_idle_mb=512)
+    free = WorkerView("free", "a", 1024, 800)
+
+    assert place(PlacementRequest("f", 128), [idle_only, free]).worker_id == "free"
+    assert place(PlacementRequest("f", 512), [idle_only, free]).worker_id == "idle"
