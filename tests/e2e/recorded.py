@@ -22,6 +22,8 @@ from collections.abc import Collection
 from functools import cache
 from typing import Any
 
+import pytest
+
 from tests.conftest import SHARED
 
 RECORDED_DIR = SHARED / "reference" / "aws-recorded"
@@ -41,7 +43,11 @@ _FREE_PLACEHOLDERS = frozenset({"<location>", "<code-size>"})
 
 @cache
 def _snapshot(file: str) -> dict[str, Any]:
-    return json.loads((RECORDED_DIR / f"{file}.snapshot.json").read_text())
+    path = RECORDED_DIR / f"{file}.snapshot.json"
+    if not path.exists():
+        # The recordings live beside the repository (as in CI), not inside it.
+        pytest.skip(f"the responses recorded from AWS are not at {path}", allow_module_level=True)
+    return json.loads(path.read_text())
 
 
 def recording(test: str, label: str, file: str = "test_lambda_api") -> Any:
