@@ -164,14 +164,28 @@ def _compare(
 
 def _match_text(recorded: str, actual: str, bindings: Bindings) -> str | None:
     """Match `actual` against a recorded string whose placeholders stand for any text."""
+    fixed = {RECORDED_ACCOUNT: r"\d{12}"}
+    return _match_template(recorded, actual, bindings, _ACCOUNT_OR_PLACEHOLDER, fixed)
+
+
+def _match_template(
+    recorded: str,
+    actual: str,
+    bindings: Bindings,
+    tokens_in: re.Pattern[str],
+    fixed: dict[str, str],
+) -> str | None:
+    """Match `actual` against `recorded`, where each token found by `tokens_in` stands for
+    the regular expression `fixed` gives it, or else for any text bound in `bindings`."""
     pattern, tokens, last = [], [], 0
-    for found in _ACCOUNT_OR_PLACEHOLDER.finditer(recorded):
+    for found in tokens_in.finditer(recorded):
         pattern.append(re.escape(recorded[last : found.start()]))
-        if found.group() == RECORDED_ACCOUNT:
-            pattern.append(r"\d{12}")
+        token = found.group()
+        if token in fixed:
+            pattern.append(f"(?:{fixed[token]})")
         else:
             pattern.append("(.+?)")
-            tokens.append(found.group())
+            tokens.append(token)
         last = found.end()
     pattern.append(re.escape(recorded[last:]))
 
@@ -239,23 +253,4 @@ def log_mismatches(recorded: list[str], actual: list[str], bindings: Bindings) -
 
 
 def _match_log_line(recorded: str, actual: str, bindings: Bindings) -> str | None:
-    pattern, tokens, last = [], [], 0
-    for found in _LOG_TOKEN.finditer(recorded):
-        pattern.append(re.escape(recorded[last : found.start()]))
-        token = found.group()
-        if token in _LOG_PATTERNS:
-            pattern.append(f"(?:{_LOG_PATTERNS[token]})")
-        else:
-            pattern.append("(.+?)")
-            tokens.append(token)
-        last = found.end()
-    pattern.append(re.escape(recorded[last:]))
-
-    match = re.fullmatch("".join(pattern), actual, re.DOTALL)
-    if match is None:
-        return f"{actual!r} does not match recorded {recorded!r}"
-    for token, value in zip(tokens, match.groups(), strict=True):
-        conflict = bindings.bind(token, value)
-        if conflict:
-            return conflict
-    return None
+    return _match_template(recorded, actual, bindings, _LOG_TOKEN, _LOG_PATTERNS)
