@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from lamina import launcher
+from lamina.eventqueue.commands import events
 from lamina.worker import server
 from lamina.worker.agent import WorkerIdentity
 
@@ -51,6 +52,14 @@ def main() -> None:
     show_default=True,
     help="Seconds an idle sandbox is kept warm.",
 )
+@click.option(
+    "--event-concurrency",
+    default=16,
+    show_default=True,
+    help="Asynchronous events run at the same time.",
+)
+# Shrinks retry delays and back-offs so tests of a real platform need not wait minutes.
+@click.option("--event-retry-scale", default=1.0, hidden=True)
 @click.option("--example/--no-example", default=False, help="Deploy the `hello` function.")
 @click.option("--log-level", default="info", show_default=True)
 def up(
@@ -62,6 +71,8 @@ def up(
     region: str,
     concurrency_limit: int,
     keep_alive: float,
+    event_concurrency: int,
+    event_retry_scale: float,
     example: bool,
     log_level: str,
 ) -> None:
@@ -69,6 +80,8 @@ def up(
     _logging(log_level)
     if workers < 1:
         raise click.BadParameter("at least one worker is needed", param_hint="--workers")
+    if event_concurrency < 1:
+        raise click.BadParameter("at least 1", param_hint="--event-concurrency")
     settings = launcher.Settings(
         host=host,
         port=port,
@@ -78,6 +91,8 @@ def up(
         region=region,
         account_concurrency=concurrency_limit,
         keep_alive_s=keep_alive,
+        event_concurrency=event_concurrency,
+        event_retry_scale=event_retry_scale,
         example=example,
     )
     asyncio.run(launcher.run(settings))
@@ -109,3 +124,6 @@ def worker(
     identity = WorkerIdentity(worker_id, zone, memory_mb, region)
     state_dir.mkdir(parents=True, exist_ok=True)
     asyncio.run(server.serve(identity, host, port, state_dir.resolve(), control_url))
+
+
+main.add_command(events)
