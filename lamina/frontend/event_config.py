@@ -6,6 +6,7 @@ bus or bucket ARN is refused rather than accepted and never delivered to.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -28,19 +29,13 @@ NO_FUNCTION = "The function doesn't exist."
 
 
 def routes(ctx: FrontendContext) -> list[web.RouteDef]:
-    def bind(handler: Any) -> Any:
-        async def route(request: web.Request) -> web.StreamResponse:
-            return await handler(ctx, request)
-
-        return route
-
     path = "/2019-09-25/functions/{name}/event-invoke-config"
     return [
-        web.put(path, bind(put_config)),
-        web.post(path, bind(update_config)),
-        web.get(path, bind(get_config)),
-        web.delete(path, bind(delete_config)),
-        web.get(f"{path}/list", bind(list_configs)),
+        web.put(path, functools.partial(put_config, ctx)),
+        web.post(path, functools.partial(update_config, ctx)),
+        web.get(path, functools.partial(get_config, ctx)),
+        web.delete(path, functools.partial(delete_config, ctx)),
+        web.get(f"{path}/list", functools.partial(list_configs, ctx)),
     ]
 
 

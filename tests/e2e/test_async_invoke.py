@@ -49,14 +49,20 @@ def send(lam: Any, name: str, event: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
+def with_destination(lam: Any, code: str, kind: str) -> tuple[str, str]:
+    """A function whose `kind` destination is a new function that prints what it receives."""
+    sink = create_function(lam, RECORD)
+    name = create_function(lam, code)
+    lam.put_function_event_invoke_config(
+        FunctionName=name, DestinationConfig={kind: {"Destination": arn(sink)}}
+    )
+    return name, sink
+
+
 def test_a_raising_handler_runs_three_times_then_its_record_goes_to_on_failure(
     lam: Any, fast: Server
 ) -> None:
-    sink = create_function(lam, RECORD)
-    name = create_function(lam, FAILING)
-    lam.put_function_event_invoke_config(
-        FunctionName=name, DestinationConfig={"OnFailure": {"Destination": arn(sink)}}
-    )
+    name, sink = with_destination(lam, FAILING, "OnFailure")
 
     response = send(lam, name, {"message": "m-1"})
 
@@ -80,11 +86,7 @@ def test_a_raising_handler_runs_three_times_then_its_record_goes_to_on_failure(
 
 
 def test_a_success_goes_to_on_success_with_the_functions_answer(lam: Any, fast: Server) -> None:
-    sink = create_function(lam, RECORD)
-    name = create_function(lam, MARKER)
-    lam.put_function_event_invoke_config(
-        FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": arn(sink)}}
-    )
+    name, sink = with_destination(lam, MARKER, "OnSuccess")
 
     send(lam, name, {"id": "ok-1"})
 
@@ -98,12 +100,8 @@ def test_a_success_goes_to_on_success_with_the_functions_answer(lam: Any, fast: 
 def test_reserved_concurrency_of_zero_sends_events_to_on_failure_without_running_them(
     lam: Any, fast: Server
 ) -> None:
-    sink = create_function(lam, RECORD)
-    name = create_function(lam, MARKER)
+    name, sink = with_destination(lam, MARKER, "OnFailure")
     lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
-    lam.put_function_event_invoke_config(
-        FunctionName=name, DestinationConfig={"OnFailure": {"Destination": arn(sink)}}
-    )
 
     send(lam, name, {"id": "zero"})
 
