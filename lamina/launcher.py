@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 EXAMPLE_DIR = Path(__file__).parent / "examples" / "hello"
 WORKER_START_TIMEOUT_S = 30.0
+# How long a stop waits for the asynchronous events being run to finish.
+EVENT_DRAIN_S = 10.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -200,7 +202,9 @@ class Platform:
         self._ready = False
         if self._poller_task is not None:
             self._poller_task.cancel()
-        # Events still running keep their leases; the next start runs them again.
+        # Events still running after the grace keep their leases; the next start reruns them.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.poller.drain(), EVENT_DRAIN_S)
         await self.poller.stop()
         if self._runner is not None:
             await self._runner.cleanup()

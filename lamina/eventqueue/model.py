@@ -99,6 +99,7 @@ class FunctionCounters:
     failed: int = 0
     oldest_age_s: float = 0.0
     retries: int = 0  # runs after the first, over the events still queued
+    throttles: int = 0  # attempts refused (throttled or failed in Lamina), same events
 
 
 @dataclass(frozen=True)

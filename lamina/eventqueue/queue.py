@@ -38,6 +38,7 @@ class EventQueue:
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="eventqueue-writer")
         self._batch: _Batch | None = None
         self._commits = asyncio.Lock()
+        self._committing: set[asyncio.Task[None]] = set()
         self._configs = {(c.function, c.qualifier): c for c in store.configs()}
 
     def close(self) -> None:
@@ -71,8 +72,11 @@ class EventQueue:
     async def enqueue(self, event: QueuedEvent) -> None:
         batch = self._batch
         if batch is None:
-            batch = self._batch = _Batch(done=asyncio.get_running_loop().create_future())
-            asyncio.get_running_loop().create_task(self._commit(batch))
+            loop = asyncio.get_running_loop()
+            batch = self._batch = _Batch(done=loop.create_future())
+            task = loop.create_task(self._commit(batch))
+            self._committing.add(task)
+            task.add_done_callback(self._committing.discard)
         batch.events.append(event)
         assert batch.done is not None
         await asyncio.shield(batch.done)

@@ -7,6 +7,7 @@ process, behind a lock, so it may be called from a writer thread and the event l
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import secrets
@@ -251,25 +252,24 @@ class EventStore:
         with self._lock:
             rows = self._db.execute(
                 "SELECT function, state, COUNT(*), MIN(enqueued_at), "
-                "SUM(MAX(invokes - 1, 0)), SUM(lease_until > ?) FROM events "
+                "SUM(MAX(invokes - 1, 0)), SUM(throttles), SUM(lease_until > ?) FROM events "
                 "GROUP BY function, state",
                 (now,),
             ).fetchall()
         counters: dict[str, FunctionCounters] = {}
-        for function, state, count, oldest, retries, leased in rows:
+        for function, state, count, oldest, retries, throttles, leased in rows:
             current = counters.get(function, FunctionCounters())
             if state == QUEUED:
-                current = FunctionCounters(
+                current = dataclasses.replace(
+                    current,
                     queued=count,
                     leased=leased or 0,
-                    failed=current.failed,
                     oldest_age_s=max(0.0, now - oldest),
                     retries=retries or 0,
+                    throttles=throttles or 0,
                 )
             else:
-                current = FunctionCounters(
-                    current.queued, current.leased, count, current.oldest_age_s, current.retries
-                )
+                current = dataclasses.replace(current, failed=count)
             counters[function] = current
         return QueueSnapshot(counters)
 

@@ -231,6 +231,7 @@ async def test_throttled_events_back_off_from_one_second_doubling_and_then_run(
     await accept(queue, "req-1")
 
     started = [await step(poller)]
+    counters = (await queue.snapshot()).per_function["fn"]
     for wait in (1.0, 2.0, 4.0):
         clock.advance(wait - 0.1)
         started.append(await step(poller))
@@ -238,6 +239,7 @@ async def test_throttled_events_back_off_from_one_second_doubling_and_then_run(
         started.append(await step(poller))
 
     assert started == [1, 0, 1, 0, 1, 0, 1]
+    assert (counters.queued, counters.throttles, counters.retries) == (1, 1, 0)
     assert len(invoker.ran("fn")) == 4
     assert await queue.call(queue.store.failed) == []
     assert (await queue.snapshot()).per_function == {}
