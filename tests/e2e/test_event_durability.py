@@ -12,7 +12,7 @@ from pathlib import Path
 import requests
 
 from tests.conftest import create_function, start_server, stop_server
-from tests.e2e.asyncwatch import runs, wait_until
+from tests.e2e.asyncwatch import MARKER, runs, wait_until
 
 EVENTS = 1000
 EVENT_CONCURRENCY = 8
@@ -69,3 +69,24 @@ def test_a_thousand_accepted_events_all_run_after_the_platform_is_killed_with_si
     assert len(twice) <= EVENT_CONCURRENCY
     assert twice <= set(before)
     assert all(count <= 2 for count in after.values())
+
+
+def test_a_stop_lets_a_running_event_finish_so_a_restart_does_not_run_it_again(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    first = start_server(data_dir)
+    lam = first.client()
+    name = create_function(lam, MARKER, Timeout=10)
+    lam.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"id": "g", "hold": 2}')
+    wait_until(lambda: runs(data_dir, name), what="the event started")
+
+    stop_server(first)
+    second = start_server(data_dir)
+    try:
+        left = second.state()["events"]
+    finally:
+        stop_server(second)
+
+    assert name not in left
+    assert runs(data_dir, name) == [[runs(data_dir, name)[0][0], "g"]]
