@@ -118,6 +118,8 @@ class EventStore:
         A leased event is handed to no one else until its lease runs out or is given back.
         """
         with self._transaction() as db:
+            # Oldest due first over all functions: no per-function fairness yet, so one
+            # function's large backlog delays the events of the others.
             rows = db.execute(
                 f"SELECT {_COLUMNS} FROM events WHERE state = ? AND next_at <= ? "
                 "AND (lease_until IS NULL OR lease_until <= ?) ORDER BY next_at LIMIT ?",
