@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from lamina import launcher
+from lamina.eventqueue.commands import events
 from lamina.worker import server
 from lamina.worker.agent import WorkerIdentity
 
@@ -57,6 +58,14 @@ def main() -> None:
     default=None,
     help="Memory in MB each worker offers to sandboxes [default: host memory / workers].",
 )
+@click.option(
+    "--event-concurrency",
+    default=16,
+    show_default=True,
+    help="Asynchronous events run at the same time.",
+)
+# Shrinks retry delays and back-offs so tests of a real platform need not wait minutes.
+@click.option("--event-retry-scale", default=1.0, hidden=True)
 @click.option("--example/--no-example", default=False, help="Deploy the `hello` function.")
 @click.option("--log-level", default="info", show_default=True)
 def up(
@@ -69,6 +78,8 @@ def up(
     concurrency_limit: int,
     keep_alive: float,
     worker_memory: int | None,
+    event_concurrency: int,
+    event_retry_scale: float,
     example: bool,
     log_level: str,
 ) -> None:
@@ -76,6 +87,8 @@ def up(
     _logging(log_level)
     if workers < 1:
         raise click.BadParameter("at least one worker is needed", param_hint="--workers")
+    if event_concurrency < 1:
+        raise click.BadParameter("at least 1", param_hint="--event-concurrency")
     settings = launcher.Settings(
         host=host,
         port=port,
@@ -86,6 +99,8 @@ def up(
         account_concurrency=concurrency_limit,
         keep_alive_s=keep_alive,
         worker_memory_mb=worker_memory,
+        event_concurrency=event_concurrency,
+        event_retry_scale=event_retry_scale,
         example=example,
     )
     asyncio.run(launcher.run(settings))
@@ -117,3 +132,6 @@ def worker(
     identity = WorkerIdentity(worker_id, zone, memory_mb, region)
     state_dir.mkdir(parents=True, exist_ok=True)
     asyncio.run(server.serve(identity, host, port, state_dir.resolve(), control_url))
+
+
+main.add_command(events)

@@ -26,8 +26,11 @@ from aiohttp import web
 from lamina.assignment import AssignmentService
 from lamina.clock import SystemClock
 from lamina.counting import CountingService
+from lamina.eventqueue import EventQueue, EventStore, Poller
+from lamina.eventqueue.policy import Timing
 from lamina.frontend.app import build_app
 from lamina.frontend.context import FrontendContext
+from lamina.frontend.events import FrontendInvoker
 from lamina.frontend.shapes import Scope
 from lamina.placement.fleet import Fleet
 from lamina.registry.code import CodeStore
@@ -38,6 +41,8 @@ log = logging.getLogger(__name__)
 
 EXAMPLE_DIR = Path(__file__).parent / "examples" / "hello"
 WORKER_START_TIMEOUT_S = 30.0
+# How long a stop waits for the asynchronous events being run to finish.
+EVENT_DRAIN_S = 10.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -53,6 +58,8 @@ class Settings:
     account_concurrency: int = 1000
     keep_alive_s: float = 600.0
     worker_memory_mb: int | None = None
+    event_concurrency: int = 16
+    event_retry_scale: float = 1.0
     example: bool = False
 
 
@@ -82,6 +89,7 @@ class Platform:
         self.fleet = Fleet()
         self.counting = CountingService(settings.account_concurrency, clock=self.clock)
         self.assignment = AssignmentService(self.fleet, self.clock, settings.keep_alive_s)
+        self.events = EventQueue(EventStore(self.data_dir / "events.db"), self.clock)
         self.url = f"http://{settings.host}:{settings.port}"
         self.ctx = FrontendContext(
             scope=Scope(settings.region, settings.account_id),
@@ -90,13 +98,20 @@ class Platform:
             counting=self.counting,
             assignment=self.assignment,
             fleet=self.fleet,
+            events=self.events,
             clock=self.clock,
             public_url=self.url,
         )
+        self.poller = Poller(
+            self.events, FrontendInvoker(self.ctx), self.clock,
+            max_in_flight=settings.event_concurrency,
+            timing=Timing(settings.event_retry_scale),
+        )  # fmt: skip
         self._ready = False
         self._processes: list[asyncio.subprocess.Process] = []
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
+        self._poller_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         for name, value in self.registry.reserved().items():
@@ -121,6 +136,10 @@ class Platform:
         sweep_s = max(0.05, min(5.0, self.settings.keep_alive_s / 4))
         self.ctx.spawn(self.assignment.run_reaper(sweep_s), name="keep-alive")
         self.ctx.spawn(self._watch_health(), name="worker-health")
+        # The data directory is this process's alone: leases left by a killed one are void.
+        released = self.events.store.release_all_leases()
+        log.info("event queue opened leases released=%d", released)
+        self._poller_task = asyncio.get_running_loop().create_task(self.poller.run())
         if self.settings.example:
             await self._deploy_example()
         self._ready = True
@@ -182,6 +201,12 @@ class Platform:
 
     async def stop(self) -> None:
         self._ready = False
+        if self._poller_task is not None:
+            self._poller_task.cancel()
+        # Events still running after the grace keep their leases; the next start reruns them.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.poller.drain(), EVENT_DRAIN_S)
+        await self.poller.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         for process in self._processes:
@@ -196,6 +221,7 @@ class Platform:
         if self._session is not None:
             await self._session.close()
         self.registry.close()
+        self.events.close()
         log.info("lamina stopped")
 
 

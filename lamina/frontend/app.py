@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from lamina.frontend import control, invoke
+from lamina.frontend import control, event_config, invoke
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.errors import (
     LambdaError,
@@ -84,6 +85,7 @@ def build_app(ctx: FrontendContext, ready: Callable[[], bool]) -> web.Applicatio
     async def state(_: web.Request) -> web.Response:
         counting = ctx.counting.snapshot()
         sandboxes = ctx.assignment.snapshot()
+        events = await ctx.events.snapshot()
         return web.json_response(
             {
                 "counting": {
@@ -96,6 +98,10 @@ def build_app(ctx: FrontendContext, ready: Callable[[], bool]) -> web.Applicatio
                     "busy": sandboxes.busy,
                     "initialising": sandboxes.initialising,
                     "per_function": sandboxes.per_function,
+                },
+                "events": {
+                    name: dataclasses.asdict(counters)
+                    for name, counters in events.per_function.items()
                 },
             }
         )
@@ -113,6 +119,7 @@ def build_app(ctx: FrontendContext, ready: Callable[[], bool]) -> web.Applicatio
             web.get("/_lamina/v1/code/{sha256:[0-9a-f]{64}}", code),
             *control.routes(ctx),
             *invoke.routes(ctx),
+            *event_config.routes(ctx),
         ]
     )
     return app

@@ -11,6 +11,7 @@ from typing import Any
 from lamina.assignment import AssignmentService
 from lamina.clock import Clock
 from lamina.counting import CountingService
+from lamina.eventqueue import EventQueue
 from lamina.frontend.shapes import Scope
 from lamina.placement.fleet import Fleet
 from lamina.registry.code import CodeStore
@@ -27,6 +28,7 @@ class FrontendContext:
     counting: CountingService
     assignment: AssignmentService
     fleet: Fleet
+    events: EventQueue
     clock: Clock
     public_url: str
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)

@@ -283,6 +283,7 @@ async def delete_function(ctx: FrontendContext, request: web.Request) -> web.Res
 
     ctx.registry.delete(config.name)
     ctx.counting.forget(config.name)
+    await ctx.events.forget(config.name)
     ctx.assignment.retire(config.name)
     log.info("function deleted name=%s", config.name)
     return web.Response(status=204)

@@ -76,7 +76,15 @@ async def invoke(ctx: FrontendContext, request: web.Request) -> web.StreamRespon
         want_log_tail=log_type == "Tail",
     )
     if invocation_type == "Event":
-        ctx.spawn(_run_event(ctx, config, job), name=f"event-{request_id}")
+        # 202 only once the event is on disk: an accepted event is never lost.
+        await ctx.events.accept(
+            request_id=request_id,
+            function=config.name,
+            function_arn=ctx.scope.function_arn(config.name, config.version),
+            invoked_arn=job.invoked_arn,
+            payload=payload,
+            trace_id=job.trace_id,
+        )
         return web.Response(status=202, headers=headers)
 
     result = await run(ctx, config, job)
@@ -108,14 +116,6 @@ async def run(ctx: FrontendContext, config: FunctionConfig, job: InvokeRequest) 
         result.error_type,
     )
     return result
-
-
-async def _run_event(ctx: FrontendContext, config: FunctionConfig, job: InvokeRequest) -> None:
-    # An accepted event runs once, in the background; durable retries live in the event queue.
-    try:
-        await run(ctx, config, job)
-    except (TooManyRequests, ServiceError) as exc:
-        log.warning("event not run function=%s request=%s: %s", config.name, job.request_id, exc)
 
 
 def _sync_response(

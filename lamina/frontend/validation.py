@@ -653,3 +653,68 @@ def _value_set(values: list[Any] | tuple[str, ...]) -> str:
 
 def _lower_first(member: str) -> str:
     return member[0].lower() + member[1:]
+
+
+# Event invoke config (Put/Update FunctionEventInvokeConfig)
+
+DESTINATION_ARN_PATTERN = (
+    r"$|kafka://([^.]([a-zA-Z0-9\-_.]{0,248}))|arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\-])+:"
+    r"((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1})?:(\d{12})?:(.*)"
+)
+MAX_RETRY_ATTEMPTS_RANGE = (0, 2)
+MAX_EVENT_AGE_RANGE = (60, 21600)
+EVENT_INVOKE_CONFIG_LIST_RANGE = (1, 50)
+
+
+@dataclass(frozen=True)
+class EventInvokeSettings:
+    """The settings a Put/Update FunctionEventInvokeConfig body gives; `given` names them."""
+
+    given: frozenset[str]
+    max_retries: int | None
+    max_event_age_s: int | None
+    on_success: str | None
+    on_failure: str | None
+
+
+def validate_event_invoke_config(body: Mapping[str, Any]) -> EventInvokeSettings:
+    """Check the model's constraints on an event invoke config body, all failures together."""
+    constraints = _Constraints()
+    retries = _integer(body, "MaximumRetryAttempts")
+    if retries is not None:
+        constraints.range(retries, "maximumRetryAttempts", MAX_RETRY_ATTEMPTS_RANGE)
+    age = _integer(body, "MaximumEventAgeInSeconds")
+    if age is not None:
+        constraints.range(age, "maximumEventAgeInSeconds", MAX_EVENT_AGE_RANGE)
+
+    destinations = _object(body, "DestinationConfig") or {}
+    arns = {}
+    for member in ("OnSuccess", "OnFailure"):
+        target = _object(destinations, member, f"DestinationConfig.{member}") or {}
+        arn = _string(target, "Destination", f"DestinationConfig.{member}.Destination")
+        path = f"destinationConfig.{_lower_first(member)}.destination"
+        if arn is not None:
+            constraints.length(arn, path, 0, 350)
+            constraints.pattern(arn, path, DESTINATION_ARN_PATTERN)
+        arns[member] = arn or None
+    constraints.raise_if_any()
+
+    keys = ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")
+    return EventInvokeSettings(
+        given=frozenset(key for key in keys if body.get(key) is not None),
+        max_retries=retries,
+        max_event_age_s=age,
+        on_success=arns["OnSuccess"],
+        on_failure=arns["OnFailure"],
+    )
+
+
+def validate_event_invoke_config_list(query: Mapping[str, str]) -> tuple[str | None, int]:
+    """Check ListFunctionEventInvokeConfigs' query and return (Marker, MaxItems)."""
+    constraints = _Constraints()
+    max_items = _query_integer(query, "MaxItems")
+    if max_items is not None:
+        constraints.range(max_items, "maxItems", EVENT_INVOKE_CONFIG_LIST_RANGE)
+    constraints.raise_if_any()
+    high = EVENT_INVOKE_CONFIG_LIST_RANGE[1]
+    return query.get("Marker") or None, high if max_items is None else max_items

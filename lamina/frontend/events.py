@@ -1,0 +1,47 @@
+"""The frontend's side of the event queue: pollers run events through the sync invoke path."""
+
+from __future__ import annotations
+
+import logging
+
+from lamina.assignment import InvokeRequest
+from lamina.eventqueue import Attempt, AttemptKind, QueuedEvent, Target
+from lamina.frontend.context import FrontendContext
+from lamina.frontend.errors import LambdaError, ResourceConflict, TooManyRequests
+from lamina.frontend.invoke import run
+
+log = logging.getLogger(__name__)
+
+
+class FrontendInvoker:
+    """The pollers' `Invoker`: counting lease, assignment and worker, as for a sync invoke."""
+
+    def __init__(self, ctx: FrontendContext) -> None:
+        self.ctx = ctx
+
+    def target(self, function: str) -> Target | None:
+        config = self.ctx.registry.get(function)
+        if config is None:
+            return None
+        return Target(config.timeout, self.ctx.counting.reserved(function) == 0)
+
+    async def invoke(self, event: QueuedEvent) -> Attempt:
+        config = self.ctx.registry.get(event.function)
+        if config is None or config.state != "Active":
+            # Not invocable now (being created or updated): back off and try again.
+            return Attempt(AttemptKind.PLATFORM_ERROR, status_code=ResourceConflict.status)
+        job = InvokeRequest(
+            request_id=event.request_id,
+            payload=event.payload,
+            invoked_arn=event.invoked_arn,
+            trace_id=event.trace_id,
+        )
+        try:
+            result = await run(self.ctx, config, job)
+        except TooManyRequests:
+            return Attempt(AttemptKind.THROTTLED, status_code=TooManyRequests.status)
+        except LambdaError as exc:
+            log.warning("event attempt failed request=%s: %s", event.request_id, exc.message)
+            return Attempt(AttemptKind.PLATFORM_ERROR, status_code=exc.status)
+        error = "Unhandled" if result.error_type is not None else None
+        return Attempt(AttemptKind.RAN, result.payload, error, 200, config.version)
