@@ -64,6 +64,7 @@ class WorkerAgent:
         self.code = CodeCache(state_dir / "code", fetch_code)
         self.runtime_api = RuntimeApiServer()
         self.sandboxes: dict[str, Sandbox] = {}
+        self._detaching: set[asyncio.Task[None]] = set()
         # Socket paths must stay short (108 bytes), so they live in a temporary directory.
         self._socket_root = Path(tempfile.mkdtemp(prefix="lamina-"))
         self._runtime_dir = RUNTIME_SOURCE
@@ -85,6 +86,8 @@ class WorkerAgent:
             sandbox.kill()
         for sandbox in list(self.sandboxes.values()):
             await sandbox.wait_closed()
+        if self._detaching:
+            await asyncio.gather(*self._detaching, return_exceptions=True)
         await self.runtime_api.close()
         shutil.rmtree(self._socket_root, ignore_errors=True)
         log.info("worker stopped id=%s", self.identity.worker_id)
@@ -178,7 +181,9 @@ class WorkerAgent:
         self.sandboxes.pop(sandbox.sandbox_id, None)
         shutil.rmtree(sandbox.spec.socket_dir, ignore_errors=True)
         # Stopping the socket's site is asynchronous; the sandbox is gone either way.
-        asyncio.get_running_loop().create_task(self.runtime_api.detach(sandbox))
+        task = asyncio.get_running_loop().create_task(self.runtime_api.detach(sandbox))
+        self._detaching.add(task)
+        task.add_done_callback(self._detaching.discard)
 
     def _log_file(self, config: FunctionConfig, stream: str) -> BinaryIO:
         path = self.state_dir / "logs" / config.log_group.strip("/") / f"{stream}.log"
