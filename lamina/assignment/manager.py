@@ -127,6 +127,22 @@ class AssignmentService:
                 self.worker_lost(exc.worker_id, str(exc))
         raise PlatformFailure(f"no usable sandbox after {MAX_CLAIM_ATTEMPTS} attempts")
 
+    async def prewarm(self, config: FunctionConfig) -> bool:
+        """Start one sandbox of `config` and leave it idle; False when its init failed.
+
+        Raises NoCapacity or PlatformFailure when no sandbox could be started at all.
+        """
+        probe = InvokeRequest(request_id="prewarm", payload=b"", invoked_arn="")
+        try:
+            record, failure = await self._create(config, probe)
+        except WorkerUnreachable as exc:
+            self.worker_lost(exc.worker_id, str(exc))
+            raise PlatformFailure(str(exc)) from exc
+        if failure is not None:
+            return False
+        self._release(record, alive=True)
+        return True
+
     def _claim_idle(self, key: VersionKey) -> SandboxRecord | None:
         idle = self._idle.get(key)
         while idle:
@@ -208,10 +224,15 @@ class AssignmentService:
 
     # Reclaiming
 
-    def retire(self, function: str, keep: VersionKey | None = None) -> None:
-        """Stop reusing sandboxes of `function` (all, or all but `keep`): it changed or went."""
+    def retire(
+        self, function: str, keep: VersionKey | None = None, version: str | None = None
+    ) -> None:
+        """Stop reusing sandboxes of `function` (all, or all but `keep`): it changed or went.
+
+        With `version`, only the sandboxes of that version are retired.
+        """
         for key in list(self._idle) + [r.key for r in self._records.values()]:
-            if key[0] == function and key != keep:
+            if key[0] == function and key != keep and version in (None, key[1]):
                 self._retired.add(key)
         for key in [k for k in self._idle if k in self._retired]:
             for record in self._idle.pop(key):

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from lamina.frontend import control, invoke
+from lamina.frontend import aliases, control, invoke, tags, versions
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.errors import LambdaError, NotImplementedOperation, ServiceError
 
@@ -91,6 +91,9 @@ def build_app(ctx: FrontendContext, ready: Callable[[], bool]) -> web.Applicatio
             web.get("/_lamina/v1/state", state),
             web.get("/_lamina/v1/code/{sha256:[0-9a-f]{64}}", code),
             *control.routes(ctx),
+            *versions.routes(ctx),
+            *aliases.routes(ctx),
+            *tags.routes(ctx),
             *invoke.routes(ctx),
         ]
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+import random
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,8 @@ class FrontendContext:
     fleet: Fleet
     clock: Clock
     public_url: str
+    # The random source of weighted alias routing: a number in [0, 1) per invoke.
+    draw: Callable[[], float] = random.random
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:

@@ -56,3 +56,25 @@ class FunctionConfig:
         values = {k: v for k, v in doc.items() if k in known}
         values["architectures"] = tuple(values.get("architectures", ("x86_64",)))
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A name for one published version (or $LATEST), optionally with a second version that
+    receives a share of the invokes (`weights`: version -> share between 0 and 1)."""
+
+    name: str
+    function_version: str
+    revision_id: str
+    description: str = ""
+    weights: dict[str, float] = field(default_factory=dict)
+
+    def replace(self, **changes: Any) -> Alias:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Alias:
+        return cls(**doc)
