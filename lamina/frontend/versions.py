@@ -22,12 +22,6 @@ from lamina.registry.model import LATEST, FunctionConfig
 log = logging.getLogger(__name__)
 
 LIST_PAGE_LIMIT = 50
-# What may differ between $LATEST and a version that still counts as "nothing changed".
-_NOT_COMPARED = frozenset({
-    "version", "revision_id", "last_modified", "description", "state", "state_reason",
-    "state_reason_code", "last_update_status", "last_update_status_reason",
-    "last_update_status_reason_code",
-})  # fmt: skip
 
 
 def routes(ctx: FrontendContext) -> list[web.RouteDef]:
@@ -97,8 +91,13 @@ def _check_code_sha256(latest: FunctionConfig, given: str | None) -> None:
 
 
 def _same(version: FunctionConfig, latest: FunctionConfig) -> bool:
-    mine, theirs = version.to_dict(), latest.to_dict()
-    return all(mine[key] == theirs[key] for key in mine if key not in _NOT_COMPARED)
+    """Whether $LATEST is unchanged since `version` was published from it.
+
+    A version keeps the LastModified of the $LATEST it copied, and every update of $LATEST
+    moves LastModified on.
+    """
+    same_code = version.code_sha256 == latest.code_sha256
+    return same_code and version.last_modified == latest.last_modified
 
 
 async def list_versions(ctx: FrontendContext, request: web.Request) -> web.Response:
