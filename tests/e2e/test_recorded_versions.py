@@ -337,6 +337,157 @@ def alias_names_and_missing_aliases(lam: Any) -> list[Scenario]:
     return runs
 
 
+HANDLER = {
+    "Handler": "handler.handler",
+    "Timeout": 30,
+    "Code": {"ZipFile": make_zip({"handler.py": "def handler(e, c):\n    return e\n"})},
+}
+
+
+def tag_steps(lam: Any, run: Scenario, arn: str) -> None:
+    """TagResource and UntagResource in the order of LocalStack's tag lifecycle test."""
+    for label, call, params in (
+        ("tag_single", lam.tag_resource, {"Tags": {"A": "tag-a"}}),
+        ("tag_multiple", lam.tag_resource, {"Tags": {"B": "tag-b", "C": "tag-c"}}),
+        ("tag_overlap", lam.tag_resource, {"Tags": {"C": "tag-c-newsuffix", "D": "tag-d"}}),
+        ("untag_single", lam.untag_resource, {"TagKeys": ["A"]}),
+        ("untag_multiple", lam.untag_resource, {"TagKeys": ["B", "C"]}),
+        ("untag_nonexisting", lam.untag_resource, {"TagKeys": ["F"]}),
+        ("untag_existing_and_nonexisting", lam.untag_resource, {"TagKeys": ["D", "F"]}),
+    ):
+        run.record(f"{label}_response", call(Resource=arn, **params))
+        run.record(f"{label}_response_listtags", lam.list_tags(Resource=arn))
+
+
+def tag_lifecycles(lam: Any) -> list[Scenario]:
+    simple = Scenario("TestLambdaTag::test_tag_lifecycle[lambda_function]")
+    name = unique_name("recorded-tags")
+    arn = create(lam, name, **HANDLER)["FunctionArn"]
+    wait_active(lam, name)
+    tag_steps(lam, simple, arn)
+
+    detailed = Scenario("TestLambdaTags::test_tag_lifecycle")
+    name = unique_name("recorded-tags-revisions")
+    arn = create(lam, name, Tags={"key_a": "value_a"}, **HANDLER)["FunctionArn"]
+    wait_active(lam, name)
+
+    def step(suffix: str, call: Any = None, label: str = "", **params: Any) -> None:
+        if call is not None:
+            response = call(Resource=arn, **params)
+            if label:  # the recording keeps no answer of the untag calls
+                detailed.record(label, response)
+        detailed.record(f"list_tags_response_{suffix}", lam.list_tags(Resource=arn))
+        detailed.record(f"get_fn_response_{suffix}", lam.get_function(FunctionName=name))
+
+    step("postfncreate")
+    more = {"key_b": "value_b", "key_c": "value_c", "key_d": "value_d", "key_e": "value_e"}
+    step("postaddtags", lam.tag_resource, "tag_resource_response", Tags=more)
+    step("overwrite", lam.tag_resource, "tag_resource_overwrite", Tags={"key_c": "value_x"})
+    step("postuntag", lam.untag_resource, TagKeys=["key_c", "key_d"])
+    step("postuntagall", lam.untag_resource, TagKeys=["key_a", "key_b", "key_e"])
+    lam.delete_function(FunctionName=name)
+    detailed.record("list_tags_postdelete", answer(lam.list_tags, Resource=arn))
+    return [simple, detailed]
+
+
+def tag_refusals(lam: Any) -> list[Scenario]:
+    name = unique_name("recorded-tag-refusals")
+    arn = create(lam, name, **HANDLER)["FunctionArn"]
+    wait_active(lam, name)
+    lam.publish_version(FunctionName=name)
+    account, region = arn.split(":")[4], arn.split(":")[3]
+    missing = unique_name("doesnotexist")
+    missing_arn = arn.replace(f":function:{name}", f":function:{missing}")
+
+    plain = Scenario("TestLambdaTags::test_tag_exceptions")
+    for label, call, params, rename in (
+        ("tag_lambda_invalidarn", lam.tag_resource, {"Resource": "arn:aws:something"}, False),
+        ("tag_lambda_doesnotexist", lam.tag_resource, {"Resource": missing_arn}, True),
+        ("tag_lambda_qualifier_doesnotexist", lam.tag_resource, {"Resource": f"{arn}:v1"}, False),
+        ("list_tag_lambda_empty", lam.list_tags, {"Resource": arn}, False),
+        ("untag_nomatch", lam.untag_resource, {"Resource": arn, "TagKeys": ["a"]}, False),
+        ("untag_empty_keys", lam.untag_resource, {"Resource": arn, "TagKeys": []}, False),
+        ("tag_empty_tags", lam.tag_resource, {"Resource": arn, "Tags": {}}, False),
+    ):
+        if call == lam.tag_resource and "Tags" not in params:
+            params = {**params, "Tags": {"a": "b"}}
+        response = answer(call, **params)
+        plain.record(label, response, *(("doesnotexist", missing) if rename else ()))
+
+    versions = Scenario("TestLambdaTags::test_tag_versions")
+    for label, qualifier in (("tag_resource_exception", "1"), ("tag_resource_latest_exception",
+                                                                "$LATEST")):  # fmt: skip
+        versions.record(
+            label, answer(lam.tag_resource, Resource=f"{arn}:{qualifier}", Tags={"a": "b"})
+        )
+
+    kinds = Scenario("TestLambdaTag::test_tag_exceptions[lambda_function]")
+    foobar = f"arn:aws:lambda:{region}:{account}:foobar:{missing}"
+    for label, call, params in (
+        ("not_found_exception_tag", lam.tag_resource, {"Tags": {"A": "B"}}),
+        ("not_found_exception_untag", lam.untag_resource, {"TagKeys": ["A"]}),
+        ("not_found_exception_list", lam.list_tags, {}),
+    ):
+        kinds.record(label, answer(call, Resource=missing_arn, **params))
+    kinds.record(
+        "aliased_arn_exception", answer(lam.tag_resource, Resource=f"{arn}:alias", Tags={"A": "B"})
+    )
+    kinds.record(
+        "invalid_arn_exception", answer(lam.tag_resource, Resource=foobar, Tags={"A": "B"})
+    )
+    return [plain, versions, kinds]
+
+
+def tag_limits(lam: Any) -> Scenario:
+    run = Scenario("TestLambdaTags::test_tag_limits")
+    name = unique_name("recorded-tag-limits")
+    arn = create(lam, name, **HANDLER)["FunctionArn"]
+    wait_active(lam, name)
+    fifty = {f"{i}_key": f"{i}_value" for i in range(50)}
+
+    run.record(
+        "tag_lambda_too_many_tags",
+        answer(lam.tag_resource, Resource=arn, Tags={**fifty, "50_key": "50_value"}),
+    )
+    run.record("tag_response", lam.tag_resource(Resource=arn, Tags=fifty))
+    run.record("list_tags_response", lam.list_tags(Resource=arn))
+    run.record("get_fn_response", lam.get_function(FunctionName=name))
+    run.record(
+        "tag_lambda_too_many_tags_additional",
+        answer(lam.tag_resource, Resource=arn, Tags={"a_key": "a_value"}),
+    )
+    run.record(
+        "create_function_invalid_tags",
+        create(lam, unique_name("too-many-tags"), Tags={**fifty, "50_key": "50_value"}),
+    )
+    return run
+
+
+def tags_on_create_and_code_signing(lam: Any) -> list[Scenario]:
+    tagged = Scenario("TestLambdaTag::test_create_tag_on_fn_create")
+    name = unique_name("recorded-tag-create")
+    create(lam, name, Tags={"testtag": "some-value"}, **HANDLER)
+    wait_active(lam, name)
+    function = lam.get_function(FunctionName=name)
+    tagged.record("get_function_result", function)
+    tagged.record(
+        "list_tags_result", lam.list_tags(Resource=function["Configuration"]["FunctionArn"])
+    )
+
+    signing = Scenario("TestCodeSigningConfig::test_code_signing_not_found_excs")
+    signing.record(
+        "get_function_csc_fnwithoutcsc", lam.get_function_code_signing_config(FunctionName=name)
+    )
+    missing = unique_name("csc-test-doesnotexist")
+    signing.record(
+        "get_function_csc_nonexistingfn",
+        answer(lam.get_function_code_signing_config, FunctionName=missing),
+        "csc-test-doesnotexist",
+        missing,
+    )
+    return [tagged, signing]
+
+
 SCENARIOS: dict[str, Callable[[Any], Scenario | list[Scenario]]] = {
     "version lifecycle": version_lifecycle,
     "publish guards": publish_guards,
@@ -345,6 +496,10 @@ SCENARIOS: dict[str, Callable[[Any], Scenario | list[Scenario]]] = {
     "alias lifecycle": alias_lifecycle,
     "invalid routing configs": invalid_routing,
     "alias names and missing aliases": alias_names_and_missing_aliases,
+    "tag lifecycles": tag_lifecycles,
+    "tag refusals": tag_refusals,
+    "tag limits": tag_limits,
+    "tags on create and code signing": tags_on_create_and_code_signing,
 }
 
 
