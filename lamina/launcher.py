@@ -26,6 +26,7 @@ from aiohttp import web
 from lamina.assignment import AssignmentService
 from lamina.clock import SystemClock
 from lamina.counting import CountingService
+from lamina.frontend import lifecycle
 from lamina.frontend.app import build_app
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.shapes import Scope
@@ -120,6 +121,7 @@ class Platform:
         sweep_s = max(0.05, min(5.0, self.settings.keep_alive_s / 4))
         self.ctx.spawn(self.assignment.run_reaper(sweep_s), name="keep-alive")
         self.ctx.spawn(self._watch_health(), name="worker-health")
+        lifecycle.resume(self.ctx)
         if self.settings.example:
             await self._deploy_example()
         self._ready = True
@@ -183,6 +185,8 @@ class Platform:
         self._ready = False
         if self._runner is not None:
             await self._runner.cleanup()
+        # An interrupted create or update stays in progress and is resumed at the next start.
+        await self.ctx.cancel()
         for process in self._processes:
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM)

@@ -45,6 +45,12 @@ class FrontendContext:
         if not task.cancelled() and task.exception() is not None:
             log.error("background task failed name=%s", task.get_name(), exc_info=task.exception())
 
+    async def cancel(self) -> None:
+        """Stop background work, for a stop that must not let it see the workers go away."""
+        for task in list(self._tasks):
+            task.cancel()
+        await self.drain()
+
     async def drain(self) -> None:
         """Wait for background work, for a clean stop."""
         if self._tasks:

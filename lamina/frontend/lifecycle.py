@@ -94,6 +94,14 @@ def start(ctx: FrontendContext, config: FunctionConfig, prewarm: bool) -> None:
     ctx.spawn(activate(ctx, config, prewarm), name=f"{kind}-{config.name}")
 
 
+def resume(ctx: FrontendContext) -> None:
+    """Finish the creates and updates that a stop interrupted: their work was lost with it."""
+    for name in ctx.registry.names():
+        config = ctx.registry.require(name)
+        if in_progress(config):
+            start(ctx, config, prewarm=config.state != "Pending")
+
+
 async def activate(ctx: FrontendContext, config: FunctionConfig, prewarm: bool) -> None:
     """Finish a create or an update of `config`: Active and Successful, or Failed."""
     await asyncio.sleep(0)

@@ -280,3 +280,19 @@ def test_versions_and_aliases_survive_a_restart(tmp_path: Path) -> None:
         assert lam.publish_version(FunctionName=name)["Version"] == "1"
     finally:
         stop_server(second)
+
+
+def test_an_update_interrupted_by_a_stop_is_finished_after_the_restart(tmp_path: Path) -> None:
+    first = start_server(tmp_path / "data")
+    lam: Any = first.client()
+    name = create_function(lam, returns("old"))
+    lam.update_function_code(FunctionName=name, ZipFile=new_code("new", 2))
+    stop_server(first)
+
+    second = start_server(tmp_path / "data")
+    try:
+        lam = second.client()
+        wait_updated(lam, name)
+        assert run(lam, name) == ("new", "$LATEST")
+    finally:
+        stop_server(second)
