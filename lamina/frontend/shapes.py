@@ -50,7 +50,6 @@ def function_configuration(
         "LastModified": config.last_modified,
         "CodeSha256": code_sha256_b64(config.code_sha256),
         "Version": config.version,
-        "Environment": {"Variables": dict(config.environment)},
         "TracingConfig": {"Mode": config.tracing_mode},
         "RevisionId": config.revision_id,
         "PackageType": "Zip",
@@ -59,6 +58,8 @@ def function_configuration(
         "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
         "LoggingConfig": {"LogFormat": config.log_format, "LogGroup": config.log_group},
     }
+    if config.environment_set:
+        doc["Environment"] = {"Variables": dict(config.environment)}
     if listing:
         return doc
 

@@ -131,6 +131,7 @@ class CreateRequest:
     timeout: int = 3
     description: str = ""
     environment: Mapping[str, str] = field(default_factory=dict)
+    environment_set: bool = False
     ephemeral_storage: int = 512
     architectures: tuple[str, ...] = ("x86_64",)
     tracing_mode: str = "PassThrough"
@@ -150,6 +151,7 @@ class CreateRequest:
             "timeout": self.timeout,
             "description": self.description,
             "environment": dict(self.environment),
+            "environment_set": self.environment_set,
             "ephemeral_storage": self.ephemeral_storage,
             "architectures": self.architectures,
             "tracing_mode": self.tracing_mode,
@@ -273,6 +275,7 @@ def validate_create(
         raise InvalidParameterValue(_MANDATORY_FOR_ZIP)
 
     _check_runtime(runtime, runtimes)
+    environment_set = "environment" in settings
     environment = settings.pop("environment", {})
     _check_environment_rules(environment)
 
@@ -283,6 +286,7 @@ def validate_create(
         role=role,
         zip_bytes=_zip_bytes(code),
         environment=environment,
+        environment_set=environment_set,
         log_group=settings.pop("log_group", f"/aws/lambda/{name}"),
         publish=_boolean(body, "Publish"),
         tags=_tags(body),
@@ -310,6 +314,7 @@ def validate_update_configuration(
 
     if "environment" in changes:
         _check_environment_rules(changes["environment"])
+        changes["environment_set"] = True
     return changes
 
 

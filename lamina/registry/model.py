@@ -29,6 +29,8 @@ class FunctionConfig:
     timeout: int = 3
     description: str = ""
     environment: dict[str, str] = field(default_factory=dict)
+    # Lambda shows Environment only for functions that were given one, even an empty one.
+    environment_set: bool = True
     ephemeral_storage: int = 512
     architectures: tuple[str, ...] = ("x86_64",)
     tracing_mode: str = "PassThrough"

@@ -18,6 +18,13 @@ from tests.e2e.test_recorded_shapes import answer, wait_active, wait_updated
 
 ECHO = make_zip({"index.py": "def handler(event, context):\n    return event\n"})
 STAGING = {"Variables": {"testenv": "staging"}}
+# LocalStack's create fixture: handler.handler, 30 s, and an empty Environment.
+HANDLER = {
+    "Handler": "handler.handler",
+    "Timeout": 30,
+    "Environment": {"Variables": {}},
+    "Code": {"ZipFile": make_zip({"handler.py": "def handler(e, c):\n    return e\n"})},
+}
 RUNTIME = {"Runtime", "Configuration.Runtime", *(f"Versions[{i}].Runtime" for i in range(3))}
 
 
@@ -33,9 +40,7 @@ class Scenario:
         recorded = recording(self.test, label)
         if old:
             recorded = renamed(recorded, old, new)
-        found = mismatches(recorded, response, self.bindings, RUNTIME)
-        # Lamina reports Environment always; AWS leaves it out of functions created without.
-        self.differences[label] = [f for f in found if not f.endswith("key 'Environment'")]
+        self.differences[label] = mismatches(recorded, response, self.bindings, RUNTIME)
 
 
 def create(lam: Any, name: str, **extra: Any) -> dict[str, Any]:
@@ -131,10 +136,9 @@ def publish_on_create(lam: Any) -> Scenario:
 def revisions_of_versions_and_aliases(lam: Any) -> Scenario:
     run = Scenario("TestLambdaRevisions::test_function_revisions_version_and_alias")
     name = unique_name("recorded-revision-alias")
-    code = {"Code": {"ZipFile": make_zip({"handler.py": "def handler(e, c):\n    return e\n"})}}
     run.record(
         "create_function_response_rev1",
-        create(lam, name, Handler="handler.handler", Timeout=30, **code),
+        create(lam, name, **HANDLER),
     )
     wait_active(lam, name)
     active = lam.get_function(FunctionName=name)
@@ -335,13 +339,6 @@ def alias_names_and_missing_aliases(lam: Any) -> list[Scenario]:
         run.record(label, answer(call, FunctionName=name, Name="non-existent"))
         runs.append(run)
     return runs
-
-
-HANDLER = {
-    "Handler": "handler.handler",
-    "Timeout": 30,
-    "Code": {"ZipFile": make_zip({"handler.py": "def handler(e, c):\n    return e\n"})},
-}
 
 
 def tag_steps(lam: Any, run: Scenario, arn: str) -> None:
