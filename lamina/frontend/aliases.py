@@ -13,9 +13,9 @@ from typing import Any
 from aiohttp import web
 
 from lamina.frontend import lifecycle, validation
-from lamina.frontend.bodies import read_json
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.errors import InvalidParameterValue, ResourceConflict, ResourceNotFound
+from lamina.frontend.handling import bind, read_json
 from lamina.frontend.qualifiers import not_found, version_config
 from lamina.frontend.shapes import alias_configuration
 from lamina.registry.model import LATEST, Alias, FunctionConfig
@@ -26,19 +26,13 @@ LIST_PAGE_LIMIT = 50
 
 
 def routes(ctx: FrontendContext) -> list[web.RouteDef]:
-    def bind(handler: Any) -> Any:
-        async def route(request: web.Request) -> web.StreamResponse:
-            return await handler(ctx, request)
-
-        return route
-
     aliases = "/2015-03-31/functions/{name}/aliases"
     return [
-        web.post(aliases, bind(create_alias)),
-        web.get(aliases, bind(list_aliases)),
-        web.get(f"{aliases}/{{alias}}", bind(get_alias)),
-        web.put(f"{aliases}/{{alias}}", bind(update_alias)),
-        web.delete(f"{aliases}/{{alias}}", bind(delete_alias)),
+        web.post(aliases, bind(ctx, create_alias)),
+        web.get(aliases, bind(ctx, list_aliases)),
+        web.get(f"{aliases}/{{alias}}", bind(ctx, get_alias)),
+        web.put(f"{aliases}/{{alias}}", bind(ctx, update_alias)),
+        web.delete(f"{aliases}/{{alias}}", bind(ctx, delete_alias)),
     ]
 
 

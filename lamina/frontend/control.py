@@ -11,13 +11,13 @@ from aiohttp import web
 
 from lamina.counting import ReservationRejected
 from lamina.frontend import lifecycle, validation, versions
-from lamina.frontend.bodies import read_json
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.errors import (
     InvalidParameterValue,
     ResourceConflict,
     ResourceNotFound,
 )
+from lamina.frontend.handling import bind, read_json
 from lamina.frontend.qualifiers import merge_qualifier, resolve
 from lamina.frontend.shapes import function_configuration
 from lamina.registry.model import LATEST, FunctionConfig
@@ -28,27 +28,21 @@ LIST_PAGE_LIMIT = 50
 
 
 def routes(ctx: FrontendContext) -> list[web.RouteDef]:
-    def bind(handler: Any) -> Any:
-        async def route(request: web.Request) -> web.StreamResponse:
-            return await handler(ctx, request)
-
-        return route
-
     fn = "/2015-03-31/functions/{name}"
     return [
-        web.post("/2015-03-31/functions", bind(create_function)),
-        web.get("/2015-03-31/functions", bind(list_functions)),
-        web.get("/2015-03-31/functions/", bind(list_functions)),
-        web.get(fn, bind(get_function)),
-        web.get(f"{fn}/configuration", bind(get_configuration)),
-        web.put(f"{fn}/configuration", bind(update_configuration)),
-        web.put(f"{fn}/code", bind(update_code)),
-        web.delete(fn, bind(delete_function)),
-        web.put("/2017-10-31/functions/{name}/concurrency", bind(put_concurrency)),
-        web.get("/2019-09-30/functions/{name}/concurrency", bind(get_concurrency)),
-        web.delete("/2017-10-31/functions/{name}/concurrency", bind(delete_concurrency)),
-        web.get("/2016-08-19/account-settings", bind(account_settings)),
-        web.get("/2016-08-19/account-settings/", bind(account_settings)),
+        web.post("/2015-03-31/functions", bind(ctx, create_function)),
+        web.get("/2015-03-31/functions", bind(ctx, list_functions)),
+        web.get("/2015-03-31/functions/", bind(ctx, list_functions)),
+        web.get(fn, bind(ctx, get_function)),
+        web.get(f"{fn}/configuration", bind(ctx, get_configuration)),
+        web.put(f"{fn}/configuration", bind(ctx, update_configuration)),
+        web.put(f"{fn}/code", bind(ctx, update_code)),
+        web.delete(fn, bind(ctx, delete_function)),
+        web.put("/2017-10-31/functions/{name}/concurrency", bind(ctx, put_concurrency)),
+        web.get("/2019-09-30/functions/{name}/concurrency", bind(ctx, get_concurrency)),
+        web.delete("/2017-10-31/functions/{name}/concurrency", bind(ctx, delete_concurrency)),
+        web.get("/2016-08-19/account-settings", bind(ctx, account_settings)),
+        web.get("/2016-08-19/account-settings/", bind(ctx, account_settings)),
     ]
 
 

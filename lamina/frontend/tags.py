@@ -12,9 +12,9 @@ import logging
 from aiohttp import web
 
 from lamina.frontend import lifecycle, validation
-from lamina.frontend.bodies import read_json
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.errors import InvalidParameterValue, ValidationFailed
+from lamina.frontend.handling import bind, read_json
 from lamina.frontend.qualifiers import not_found
 from lamina.registry.model import FunctionConfig
 
@@ -22,29 +22,25 @@ log = logging.getLogger(__name__)
 
 
 def routes(ctx: FrontendContext) -> list[web.RouteDef]:
-    async def tag(request: web.Request) -> web.StreamResponse:
-        return await tag_resource(ctx, request)
-
-    async def untag(request: web.Request) -> web.StreamResponse:
-        return await untag_resource(ctx, request)
-
-    async def listing(request: web.Request) -> web.StreamResponse:
-        return web.json_response({"Tags": ctx.registry.tags(_tagged(ctx, request).name)})
-
-    async def code_signing(request: web.Request) -> web.StreamResponse:
-        raw_name = request.match_info["name"]
-        name = validation.parse_function_name(raw_name, validation.FUNCTION_NAME, ctx.scope)[0]
-        if ctx.registry.get(name) is None:
-            raise not_found(ctx, name, None)
-        return web.json_response({})
-
     tags = "/2017-03-31/tags/{resource}"
     return [
-        web.post(tags, tag),
-        web.delete(tags, untag),
-        web.get(tags, listing),
-        web.get("/2020-06-30/functions/{name}/code-signing-config", code_signing),
+        web.post(tags, bind(ctx, tag_resource)),
+        web.delete(tags, bind(ctx, untag_resource)),
+        web.get(tags, bind(ctx, list_tags)),
+        web.get("/2020-06-30/functions/{name}/code-signing-config", bind(ctx, code_signing)),
     ]
+
+
+async def list_tags(ctx: FrontendContext, request: web.Request) -> web.Response:
+    return web.json_response({"Tags": ctx.registry.tags(_tagged(ctx, request).name)})
+
+
+async def code_signing(ctx: FrontendContext, request: web.Request) -> web.Response:
+    raw_name = request.match_info["name"]
+    name = validation.parse_function_name(raw_name, validation.FUNCTION_NAME, ctx.scope)[0]
+    if ctx.registry.get(name) is None:
+        raise not_found(ctx, name, None)
+    return web.json_response({})
 
 
 def _tagged(ctx: FrontendContext, request: web.Request) -> FunctionConfig:

@@ -12,9 +12,9 @@ from typing import Any
 from aiohttp import web
 
 from lamina.frontend import lifecycle, validation
-from lamina.frontend.bodies import read_json
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.errors import InvalidParameterValue, ResourceConflict
+from lamina.frontend.handling import bind, read_json
 from lamina.frontend.qualifiers import not_found
 from lamina.frontend.shapes import code_sha256_b64, function_configuration
 from lamina.registry.model import LATEST, FunctionConfig
@@ -25,14 +25,8 @@ LIST_PAGE_LIMIT = 50
 
 
 def routes(ctx: FrontendContext) -> list[web.RouteDef]:
-    async def publish(request: web.Request) -> web.StreamResponse:
-        return await publish_version(ctx, request)
-
-    async def listing(request: web.Request) -> web.StreamResponse:
-        return await list_versions(ctx, request)
-
     path = "/2015-03-31/functions/{name}/versions"
-    return [web.post(path, publish), web.get(path, listing)]
+    return [web.post(path, bind(ctx, publish_version)), web.get(path, bind(ctx, list_versions))]
 
 
 async def publish_version(ctx: FrontendContext, request: web.Request) -> web.Response:
