@@ -26,7 +26,7 @@ from aiohttp import web
 from lamina.assignment import AssignmentService
 from lamina.clock import SystemClock
 from lamina.counting import CountingService
-from lamina.frontend import lifecycle
+from lamina.frontend import lifecycle, provisioned
 from lamina.frontend.app import build_app
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.shapes import Scope
@@ -122,6 +122,7 @@ class Platform:
         self.ctx.spawn(self.assignment.run_reaper(sweep_s), name="keep-alive")
         self.ctx.spawn(self._watch_health(), name="worker-health")
         lifecycle.resume(self.ctx)
+        provisioned.resume(self.ctx)
         if self.settings.example:
             await self._deploy_example()
         self._ready = True

@@ -98,6 +98,8 @@ class AssignmentService:
         self._records: dict[str, SandboxRecord] = {}
         self._idle: dict[VersionKey, deque[SandboxRecord]] = {}
         self._retired: set[VersionKey] = set()
+        # Provisioned concurrency: how many sandboxes of a version keep-alive must leave alone.
+        self._provisioned: dict[VersionKey, int] = {}
         self._pending: set[asyncio.Task[None]] = set()
 
     # The invoke path
@@ -242,6 +244,27 @@ class AssignmentService:
         live = {record.key for record in self._records.values()}
         self._retired &= live
 
+    # Provisioned concurrency
+
+    def provision(self, function: str, targets: dict[VersionKey, int]) -> None:
+        """Keep `targets[key]` sandboxes of each version key of `function` from the reaper."""
+        for key in [k for k in self._provisioned if k[0] == function]:
+            del self._provisioned[key]
+        self._provisioned.update({k: n for k, n in targets.items() if n > 0})
+
+    def sandboxes_of(self, key: VersionKey) -> int:
+        """Sandboxes of a version key in any state, initialising ones included."""
+        return sum(1 for record in self._records.values() if record.key == key)
+
+    def ready_sandboxes_of(self, key: VersionKey) -> int:
+        """Sandboxes of a version key that have initialised (idle or busy)."""
+        ready = (SandboxState.IDLE, SandboxState.BUSY)
+        return sum(
+            1
+            for record in self._records.values()
+            if record.key == key and record.lifecycle.state in ready
+        )
+
     def worker_lost(self, worker_id: str, reason: str) -> None:
         """Forget every sandbox of a worker that failed, and keep placement away from it."""
         self.fleet.mark_unhealthy(worker_id, reason)
@@ -258,9 +281,11 @@ class AssignmentService:
         reaped = 0
         for key in list(self._idle):
             idle = self._idle[key]
-            while idle and idle[0].idle_since <= deadline:
+            spare = self.sandboxes_of(key) - self._provisioned.get(key, 0)
+            while idle and idle[0].idle_since <= deadline and spare > 0:
                 self._destroy(idle.popleft())
                 reaped += 1
+                spare -= 1
             if not idle:
                 del self._idle[key]
         if reaped:

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from lamina.frontend import lifecycle, validation
+from lamina.frontend import lifecycle, provisioned, validation
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.errors import InvalidParameterValue, ResourceConflict, ResourceNotFound
 from lamina.frontend.handling import bind, read_json
@@ -91,6 +91,7 @@ async def update_alias(ctx: FrontendContext, request: web.Request) -> web.Respon
     updated = alias.replace(**changes)
     _check_targets(ctx, latest.name, updated)
     ctx.registry.versions.put_alias(latest.name, updated)
+    provisioned.sync(ctx, latest.name)
     log.info("alias updated function=%s alias=%s", latest.name, alias.name)
     return web.json_response(alias_configuration(latest.name, updated, ctx.scope))
 
@@ -100,6 +101,8 @@ async def delete_alias(ctx: FrontendContext, request: web.Request) -> web.Respon
     alias = request.match_info["alias"]
     # Deleting an alias that is not there succeeds, as in Lambda.
     ctx.registry.versions.delete_alias(latest.name, alias)
+    ctx.registry.versions.delete_provisioned(latest.name, alias)
+    provisioned.sync(ctx, latest.name)
     return web.Response(status=204)
 
 

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from lamina.frontend import aliases, control, invoke, tags, versions
+from lamina.frontend import aliases, control, invoke, provisioned, tags, versions
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.errors import LambdaError, NotImplementedOperation, ServiceError
 
@@ -94,6 +94,7 @@ def build_app(ctx: FrontendContext, ready: Callable[[], bool]) -> web.Applicatio
             *versions.routes(ctx),
             *aliases.routes(ctx),
             *tags.routes(ctx),
+            *provisioned.routes(ctx),
             *invoke.routes(ctx),
         ]
     )

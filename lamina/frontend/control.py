@@ -191,6 +191,7 @@ async def delete_function(ctx: FrontendContext, request: web.Request) -> web.Res
 
     ctx.registry.delete(config.name)
     ctx.counting.forget(config.name)
+    ctx.assignment.provision(config.name, {})
     ctx.assignment.retire(config.name)
     log.info("function deleted name=%s", config.name)
     return web.Response(status=204)

@@ -776,3 +776,23 @@ def validate_tags(body: Mapping[str, Any]) -> dict[str, str]:
 def check_tag_count(tags: Mapping[str, str]) -> None:
     if len(tags) > MAX_TAGS:
         raise InvalidParameterValue("Number of tags exceeds resource tag limit.")
+
+
+def validate_provisioned(
+    query: Mapping[str, str], body: Mapping[str, Any] | None
+) -> tuple[str, int]:
+    """Check a Put/Get/DeleteProvisionedConcurrencyConfig request: (Qualifier, executions).
+
+    Without a body (Get and Delete) the executions are 0.
+    """
+    constraints = _Constraints()
+    qualifier = query.get("Qualifier")
+    if constraints.not_null(qualifier, "qualifier"):
+        constraints.length(qualifier, "qualifier", 1, 128)
+    executions = 0
+    if body is not None:
+        executions = _integer(body, "ProvisionedConcurrentExecutions")
+        if constraints.not_null(executions, "provisionedConcurrentExecutions"):
+            constraints.at_least(executions, "provisionedConcurrentExecutions", 1)
+    constraints.raise_if_any()
+    return qualifier, executions

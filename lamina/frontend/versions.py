@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from lamina.frontend import lifecycle, validation
+from lamina.frontend import lifecycle, provisioned, validation
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.errors import InvalidParameterValue, ResourceConflict
 from lamina.frontend.handling import bind, read_json
@@ -137,5 +137,7 @@ def delete_version(ctx: FrontendContext, name: str, version: str) -> None:
             f"[{', '.join(users)}]"
         )
     if ctx.registry.versions.delete_version(name, version) is not None:
+        ctx.registry.versions.delete_provisioned(name, version)
+        provisioned.sync(ctx, name)
         ctx.assignment.retire(name, version=version)
         log.info("version deleted name=%s version=%s", name, version)

@@ -80,3 +80,23 @@ class Alias:
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Alias:
         return cls(**doc)
+
+
+@dataclass(frozen=True)
+class ProvisionedConcurrency:
+    """Sandboxes kept initialised for a published version or an alias (`qualifier`)."""
+
+    qualifier: str
+    requested: int
+    last_modified: str
+    failure: str | None = None  # why the sandboxes could not be started, if they could not
+
+    def replace(self, **changes: Any) -> ProvisionedConcurrency:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> ProvisionedConcurrency:
+        return cls(**doc)

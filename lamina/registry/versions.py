@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from lamina.registry.model import Alias, FunctionConfig
+from lamina.registry.model import Alias, FunctionConfig, ProvisionedConcurrency
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS versions (
@@ -29,6 +29,12 @@ CREATE TABLE IF NOT EXISTS aliases (
 );
 CREATE TABLE IF NOT EXISTS version_counters (name TEXT PRIMARY KEY, last INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS serving (name TEXT PRIMARY KEY, config TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS provisioned (
+    name TEXT NOT NULL,
+    qualifier TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (name, qualifier)
+);
 """
 
 
@@ -49,6 +55,10 @@ class VersionStore:
             self._aliases.setdefault(name, {})[alias] = Alias.from_dict(json.loads(doc))
         for name, config in self._db.execute("SELECT * FROM serving"):
             self._serving[name] = FunctionConfig.from_dict(json.loads(config))
+        self._provisioned: dict[str, dict[str, ProvisionedConcurrency]] = {}
+        for name, qualifier, doc in self._db.execute("SELECT * FROM provisioned"):
+            entry = ProvisionedConcurrency.from_dict(json.loads(doc))
+            self._provisioned.setdefault(name, {})[qualifier] = entry
 
     # Versions
 
@@ -127,13 +137,35 @@ class VersionStore:
         )
         self._serving[name] = config
 
+    # Provisioned concurrency, per published version or alias
+
+    def provisioned(self, name: str) -> list[ProvisionedConcurrency]:
+        entries = self._provisioned.get(name, {})
+        return [entries[qualifier] for qualifier in sorted(entries)]
+
+    def provisioned_for(self, name: str, qualifier: str) -> ProvisionedConcurrency | None:
+        return self._provisioned.get(name, {}).get(qualifier)
+
+    def put_provisioned(self, name: str, entry: ProvisionedConcurrency) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO provisioned (name, qualifier, doc) VALUES (?, ?, ?)",
+            (name, entry.qualifier, json.dumps(entry.to_dict())),
+        )
+        self._provisioned.setdefault(name, {})[entry.qualifier] = entry
+
+    def delete_provisioned(self, name: str, qualifier: str) -> None:
+        self._db.execute(
+            "DELETE FROM provisioned WHERE name = ? AND qualifier = ?", (name, qualifier)
+        )
+        self._provisioned.get(name, {}).pop(qualifier, None)
+
     # The whole function
 
     def forget(self, name: str) -> None:
         """Drop everything of a deleted function; its version numbers start again at 1."""
-        for table in ("versions", "aliases", "version_counters", "serving"):
+        for table in ("versions", "aliases", "version_counters", "serving", "provisioned"):
             self._db.execute(f"DELETE FROM {table} WHERE name = ?", (name,))
-        for kept in (self._versions, self._aliases, self._last, self._serving):
+        for kept in (self._versions, self._aliases, self._last, self._serving, self._provisioned):
             kept.pop(name, None)
 
     def code_in_use(self) -> set[str]:
