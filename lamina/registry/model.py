@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 LATEST = "$LATEST"
 
@@ -60,8 +60,22 @@ class FunctionConfig:
         return cls(**values)
 
 
+class Stored:
+    """A record kept as a JSON document of its fields."""
+
+    def replace(self, **changes: Any) -> Self:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Self:
+        return cls(**doc)
+
+
 @dataclass(frozen=True)
-class Alias:
+class Alias(Stored):
     """A name for one published version (or $LATEST), optionally with a second version that
     receives a share of the invokes (`weights`: version -> share between 0 and 1)."""
 
@@ -71,32 +85,12 @@ class Alias:
     description: str = ""
     weights: dict[str, float] = field(default_factory=dict)
 
-    def replace(self, **changes: Any) -> Alias:
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, doc: dict[str, Any]) -> Alias:
-        return cls(**doc)
-
 
 @dataclass(frozen=True)
-class ProvisionedConcurrency:
+class ProvisionedConcurrency(Stored):
     """Sandboxes kept initialised for a published version or an alias (`qualifier`)."""
 
     qualifier: str
     requested: int
     last_modified: str
     failure: str | None = None  # why the sandboxes could not be started, if they could not
-
-    def replace(self, **changes: Any) -> ProvisionedConcurrency:
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, doc: dict[str, Any]) -> ProvisionedConcurrency:
-        return cls(**doc)
