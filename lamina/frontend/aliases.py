@@ -16,7 +16,7 @@ from lamina.frontend import lifecycle, provisioned, validation
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.errors import InvalidParameterValue, ResourceConflict, ResourceNotFound
 from lamina.frontend.handling import bind, read_json
-from lamina.frontend.qualifiers import not_found, version_config
+from lamina.frontend.qualifiers import find_latest, version_config
 from lamina.frontend.shapes import alias_configuration
 from lamina.registry.model import LATEST, Alias, FunctionConfig
 
@@ -38,12 +38,7 @@ def routes(ctx: FrontendContext) -> list[web.RouteDef]:
 
 def _function(ctx: FrontendContext, request: web.Request, qualifier: str | None) -> FunctionConfig:
     """The function of an alias operation; `qualifier` is what AWS's 404 names with it."""
-    raw_name = request.match_info["name"]
-    name = validation.parse_function_name(raw_name, validation.FUNCTION_NAME, ctx.scope)[0]
-    latest = ctx.registry.get(name)
-    if latest is None:
-        raise not_found(ctx, name, qualifier)
-    return latest
+    return find_latest(ctx, request.match_info["name"], missing_as=qualifier)
 
 
 async def create_alias(ctx: FrontendContext, request: web.Request) -> web.Response:

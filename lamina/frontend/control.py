@@ -18,7 +18,7 @@ from lamina.frontend.errors import (
     ResourceNotFound,
 )
 from lamina.frontend.handling import bind, read_json
-from lamina.frontend.qualifiers import merge_qualifier, resolve
+from lamina.frontend.qualifiers import find_latest, merge_qualifier, resolve
 from lamina.frontend.shapes import function_configuration
 from lamina.registry.model import LATEST, FunctionConfig
 
@@ -143,7 +143,7 @@ async def list_functions(ctx: FrontendContext, request: web.Request) -> web.Resp
 
 
 async def update_configuration(ctx: FrontendContext, request: web.Request) -> web.Response:
-    config = find_function(ctx, request.match_info["name"], shape=validation.FUNCTION_NAME)
+    config = find_latest(ctx, request.match_info["name"])
     body = await read_json(request)
     changes = validation.validate_update_configuration(body, ctx.fleet.runtimes())
     lifecycle.check_updatable(ctx, config, body.get("RevisionId"))
@@ -155,7 +155,7 @@ async def update_configuration(ctx: FrontendContext, request: web.Request) -> we
 
 
 async def update_code(ctx: FrontendContext, request: web.Request) -> web.Response:
-    config = find_function(ctx, request.match_info["name"], shape=validation.FUNCTION_NAME)
+    config = find_latest(ctx, request.match_info["name"])
     body = await read_json(request)
     zip_bytes = validation.validate_update_code(body)
     lifecycle.check_updatable(ctx, config, body.get("RevisionId"))

@@ -25,7 +25,7 @@ from lamina.frontend.errors import (
     ResourceNotFound,
 )
 from lamina.frontend.handling import bind, read_json
-from lamina.frontend.qualifiers import not_found
+from lamina.frontend.qualifiers import find_latest, not_found
 from lamina.registry.model import LATEST, FunctionConfig, ProvisionedConcurrency
 
 log = logging.getLogger(__name__)
@@ -112,10 +112,7 @@ async def delete_config(ctx: FrontendContext, request: web.Request) -> web.Respo
 
 
 def _list(ctx: FrontendContext, request: web.Request) -> web.Response:
-    raw_name = request.match_info["name"]
-    name = validation.parse_function_name(raw_name, validation.FUNCTION_NAME, ctx.scope)[0]
-    if ctx.registry.get(name) is None:
-        raise not_found(ctx, name, None)
+    name = find_latest(ctx, request.match_info["name"]).name
     items = []
     for entry in ctx.registry.versions.provisioned(name):
         config = _config_of(ctx, name, entry.qualifier)

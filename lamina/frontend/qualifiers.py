@@ -64,6 +64,24 @@ def resolve(
     return Target(version_config(ctx, name, alias.function_version), qualifier, alias)
 
 
+def find_latest(
+    ctx: FrontendContext,
+    raw_name: str,
+    shape: validation.NameShape = validation.FUNCTION_NAME,
+    missing_as: str | None = None,
+) -> FunctionConfig:
+    """$LATEST of the function a path names, whatever qualifier the name carries.
+
+    Updates, publishing and the function-wide operations always act on $LATEST, as in
+    Lambda. `missing_as` is the qualifier AWS names in the not-found message.
+    """
+    name = validation.parse_function_name(raw_name, shape, ctx.scope)[0]
+    latest = ctx.registry.get(name)
+    if latest is None:
+        raise not_found(ctx, name, missing_as)
+    return latest
+
+
 def version_config(ctx: FrontendContext, name: str, version: str) -> FunctionConfig:
     """The configuration of `version` ($LATEST or a number) of an existing function."""
     if version == LATEST:

@@ -15,7 +15,7 @@ from lamina.frontend import lifecycle, validation
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.errors import InvalidParameterValue, ValidationFailed
 from lamina.frontend.handling import bind, read_json
-from lamina.frontend.qualifiers import not_found
+from lamina.frontend.qualifiers import find_latest, not_found
 from lamina.registry.model import FunctionConfig
 
 log = logging.getLogger(__name__)
@@ -36,10 +36,7 @@ async def list_tags(ctx: FrontendContext, request: web.Request) -> web.Response:
 
 
 async def code_signing(ctx: FrontendContext, request: web.Request) -> web.Response:
-    raw_name = request.match_info["name"]
-    name = validation.parse_function_name(raw_name, validation.FUNCTION_NAME, ctx.scope)[0]
-    if ctx.registry.get(name) is None:
-        raise not_found(ctx, name, None)
+    find_latest(ctx, request.match_info["name"])
     return web.json_response({})
 
 

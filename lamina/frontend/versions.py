@@ -15,7 +15,7 @@ from lamina.frontend import lifecycle, provisioned, validation
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.errors import InvalidParameterValue, ResourceConflict
 from lamina.frontend.handling import bind, read_json
-from lamina.frontend.qualifiers import not_found
+from lamina.frontend.qualifiers import find_latest
 from lamina.frontend.shapes import code_sha256_b64, function_configuration
 from lamina.registry.model import LATEST, FunctionConfig
 
@@ -30,12 +30,9 @@ def routes(ctx: FrontendContext) -> list[web.RouteDef]:
 
 
 async def publish_version(ctx: FrontendContext, request: web.Request) -> web.Response:
-    raw_name = request.match_info["name"]
-    name = validation.parse_function_name(raw_name, validation.FUNCTION_NAME, ctx.scope)[0]
     code_sha256, description, revision_id = validation.validate_publish(await read_json(request))
-    latest = ctx.registry.get(name)
-    if latest is None:
-        raise not_found(ctx, name, None)
+    latest = find_latest(ctx, request.match_info["name"])
+    name = latest.name
 
     lifecycle.check_updatable(ctx, latest, revision_id)
     _check_code_sha256(latest, code_sha256)
@@ -95,14 +92,9 @@ def _same(version: FunctionConfig, latest: FunctionConfig) -> bool:
 
 
 async def list_versions(ctx: FrontendContext, request: web.Request) -> web.Response:
-    raw_name = request.match_info["name"]
-    name = validation.parse_function_name(
-        raw_name, validation.NAMESPACED_FUNCTION_NAME, ctx.scope
-    )[0]
     marker, max_items = validation.validate_list_params(request.query)
-    latest = ctx.registry.get(name)
-    if latest is None:
-        raise not_found(ctx, name, None)
+    latest = find_latest(ctx, request.match_info["name"], validation.NAMESPACED_FUNCTION_NAME)
+    name = latest.name
 
     every = [latest, *ctx.registry.versions.versions(name)]
     start = 0

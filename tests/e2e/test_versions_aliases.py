@@ -296,3 +296,17 @@ def test_an_update_interrupted_by_a_stop_is_finished_after_the_restart(tmp_path:
         assert run(lam, name) == ("new", "$LATEST")
     finally:
         stop_server(second)
+
+
+def test_an_update_naming_a_version_changes_latest_and_leaves_the_version_alone(
+    lam: Any,
+) -> None:
+    name = create_function(lam, returns("one"))
+    lam.publish_version(FunctionName=name)
+
+    updated = lam.update_function_configuration(FunctionName=f"{name}:1", Timeout=8)
+    wait_updated(lam, name)
+
+    assert (updated["Version"], updated["Timeout"]) == ("$LATEST", 8)
+    assert lam.get_function_configuration(FunctionName=name, Qualifier="1")["Timeout"] == 3
+    assert lam.get_function_configuration(FunctionName=name)["Timeout"] == 8
