@@ -146,6 +146,7 @@ def _check_conflicts(ctx: FrontendContext, name: str, qualifier: str) -> None:
 
 
 def _check_limits(ctx: FrontendContext, requested: int) -> None:
+    # Shortcoming: provisioned executions are checked against the pool but not taken out of it.
     unreserved = ctx.counting.unreserved_limit()
     if requested > unreserved:
         raise InvalidParameterValue(
@@ -215,7 +216,10 @@ def resume(ctx: FrontendContext) -> None:
 async def fill(
     ctx: FrontendContext, config: FunctionConfig, entry: ProvisionedConcurrency
 ) -> None:
-    """Start sandboxes of `config` until there are as many as `entry` asks for."""
+    """Start sandboxes of `config` until there are as many as `entry` asks for.
+
+    Shortcoming: a provisioned sandbox that dies is replaced only at the next change or start.
+    """
     key = version_key(config)
     while ctx.assignment.sandboxes_of(key) < entry.requested:
         current = ctx.registry.versions.provisioned_for(config.name, entry.qualifier)
