@@ -115,6 +115,9 @@ async def get_function(ctx: FrontendContext, request: web.Request) -> web.Respon
     tags = ctx.registry.tags(config.name)
     if tags:
         doc["Tags"] = tags
+    reserved = ctx.counting.reserved(config.name)
+    if reserved is not None and target.qualifier is None:
+        doc["Concurrency"] = {"ReservedConcurrentExecutions": reserved}
     return reply(doc)
 
 

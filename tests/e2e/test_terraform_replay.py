@@ -27,6 +27,7 @@ def code(value: str) -> bytes:
 def read_function(lam: Any, name: str) -> dict[str, Any]:
     """resourceFunctionRead without a qualifier: GetFunction, the newest version, signing."""
     function = lam.get_function(FunctionName=name)
+    concurrency = function.get("Concurrency", {}).get("ReservedConcurrentExecutions", -1)
     pages = lam.get_paginator("list_versions_by_function").paginate(
         FunctionName=name, MaxItems=LIST_VERSIONS_MAX_ITEMS
     )
@@ -38,6 +39,7 @@ def read_function(lam: Any, name: str) -> dict[str, Any]:
         "qualified_arn": versions[-1]["FunctionArn"],
         "version": versions[-1]["Version"],
         "code_signing_config_arn": signing.get("CodeSigningConfigArn", ""),
+        "reserved_concurrent_executions": concurrency,
     }
 
 
@@ -61,6 +63,7 @@ def test_terraform_create_read_update_and_destroy_of_a_function_with_an_alias(la
     )  # fmt: skip
     lam.get_function(FunctionName=name)
     wait_for(lam, name, "State", "Pending", "Active")
+    lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=5)
     created = read_function(lam, name)
 
     # aws_lambda_alias: create, read (function_name is the function's ARN)
@@ -97,6 +100,7 @@ def test_terraform_create_read_update_and_destroy_of_a_function_with_an_alias(la
     assert created["qualified_arn"] == f"{created['arn']}:1"
     assert created["tags"] == {"managed-by": "terraform"}
     assert created["code_signing_config_arn"] == ""
+    assert created["reserved_concurrent_executions"] == 5
     assert alias["AliasArn"] == read_alias["AliasArn"] == f"{created['arn']}:live"
     assert "RoutingConfig" not in read_alias
     assert published["Version"] == updated["version"] == "2"
