@@ -13,6 +13,7 @@ import json
 import logging
 import secrets
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lamina.clock import Clock, SystemClock
@@ -100,6 +101,8 @@ class AssignmentService:
         self._retired: set[VersionKey] = set()
         # Provisioned concurrency: how many sandboxes of a version keep-alive must leave alone.
         self._provisioned: dict[VersionKey, int] = {}
+        # Told when a provisioned version has fewer sandboxes than asked, so they are replaced.
+        self.on_shortfall: Callable[[VersionKey], None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
 
     # The invoke path
@@ -311,6 +314,10 @@ class AssignmentService:
         if not record.lifecycle.dead:
             record.lifecycle.to(SandboxState.DEAD)
         self._records.pop(record.sandbox_id, None)
+
+        wanted = self._provisioned.get(record.key, 0)
+        if self.on_shortfall is not None and self.sandboxes_of(record.key) < wanted:
+            self.on_shortfall(record.key)
 
     # Reports
 

@@ -207,7 +207,9 @@ def sync(ctx: FrontendContext, name: str) -> None:
 
 
 def resume(ctx: FrontendContext) -> None:
-    """Start the provisioned sandboxes of every function, after a start of Lamina."""
+    """Start the provisioned sandboxes of every function, after a start of Lamina, and
+    replace from then on every provisioned sandbox that dies."""
+    ctx.assignment.on_shortfall = lambda key: sync(ctx, key[0])
     for name in ctx.registry.names():
         if ctx.registry.versions.provisioned(name):
             sync(ctx, name)
@@ -218,8 +220,10 @@ async def fill(
 ) -> None:
     """Start sandboxes of `config` until there are as many as `entry` asks for.
 
-    Shortcoming: a provisioned sandbox that dies is replaced only at the next change or start.
+    A configuration that failed is not retried by itself: a new Put starts over.
     """
+    if entry.failure is not None:
+        return
     key = version_key(config)
     while ctx.assignment.sandboxes_of(key) < entry.requested:
         current = ctx.registry.versions.provisioned_for(config.name, entry.qualifier)

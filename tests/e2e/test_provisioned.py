@@ -177,3 +177,28 @@ def test_a_version_has_one_provisioned_configuration_its_own_or_its_aliass(serve
     )
 
     assert {label: found for label, found in run.differences.items() if found} == {}
+
+
+def test_a_provisioned_sandbox_that_dies_is_replaced(lam: Any) -> None:
+    code = (
+        "import os, uuid\nSANDBOX = uuid.uuid4().hex\n"
+        "def handler(event, context):\n"
+        "    if event.get('crash'):\n        os._exit(1)\n"
+        "    return SANDBOX\n"
+    )
+    name = create_function(lam, code)
+    lam.publish_version(FunctionName=name)
+    lam.put_provisioned_concurrency_config(
+        FunctionName=name, Qualifier="1", ProvisionedConcurrentExecutions=1
+    )
+    wait_ready(lam, name, "1")
+    first = json.loads(lam.invoke(FunctionName=name, Qualifier="1")["Payload"].read())
+
+    crashed = lam.invoke(FunctionName=name, Qualifier="1", Payload=b'{"crash": true}')
+    replaced = wait_ready(lam, name, "1")
+    second = json.loads(lam.invoke(FunctionName=name, Qualifier="1")["Payload"].read())
+
+    assert crashed["FunctionError"] == "Unhandled"
+    assert replaced["Status"] == "READY"
+    assert replaced["AvailableProvisionedConcurrentExecutions"] == 1
+    assert second != first
