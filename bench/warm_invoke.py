@@ -9,7 +9,9 @@ Python function and warms it, then measures, in the same run and with the same c
 - throughput: closed loops of C concurrent clients for a fixed time (invokes per second);
 
 against Lamina's Invoke API and against a bare aiohttp server that answers `null` on loopback
-(the floor for one HTTP exchange with this client on this machine). Prints a Markdown table.
+(the floor for one HTTP exchange with this client on this machine), and through an alias that
+sends 10% of the invokes to a second version (the cost of resolving and routing). Prints a
+Markdown table.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import zipfile
 import aiohttp
 
 INVOKE_PATH = "/2015-03-31/functions/noop/invocations"
+ALIAS_PATH = f"{INVOKE_PATH}?Qualifier=live"
 BASELINE_SERVER = """
 import sys
 from aiohttp import web
@@ -99,6 +102,33 @@ def create_noop(port: int) -> None:
             return
         time.sleep(0.05)
     raise RuntimeError("function never became Active")
+
+
+def call(connection: http.client.HTTPConnection, method: str, path: str, body: dict) -> dict:
+    connection.request(method, path, body=json.dumps(body))
+    response = connection.getresponse()
+    answer = json.loads(response.read() or b"{}")
+    if response.status >= 300:
+        raise RuntimeError(f"{method} {path}: {response.status} {answer}")
+    return answer
+
+
+def create_weighted_alias(port: int) -> None:
+    """Versions 1 and 2 of `noop`, and alias `live` -> 1 with 10% of the invokes on 2."""
+    connection = http.client.HTTPConnection("127.0.0.1", port)
+    function = "/2015-03-31/functions/noop"
+    call(connection, "POST", f"{function}/versions", {})
+    call(connection, "PUT", f"{function}/configuration", {"Description": "second"})
+    for _ in range(200):
+        if call(connection, "GET", f"{function}/configuration", {})["LastUpdateStatus"] != (
+            "InProgress"
+        ):
+            break
+        time.sleep(0.05)
+    call(connection, "POST", f"{function}/versions", {})
+    weights = {"AdditionalVersionWeights": {"2": 0.1}}
+    alias = {"Name": "live", "FunctionVersion": "1", "RoutingConfig": weights}
+    call(connection, "POST", f"{function}/aliases", alias)
 
 
 def latency(port: int, path: str, count: int) -> list[float]:
@@ -176,9 +206,13 @@ def main() -> None:
         wait_until_up(lamina_port, "/_lamina/health")
         wait_until_up(baseline_port, "/", method="POST")
         create_noop(lamina_port)
+        create_weighted_alias(lamina_port)
         rows = {
             "bare aiohttp reply (baseline)": measure(baseline_port, "/", args),
             "Lamina warm invoke": measure(lamina_port, INVOKE_PATH, args),
+            "Lamina warm invoke, alias 90/10 over two versions": measure(
+                lamina_port, ALIAS_PATH, args
+            ),
         }
     finally:
         lamina.send_signal(signal.SIGTERM)

@@ -28,6 +28,7 @@ from lamina.clock import SystemClock
 from lamina.counting import CountingService
 from lamina.eventqueue import EventQueue, EventStore, Poller
 from lamina.eventqueue.policy import Timing
+from lamina.frontend import lifecycle, provisioned
 from lamina.frontend.app import build_app
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.events import FrontendInvoker
@@ -140,6 +141,8 @@ class Platform:
         released = self.events.store.release_all_leases()
         log.info("event queue opened leases released=%d", released)
         self._poller_task = asyncio.get_running_loop().create_task(self.poller.run())
+        lifecycle.resume(self.ctx)
+        provisioned.resume(self.ctx)
         if self.settings.example:
             await self._deploy_example()
         self._ready = True
@@ -209,6 +212,8 @@ class Platform:
         await self.poller.stop()
         if self._runner is not None:
             await self._runner.cleanup()
+        # An interrupted create or update stays in progress and is resumed at the next start.
+        await self.ctx.cancel()
         for process in self._processes:
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM)

@@ -13,6 +13,7 @@ import json
 import logging
 import secrets
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lamina.clock import Clock, SystemClock
@@ -98,6 +99,10 @@ class AssignmentService:
         self._records: dict[str, SandboxRecord] = {}
         self._idle: dict[VersionKey, deque[SandboxRecord]] = {}
         self._retired: set[VersionKey] = set()
+        # Provisioned concurrency: how many sandboxes of a version keep-alive must leave alone.
+        self._provisioned: dict[VersionKey, int] = {}
+        # Told when a provisioned version has fewer sandboxes than asked, so they are replaced.
+        self.on_shortfall: Callable[[VersionKey], None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
 
     # The invoke path
@@ -126,6 +131,22 @@ class AssignmentService:
             except WorkerUnreachable as exc:
                 self.worker_lost(exc.worker_id, str(exc))
         raise PlatformFailure(f"no usable sandbox after {MAX_CLAIM_ATTEMPTS} attempts")
+
+    async def prewarm(self, config: FunctionConfig) -> bool:
+        """Start one sandbox of `config` and leave it idle; False when its init failed.
+
+        Raises NoCapacity or PlatformFailure when no sandbox could be started at all.
+        """
+        probe = InvokeRequest(request_id="prewarm", payload=b"", invoked_arn="")
+        try:
+            record, failure = await self._create(config, probe)
+        except WorkerUnreachable as exc:
+            self.worker_lost(exc.worker_id, str(exc))
+            raise PlatformFailure(str(exc)) from exc
+        if failure is not None:
+            return False
+        self._release(record, alive=True)
+        return True
 
     def _claim_idle(self, key: VersionKey) -> SandboxRecord | None:
         idle = self._idle.get(key)
@@ -208,10 +229,15 @@ class AssignmentService:
 
     # Reclaiming
 
-    def retire(self, function: str, keep: VersionKey | None = None) -> None:
-        """Stop reusing sandboxes of `function` (all, or all but `keep`): it changed or went."""
+    def retire(
+        self, function: str, keep: VersionKey | None = None, version: str | None = None
+    ) -> None:
+        """Stop reusing sandboxes of `function` (all, or all but `keep`): it changed or went.
+
+        With `version`, only the sandboxes of that version are retired.
+        """
         for key in list(self._idle) + [r.key for r in self._records.values()]:
-            if key[0] == function and key != keep:
+            if key[0] == function and key != keep and version in (None, key[1]):
                 self._retired.add(key)
         for key in [k for k in self._idle if k in self._retired]:
             for record in self._idle.pop(key):
@@ -220,6 +246,27 @@ class AssignmentService:
         # A retired key matters only while sandboxes of it are still busy.
         live = {record.key for record in self._records.values()}
         self._retired &= live
+
+    # Provisioned concurrency
+
+    def provision(self, function: str, targets: dict[VersionKey, int]) -> None:
+        """Keep `targets[key]` sandboxes of each version key of `function` from the reaper."""
+        for key in [k for k in self._provisioned if k[0] == function]:
+            del self._provisioned[key]
+        self._provisioned.update({k: n for k, n in targets.items() if n > 0})
+
+    def sandboxes_of(self, key: VersionKey) -> int:
+        """Sandboxes of a version key in any state, initialising ones included."""
+        return sum(1 for record in self._records.values() if record.key == key)
+
+    def ready_sandboxes_of(self, key: VersionKey) -> int:
+        """Sandboxes of a version key that have initialised (idle or busy)."""
+        ready = (SandboxState.IDLE, SandboxState.BUSY)
+        return sum(
+            1
+            for record in self._records.values()
+            if record.key == key and record.lifecycle.state in ready
+        )
 
     def worker_lost(self, worker_id: str, reason: str) -> None:
         """Forget every sandbox of a worker that failed, and keep placement away from it."""
@@ -256,9 +303,11 @@ class AssignmentService:
         reaped = 0
         for key in list(self._idle):
             idle = self._idle[key]
-            while idle and idle[0].idle_since <= deadline:
+            spare = self.sandboxes_of(key) - self._provisioned.get(key, 0)
+            while idle and idle[0].idle_since <= deadline and spare > 0:
                 self._destroy(idle.popleft())
                 reaped += 1
+                spare -= 1
             if not idle:
                 del self._idle[key]
         if reaped:
@@ -284,6 +333,10 @@ class AssignmentService:
         if not record.lifecycle.dead:
             record.lifecycle.to(SandboxState.DEAD)
         self._records.pop(record.sandbox_id, None)
+
+        wanted = self._provisioned.get(record.key, 0)
+        if self.on_shortfall is not None and self.sandboxes_of(record.key) < wanted:
+            self.on_shortfall(record.key)
 
     # Reports
 

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from lamina.frontend import control, event_config, invoke
+from lamina.frontend import aliases, control, event_config, invoke, provisioned, tags, versions
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.errors import (
     LambdaError,
@@ -118,6 +118,10 @@ def build_app(ctx: FrontendContext, ready: Callable[[], bool]) -> web.Applicatio
             web.get("/_lamina/v1/state", state),
             web.get("/_lamina/v1/code/{sha256:[0-9a-f]{64}}", code),
             *control.routes(ctx),
+            *versions.routes(ctx),
+            *aliases.routes(ctx),
+            *tags.routes(ctx),
+            *provisioned.routes(ctx),
             *invoke.routes(ctx),
             *event_config.routes(ctx),
         ]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+import random
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,8 @@ class FrontendContext:
     events: EventQueue
     clock: Clock
     public_url: str
+    # The random source of weighted alias routing: a number in [0, 1) per invoke.
+    draw: Callable[[], float] = random.random
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
@@ -43,6 +46,12 @@ class FrontendContext:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("background task failed name=%s", task.get_name(), exc_info=task.exception())
+
+    async def cancel(self) -> None:
+        """Stop background work, for a stop that must not let it see the workers go away."""
+        for task in list(self._tasks):
+            task.cancel()
+        await self.drain()
 
     async def drain(self) -> None:
         """Wait for background work, for a clean stop."""

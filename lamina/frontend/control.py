@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-import uuid
 from typing import Any
 
 from aiohttp import web
 
 from lamina.counting import ReservationRejected
-from lamina.frontend import validation
+from lamina.frontend import lifecycle, validation, versions
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.errors import (
     InvalidParameterValue,
-    PreconditionFailed,
     ResourceConflict,
     ResourceNotFound,
-    SerializationFailed,
 )
+from lamina.frontend.handling import bind, read_json
+from lamina.frontend.qualifiers import find_latest, merge_qualifier, resolve
 from lamina.frontend.shapes import function_configuration
 from lamina.registry.model import LATEST, FunctionConfig
 
@@ -30,44 +28,25 @@ LIST_PAGE_LIMIT = 50
 
 
 def routes(ctx: FrontendContext) -> list[web.RouteDef]:
-    def bind(handler: Any) -> Any:
-        async def route(request: web.Request) -> web.StreamResponse:
-            return await handler(ctx, request)
-
-        return route
-
     fn = "/2015-03-31/functions/{name}"
     return [
-        web.post("/2015-03-31/functions", bind(create_function)),
-        web.get("/2015-03-31/functions", bind(list_functions)),
-        web.get("/2015-03-31/functions/", bind(list_functions)),
-        web.get(fn, bind(get_function)),
-        web.get(f"{fn}/configuration", bind(get_configuration)),
-        web.put(f"{fn}/configuration", bind(update_configuration)),
-        web.put(f"{fn}/code", bind(update_code)),
-        web.delete(fn, bind(delete_function)),
-        web.put("/2017-10-31/functions/{name}/concurrency", bind(put_concurrency)),
-        web.get("/2019-09-30/functions/{name}/concurrency", bind(get_concurrency)),
-        web.delete("/2017-10-31/functions/{name}/concurrency", bind(delete_concurrency)),
-        web.get("/2016-08-19/account-settings", bind(account_settings)),
-        web.get("/2016-08-19/account-settings/", bind(account_settings)),
+        web.post("/2015-03-31/functions", bind(ctx, create_function)),
+        web.get("/2015-03-31/functions", bind(ctx, list_functions)),
+        web.get("/2015-03-31/functions/", bind(ctx, list_functions)),
+        web.get(fn, bind(ctx, get_function)),
+        web.get(f"{fn}/configuration", bind(ctx, get_configuration)),
+        web.put(f"{fn}/configuration", bind(ctx, update_configuration)),
+        web.put(f"{fn}/code", bind(ctx, update_code)),
+        web.delete(fn, bind(ctx, delete_function)),
+        web.put("/2017-10-31/functions/{name}/concurrency", bind(ctx, put_concurrency)),
+        web.get("/2019-09-30/functions/{name}/concurrency", bind(ctx, get_concurrency)),
+        web.delete("/2017-10-31/functions/{name}/concurrency", bind(ctx, delete_concurrency)),
+        web.get("/2016-08-19/account-settings", bind(ctx, account_settings)),
+        web.get("/2016-08-19/account-settings/", bind(ctx, account_settings)),
     ]
 
 
 # Helpers shared by the handlers
-
-
-async def read_json(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
-    if not raw:
-        return {}
-    try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SerializationFailed(f"Could not parse request body: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise SerializationFailed("The request body must be a JSON object")
-    return doc
 
 
 def find_function(
@@ -77,26 +56,11 @@ def find_function(
     shape: validation.NameShape = validation.NAMESPACED_FUNCTION_NAME,
     missing_as: str | None = None,
 ) -> FunctionConfig:
-    """The function a path names; Lamina serves $LATEST, so any other qualifier is not found.
+    """The configuration a path names: $LATEST, a version, or the version of an alias.
 
     `missing_as` is the qualifier AWS names in the not-found message when none was given.
     """
-    name, named_qualifier = validation.parse_function_name(raw_name, shape, ctx.scope)
-    qualifier = _qualifier(qualifier, named_qualifier)
-    config = ctx.registry.get(name)
-    if config is None or qualifier not in (None, LATEST):
-        arn = ctx.scope.function_arn(name, qualifier or missing_as)
-        raise ResourceNotFound(f"Function not found: {arn}")
-    return config
-
-
-def _qualifier(given: str | None, in_name: str | None) -> str | None:
-    """The qualifier of a request: the Qualifier parameter or the one in the name, not both."""
-    if given and in_name and given != in_name:
-        raise InvalidParameterValue(
-            "The derived qualifier from the function name does not match the specified qualifier."
-        )
-    return given or in_name
+    return resolve(ctx, raw_name, qualifier, shape, missing_as).config
 
 
 def now_stamp(ctx: FrontendContext) -> str:
@@ -120,22 +84,26 @@ async def create_function(ctx: FrontendContext, request: web.Request) -> web.Res
     if ctx.registry.get(create.name) is not None:
         raise ResourceConflict(f"Function already exist: {create.name}")
 
+    validation.check_tag_count(create.tags)
     info = await asyncio.to_thread(ctx.code.put, create.zip_bytes)
     config = FunctionConfig(
         **create.config_fields(),
         code_sha256=info.sha256_hex,
         code_size=info.size,
-        revision_id=str(uuid.uuid4()),
+        revision_id=lifecycle.new_revision(),
         last_modified=now_stamp(ctx),
     )
     # A concurrent create of the same name may have won while the code was stored.
     if ctx.registry.get(create.name) is not None:
         raise ResourceConflict(f"Function already exist: {create.name}")
     ctx.registry.create(config)
+    if create.tags:
+        ctx.registry.set_tags(config.name, dict(create.tags))
     log.info("function created name=%s runtime=%s", config.name, config.runtime)
 
-    ctx.spawn(_activate(ctx, config.name, config.revision_id), name=f"activate-{config.name}")
-    return reply(function_configuration(config, ctx.scope), status=201)
+    shown = versions.publish_pending(ctx, config) if create.publish else config
+    lifecycle.start(ctx, config, prewarm=False)
+    return reply(function_configuration(shown, ctx.scope), status=201)
 
 
 def _check_platform_support(
@@ -156,40 +124,26 @@ def _check_platform_support(
         )
 
 
-async def _activate(ctx: FrontendContext, name: str, revision_id: str) -> None:
-    """Finish a create or an update: the function becomes invocable with this revision."""
-    await asyncio.sleep(0)
-    config = ctx.registry.get(name)
-    if config is None or config.revision_id != revision_id:
-        return
-    ctx.registry.put(
-        config.replace(
-            state="Active",
-            state_reason=None,
-            state_reason_code=None,
-            last_update_status="Successful",
-            last_update_status_reason=None,
-            last_update_status_reason_code=None,
-            revision_id=str(uuid.uuid4()),
-        )
-    )
-    ctx.assignment.retire(name)
-
-
 async def get_function(ctx: FrontendContext, request: web.Request) -> web.Response:
-    config = find_function(ctx, request.match_info["name"], request.query.get("Qualifier"))
+    target = resolve(ctx, request.match_info["name"], request.query.get("Qualifier"))
+    config = target.config
     location = f"{ctx.public_url}/_lamina/v1/code/{config.code_sha256}"
-    return reply(
-        {
-            "Configuration": function_configuration(config, ctx.scope),
-            "Code": {"RepositoryType": "S3", "Location": location},
-        }
-    )
+    doc: dict[str, Any] = {
+        "Configuration": function_configuration(config, ctx.scope, qualifier=target.qualifier),
+        "Code": {"RepositoryType": "S3", "Location": location},
+    }
+    tags = ctx.registry.tags(config.name)
+    if tags:
+        doc["Tags"] = tags
+    reserved = ctx.counting.reserved(config.name)
+    if reserved is not None and target.qualifier is None:
+        doc["Concurrency"] = {"ReservedConcurrentExecutions": reserved}
+    return reply(doc)
 
 
 async def get_configuration(ctx: FrontendContext, request: web.Request) -> web.Response:
-    config = find_function(ctx, request.match_info["name"], request.query.get("Qualifier"))
-    return reply(function_configuration(config, ctx.scope))
+    target = resolve(ctx, request.match_info["name"], request.query.get("Qualifier"))
+    return reply(function_configuration(target.config, ctx.scope, qualifier=target.qualifier))
 
 
 async def list_functions(ctx: FrontendContext, request: web.Request) -> web.Response:
@@ -211,55 +165,33 @@ async def list_functions(ctx: FrontendContext, request: web.Request) -> web.Resp
     return reply(doc)
 
 
-def _check_updatable(ctx: FrontendContext, config: FunctionConfig, body: dict[str, Any]) -> None:
-    if config.last_update_status == "InProgress" or config.state == "Pending":
-        raise ResourceConflict(
-            "The operation cannot be performed at this time. An update is in progress for "
-            f"resource: {ctx.scope.function_arn(config.name)}"
-        )
-    revision = body.get("RevisionId")
-    if revision is not None and revision != config.revision_id:
-        raise PreconditionFailed(
-            "The Revision Id provided does not match the latest Revision Id. Call the "
-            "GetFunction/GetAlias API to retrieve the latest Revision Id"
-        )
-
-
-def _updating(ctx: FrontendContext, config: FunctionConfig, **changes: Any) -> FunctionConfig:
-    return config.replace(
-        **changes,
-        revision_id=str(uuid.uuid4()),
-        last_modified=now_stamp(ctx),
-        last_update_status="InProgress",
-        last_update_status_reason="The function is being created.",
-        last_update_status_reason_code="Creating",
-    )
-
-
 async def update_configuration(ctx: FrontendContext, request: web.Request) -> web.Response:
-    config = find_function(ctx, request.match_info["name"], shape=validation.FUNCTION_NAME)
+    config = find_latest(ctx, request.match_info["name"])
     body = await read_json(request)
     changes = validation.validate_update_configuration(body, ctx.fleet.runtimes())
-    _check_updatable(ctx, config, body)
+    lifecycle.check_updatable(ctx, config, body.get("RevisionId"))
 
-    updated = _updating(ctx, config, **changes)
-    ctx.registry.put(updated)
+    updated = lifecycle.begin_update(ctx, config, now_stamp(ctx), **changes)
     log.info("function configuration updated name=%s fields=%s", config.name, sorted(changes))
-    ctx.spawn(_activate(ctx, config.name, updated.revision_id), name=f"update-{config.name}")
+    lifecycle.start(ctx, updated, prewarm=True)
     return reply(function_configuration(updated, ctx.scope))
 
 
 async def update_code(ctx: FrontendContext, request: web.Request) -> web.Response:
-    config = find_function(ctx, request.match_info["name"], shape=validation.FUNCTION_NAME)
+    config = find_latest(ctx, request.match_info["name"])
     body = await read_json(request)
     zip_bytes = validation.validate_update_code(body)
-    _check_updatable(ctx, config, body)
+    lifecycle.check_updatable(ctx, config, body.get("RevisionId"))
 
     info = await asyncio.to_thread(ctx.code.put, zip_bytes)
-    updated = _updating(ctx, config, code_sha256=info.sha256_hex, code_size=info.size)
-    ctx.registry.put(updated)
+    updated = lifecycle.begin_update(
+        ctx, config, now_stamp(ctx), code_sha256=info.sha256_hex, code_size=info.size
+    )
     log.info("function code updated name=%s sha256=%s", config.name, info.sha256_hex[:12])
-    ctx.spawn(_activate(ctx, config.name, updated.revision_id), name=f"update-{config.name}")
+    lifecycle.start(ctx, updated, prewarm=True)
+    if body.get("Publish") is True:
+        published = versions.publish_pending(ctx, updated)
+        return reply(function_configuration(published, ctx.scope, qualifier=published.version))
     return reply(function_configuration(updated, ctx.scope))
 
 
@@ -268,7 +200,7 @@ async def delete_function(ctx: FrontendContext, request: web.Request) -> web.Res
     name, named = validation.parse_function_name(
         raw_name, validation.NAMESPACED_FUNCTION_NAME, ctx.scope
     )
-    qualifier = _qualifier(request.query.get("Qualifier"), named)
+    qualifier = merge_qualifier(request.query.get("Qualifier"), named)
     if qualifier == LATEST:
         raise InvalidParameterValue(
             "$LATEST version cannot be deleted without deleting the function."
@@ -277,13 +209,13 @@ async def delete_function(ctx: FrontendContext, request: web.Request) -> web.Res
     if config is None:
         raise ResourceNotFound(f"Function not found: {ctx.scope.function_arn(name)}")
     if qualifier is not None:
-        # Lamina keeps no published versions, and deleting a version that is not there
-        # succeeds in Lambda too.
+        versions.delete_version(ctx, config.name, qualifier)
         return web.Response(status=204)
 
     ctx.registry.delete(config.name)
     ctx.counting.forget(config.name)
     await ctx.events.forget(config.name)
+    ctx.assignment.provision(config.name, {})
     ctx.assignment.retire(config.name)
     log.info("function deleted name=%s", config.name)
     return web.Response(status=204)

@@ -46,6 +46,11 @@ class ResourceNotFound(LambdaError):
     message_key = "Message"
 
 
+class ProvisionedConcurrencyConfigNotFound(LambdaError):
+    status = 404
+    code = "ProvisionedConcurrencyConfigNotFoundException"
+
+
 class AccessDenied(LambdaError):
     """403 for a resource of another account; AWS sends it with a null message."""
 

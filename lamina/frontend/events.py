@@ -7,8 +7,14 @@ import logging
 from lamina.assignment import InvokeRequest
 from lamina.eventqueue import Attempt, AttemptKind, QueuedEvent, Target
 from lamina.frontend.context import FrontendContext
-from lamina.frontend.errors import LambdaError, ResourceConflict, TooManyRequests
+from lamina.frontend.errors import (
+    LambdaError,
+    ResourceConflict,
+    ResourceNotFound,
+    TooManyRequests,
+)
 from lamina.frontend.invoke import run
+from lamina.frontend.qualifiers import resolve, runnable
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +32,12 @@ class FrontendInvoker:
         return Target(config.timeout, self.ctx.counting.reserved(function) == 0)
 
     async def invoke(self, event: QueuedEvent) -> Attempt:
-        config = self.ctx.registry.get(event.function)
-        if config is None or config.state != "Active":
+        try:
+            # The version or alias the event was sent to, resolved (and routed) now.
+            config = runnable(self.ctx, resolve(self.ctx, event.invoked_arn), self.ctx.draw)
+        except ResourceNotFound as exc:
+            return Attempt(AttemptKind.PLATFORM_ERROR, status_code=exc.status)
+        if config.state != "Active":
             # Not invocable now (being created or updated): back off and try again.
             return Attempt(AttemptKind.PLATFORM_ERROR, status_code=ResourceConflict.status)
         job = InvokeRequest(

@@ -14,7 +14,6 @@ from aiohttp import web
 from lamina.assignment import InvokeRequest, InvokeResult, NoCapacity, PlatformFailure
 from lamina.counting import Throttled
 from lamina.frontend.context import FrontendContext
-from lamina.frontend.control import find_function
 from lamina.frontend.errors import (
     InvalidParameterValue,
     RequestTooLarge,
@@ -24,6 +23,7 @@ from lamina.frontend.errors import (
     ValidationFailed,
 )
 from lamina.frontend.payload import check_json
+from lamina.frontend.qualifiers import resolve, runnable
 from lamina.registry.model import LATEST, FunctionConfig
 
 log = logging.getLogger(__name__)
@@ -49,9 +49,10 @@ async def invoke(ctx: FrontendContext, request: web.Request) -> web.StreamRespon
     log_type = request.headers.get("X-Amz-Log-Type", "None")
     _check_enums(invocation_type, log_type)
 
-    config = find_function(
+    target = resolve(
         ctx, request.match_info["name"], request.query.get("Qualifier"), missing_as=LATEST
     )
+    config = runnable(ctx, target, ctx.draw)
     if config.state != "Active":
         raise ResourceConflict(
             "The operation cannot be performed at this time. The function is currently in "
@@ -70,7 +71,7 @@ async def invoke(ctx: FrontendContext, request: web.Request) -> web.StreamRespon
     job = InvokeRequest(
         request_id=request_id,
         payload=payload,
-        invoked_arn=ctx.scope.function_arn(config.name, request.query.get("Qualifier")),
+        invoked_arn=ctx.scope.function_arn(config.name, target.qualifier),
         trace_id=_trace_id(request_id),
         client_context=client_context,
         want_log_tail=log_type == "Tail",

@@ -7,7 +7,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from lamina.registry.model import FunctionConfig
+from lamina.registry.model import Alias, FunctionConfig
 
 
 @dataclass(frozen=True)
@@ -31,12 +31,15 @@ def code_sha256_b64(hex_digest: str) -> str:
 
 
 def function_configuration(
-    config: FunctionConfig, scope: Scope, listing: bool = False
+    config: FunctionConfig, scope: Scope, listing: bool = False, qualifier: str | None = None
 ) -> dict[str, Any]:
-    """FunctionConfiguration; a listing leaves out state fields, as ListFunctions does."""
+    """FunctionConfiguration; a listing leaves out state fields, as ListFunctions does.
+
+    The FunctionArn carries `qualifier`: the one the request named, or the version listed.
+    """
     doc: dict[str, Any] = {
         "FunctionName": config.name,
-        "FunctionArn": scope.function_arn(config.name),
+        "FunctionArn": scope.function_arn(config.name, qualifier),
         "Runtime": config.runtime,
         "Role": config.role,
         "Handler": config.handler,
@@ -47,7 +50,6 @@ def function_configuration(
         "LastModified": config.last_modified,
         "CodeSha256": code_sha256_b64(config.code_sha256),
         "Version": config.version,
-        "Environment": {"Variables": dict(config.environment)},
         "TracingConfig": {"Mode": config.tracing_mode},
         "RevisionId": config.revision_id,
         "PackageType": "Zip",
@@ -56,6 +58,8 @@ def function_configuration(
         "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
         "LoggingConfig": {"LogFormat": config.log_format, "LogGroup": config.log_group},
     }
+    if config.environment_set:
+        doc["Environment"] = {"Variables": dict(config.environment)}
     if listing:
         return doc
 
@@ -69,4 +73,18 @@ def function_configuration(
     }
     doc.update({k: v for k, v in optional.items() if v is not None})
     doc["RuntimeVersionConfig"] = {"RuntimeVersionArn": scope.runtime_version_arn(config.runtime)}
+    return doc
+
+
+def alias_configuration(function: str, alias: Alias, scope: Scope) -> dict[str, Any]:
+    """AliasConfiguration; RoutingConfig only when a second version takes a share."""
+    doc: dict[str, Any] = {
+        "AliasArn": scope.function_arn(function, alias.name),
+        "Name": alias.name,
+        "FunctionVersion": alias.function_version,
+        "Description": alias.description,
+        "RevisionId": alias.revision_id,
+    }
+    if alias.weights:
+        doc["RoutingConfig"] = {"AdditionalVersionWeights": dict(alias.weights)}
     return doc

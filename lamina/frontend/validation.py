@@ -131,6 +131,7 @@ class CreateRequest:
     timeout: int = 3
     description: str = ""
     environment: Mapping[str, str] = field(default_factory=dict)
+    environment_set: bool = False
     ephemeral_storage: int = 512
     architectures: tuple[str, ...] = ("x86_64",)
     tracing_mode: str = "PassThrough"
@@ -150,6 +151,7 @@ class CreateRequest:
             "timeout": self.timeout,
             "description": self.description,
             "environment": dict(self.environment),
+            "environment_set": self.environment_set,
             "ephemeral_storage": self.ephemeral_storage,
             "architectures": self.architectures,
             "tracing_mode": self.tracing_mode,
@@ -273,6 +275,7 @@ def validate_create(
         raise InvalidParameterValue(_MANDATORY_FOR_ZIP)
 
     _check_runtime(runtime, runtimes)
+    environment_set = "environment" in settings
     environment = settings.pop("environment", {})
     _check_environment_rules(environment)
 
@@ -283,6 +286,7 @@ def validate_create(
         role=role,
         zip_bytes=_zip_bytes(code),
         environment=environment,
+        environment_set=environment_set,
         log_group=settings.pop("log_group", f"/aws/lambda/{name}"),
         publish=_boolean(body, "Publish"),
         tags=_tags(body),
@@ -310,6 +314,7 @@ def validate_update_configuration(
 
     if "environment" in changes:
         _check_environment_rules(changes["environment"])
+        changes["environment_set"] = True
     return changes
 
 
@@ -718,3 +723,141 @@ def validate_event_invoke_config_list(query: Mapping[str, str]) -> tuple[str | N
     constraints.raise_if_any()
     high = EVENT_INVOKE_CONFIG_LIST_RANGE[1]
     return query.get("Marker") or None, high if max_items is None else max_items
+
+
+# Versions, aliases and tags
+
+ALIAS_PATTERN = r"(?!^[0-9]+$)([a-zA-Z0-9-_]+)"
+VERSION_PATTERN = r"(\$LATEST|[0-9]+)"
+ADDITIONAL_VERSION_PATTERN = r"[0-9]+"
+TAGGABLE_RESOURCE_PATTERN = (
+    r"arn:(aws[a-zA-Z-]*):lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:"
+    r"(function:[a-zA-Z0-9-_]+(:(\$LATEST|[a-zA-Z0-9-_]+))?|layer:([a-zA-Z0-9-_]+)|"
+    r"code-signing-config:csc-[a-z0-9]{17}|event-source-mapping:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-"
+    r"[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|capacity-provider:[a-zA-Z0-9-_]+)"
+)
+MAX_DESCRIPTION = 256
+MAX_TAGS = 50
+_WEIGHTS_PATH = "routingConfig.additionalVersionWeights"
+_WEIGHT_VALUE_RULES = (
+    "Map value must satisfy constraint: [Member must have value less than or equal to 1.0, "
+    "Member must have value greater than or equal to 0.0, Member must not be null]"
+)
+_WEIGHT_KEY_RULES = (
+    "Map keys must satisfy constraint: [Member must have length less than or equal to 1024, "
+    "Member must have length greater than or equal to 1, Member must satisfy regular "
+    f"expression pattern: {ADDITIONAL_VERSION_PATTERN}]"
+)
+
+
+@dataclass(frozen=True)
+class AliasRequest:
+    """The members of a CreateAlias or UpdateAlias body; None where the body leaves one out."""
+
+    name: str
+    function_version: str | None
+    description: str | None
+    weights: dict[str, float] | None
+    revision_id: str | None = None
+
+
+def validate_alias(body: Mapping[str, Any], path_name: str | None = None) -> AliasRequest:
+    """Check a CreateAlias body, or an UpdateAlias body with the alias name from the path."""
+    constraints = _Constraints()
+    creating = path_name is None
+    name = _string(body, "Name") if creating else path_name
+    if constraints.not_null(name, "name"):
+        constraints.length(name, "name", 1, 128)
+        constraints.pattern(name, "name", ALIAS_PATTERN)
+    version = _string(body, "FunctionVersion")
+    if creating:
+        constraints.not_null(version, "functionVersion")
+    if version is not None:
+        constraints.length(version, "functionVersion", 1, 1024)
+        constraints.pattern(version, "functionVersion", VERSION_PATTERN)
+    description = _string(body, "Description")
+    if description is not None:
+        constraints.length(description, "description", 0, MAX_DESCRIPTION)
+    weights = _routing_weights(constraints, body)
+    constraints.raise_if_any()
+
+    return AliasRequest(name, version, description, weights, _string(body, "RevisionId"))
+
+
+def _routing_weights(
+    constraints: _Constraints, body: Mapping[str, Any]
+) -> dict[str, float] | None:
+    routing = _object(body, "RoutingConfig", "RoutingConfig")
+    if routing is None:
+        return None
+    weights = _object(routing, "AdditionalVersionWeights", "AdditionalVersionWeights") or {}
+    if not all(isinstance(w, int | float) and not isinstance(w, bool) for w in weights.values()):
+        raise InvalidParameterValue("AdditionalVersionWeights must map versions to numbers.")
+
+    # AWS prints the map as Java does: {2=0.5}.
+    shown = "{" + ", ".join(f"{key}={float(weight)}" for key, weight in weights.items()) + "}"
+    if any(not 0.0 <= weight <= 1.0 for weight in weights.values()):
+        constraints.failures.append(
+            f"Value '{shown}' at '{_WEIGHTS_PATH}' failed to satisfy constraint: "
+            f"{_WEIGHT_VALUE_RULES}"
+        )
+    if any(re.fullmatch(ADDITIONAL_VERSION_PATTERN, key) is None for key in weights):
+        constraints.failures.append(
+            f"Value '{shown}' at '{_WEIGHTS_PATH}' failed to satisfy constraint: "
+            f"{_WEIGHT_KEY_RULES}"
+        )
+    return {key: float(weight) for key, weight in weights.items()}
+
+
+def validate_publish(body: Mapping[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """Check a PublishVersion body; returns (CodeSha256, Description, RevisionId)."""
+    constraints = _Constraints()
+    description = _string(body, "Description")
+    if description is not None:
+        constraints.length(description, "description", 0, MAX_DESCRIPTION)
+    constraints.raise_if_any()
+    return _string(body, "CodeSha256"), description, _string(body, "RevisionId")
+
+
+def parse_taggable(raw: str, scope: Scope) -> tuple[str, str | None]:
+    """The function name and qualifier of a tagging operation's resource ARN."""
+    constraints = _Constraints()
+    constraints.length(raw, "resource", 1, 256)
+    constraints.pattern(raw, "resource", TAGGABLE_RESOURCE_PATTERN)
+    constraints.raise_if_any()
+    if ":function:" not in raw:
+        raise InvalidParameterValue("Lamina keeps tags of functions only.")
+    return parse_function_name(raw, FUNCTION_NAME, scope)
+
+
+def validate_tags(body: Mapping[str, Any]) -> dict[str, str]:
+    """Check the Tags of a TagResource body: at least one, every value a string."""
+    tags = _tags(body)
+    if not tags:
+        raise InvalidParameterValue("An error occurred and the request cannot be processed.")
+    return tags
+
+
+def check_tag_count(tags: Mapping[str, str]) -> None:
+    if len(tags) > MAX_TAGS:
+        raise InvalidParameterValue("Number of tags exceeds resource tag limit.")
+
+
+def validate_provisioned(
+    query: Mapping[str, str], body: Mapping[str, Any] | None
+) -> tuple[str, int]:
+    """Check a Put/Get/DeleteProvisionedConcurrencyConfig request: (Qualifier, executions).
+
+    Without a body (Get and Delete) the executions are 0.
+    """
+    constraints = _Constraints()
+    qualifier = query.get("Qualifier")
+    if constraints.not_null(qualifier, "qualifier"):
+        constraints.length(qualifier, "qualifier", 1, 128)
+    executions = 0
+    if body is not None:
+        executions = _integer(body, "ProvisionedConcurrentExecutions")
+        if constraints.not_null(executions, "provisionedConcurrentExecutions"):
+            constraints.at_least(executions, "provisionedConcurrentExecutions", 1)
+    constraints.raise_if_any()
+    return qualifier, executions

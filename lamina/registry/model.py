@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 LATEST = "$LATEST"
 
@@ -29,6 +29,8 @@ class FunctionConfig:
     timeout: int = 3
     description: str = ""
     environment: dict[str, str] = field(default_factory=dict)
+    # Lambda shows Environment only for functions that were given one, even an empty one.
+    environment_set: bool = True
     ephemeral_storage: int = 512
     architectures: tuple[str, ...] = ("x86_64",)
     tracing_mode: str = "PassThrough"
@@ -56,3 +58,39 @@ class FunctionConfig:
         values = {k: v for k, v in doc.items() if k in known}
         values["architectures"] = tuple(values.get("architectures", ("x86_64",)))
         return cls(**values)
+
+
+class Stored:
+    """A record kept as a JSON document of its fields."""
+
+    def replace(self, **changes: Any) -> Self:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Self:
+        return cls(**doc)
+
+
+@dataclass(frozen=True)
+class Alias(Stored):
+    """A name for one published version (or $LATEST), optionally with a second version that
+    receives a share of the invokes (`weights`: version -> share between 0 and 1)."""
+
+    name: str
+    function_version: str
+    revision_id: str
+    description: str = ""
+    weights: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProvisionedConcurrency(Stored):
+    """Sandboxes kept initialised for a published version or an alias (`qualifier`)."""
+
+    qualifier: str
+    requested: int
+    last_modified: str
+    failure: str | None = None  # why the sandboxes could not be started, if they could not

@@ -12,6 +12,7 @@ import sqlite3
 from pathlib import Path
 
 from lamina.registry.model import FunctionConfig
+from lamina.registry.versions import VersionStore
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,7 @@ CREATE TABLE IF NOT EXISTS functions (
     config TEXT NOT NULL,
     reserved_concurrency INTEGER
 );
+CREATE TABLE IF NOT EXISTS tags (name TEXT PRIMARY KEY, tags TEXT NOT NULL);
 """
 
 
@@ -48,6 +50,10 @@ class Registry:
             self._functions[name] = FunctionConfig.from_dict(json.loads(config))
             if reserved is not None:
                 self._reserved[name] = reserved
+        self._tags: dict[str, dict[str, str]] = {
+            name: json.loads(tags) for name, tags in self._db.execute("SELECT * FROM tags")
+        }
+        self.versions = VersionStore(self._db)
         log.info("registry opened path=%s functions=%d", path, len(self._functions))
 
     def close(self) -> None:
@@ -86,8 +92,11 @@ class Registry:
     def delete(self, name: str) -> FunctionConfig:
         config = self.require(name)
         self._db.execute("DELETE FROM functions WHERE name = ?", (name,))
+        self._db.execute("DELETE FROM tags WHERE name = ?", (name,))
         del self._functions[name]
         self._reserved.pop(name, None)
+        self._tags.pop(name, None)
+        self.versions.forget(name)
         return config
 
     def reserved(self) -> dict[str, int]:
@@ -103,5 +112,16 @@ class Registry:
         else:
             self._reserved[name] = value
 
+    def tags(self, name: str) -> dict[str, str]:
+        return dict(self._tags.get(name, {}))
+
+    def set_tags(self, name: str, tags: dict[str, str]) -> None:
+        self.require(name)
+        self._db.execute(
+            "INSERT OR REPLACE INTO tags (name, tags) VALUES (?, ?)", (name, json.dumps(tags))
+        )
+        self._tags[name] = dict(tags)
+
     def code_in_use(self) -> set[str]:
-        return {config.code_sha256 for config in self._functions.values()}
+        latest = {config.code_sha256 for config in self._functions.values()}
+        return latest | self.versions.code_in_use()

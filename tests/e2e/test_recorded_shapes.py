@@ -26,6 +26,7 @@ from tests.e2e.recorded import Bindings, mismatches, recording, shape
 ECHO = {"handler.py": "def handler(event, context):\n    return event\n"}
 ECHO_V2 = {"handler.py": "def handler(event, context):\n    return {'version': 2}\n"}
 FAST = {"Delay": 0.1, "MaxAttempts": 100}
+NO_VARIABLES = {"Variables": {}}
 RUNTIME_PATHS = {"Runtime", "RuntimeVersionConfig.RuntimeVersionArn"}
 IN_CONFIGURATION = {f"Configuration.{path}" for path in RUNTIME_PATHS}
 
@@ -74,7 +75,13 @@ def lifecycle(server: Server) -> dict[str, Step]:
         found = mismatches(recording(LIFECYCLE, label), response, bindings, chosen)
         steps[label] = Step(label, response, found)
 
-    create = {"FunctionName": name, "Role": ROLE, "Handler": "handler.handler"}
+    # LocalStack's create fixture sent an empty Environment, and AWS's answers show it.
+    create = {
+        "FunctionName": name,
+        "Role": ROLE,
+        "Handler": "handler.handler",
+        "Environment": NO_VARIABLES,
+    }
     record(
         "create_response",
         answer(
@@ -160,6 +167,7 @@ def revisions(server: Server) -> dict[str, Step]:
         Handler="index.handler",
         Runtime=PYTHON_RUNTIME,
         Timeout=30,
+        Environment=NO_VARIABLES,
         Code={"ZipFile": zip_bytes},
     )
     record("create_function_response_rev1", created, {"Runtime"})
@@ -555,7 +563,9 @@ def test_account_settings_carry_the_limits_and_usage_members_aws_returns(lam: An
 def test_a_listed_function_has_the_members_aws_lists_and_no_state(lam: Any) -> None:
     recorded = recording("TestLambdaFunction::test_list_functions", "list_default")["Functions"][1]
     name = unique_name("list-fn-2")
-    lam.create_function(**create_params(name, Handler="handler.handler", Timeout=30))
+    lam.create_function(
+        **create_params(name, Handler="handler.handler", Timeout=30, Environment=NO_VARIABLES)
+    )
     wait_active(lam, name)
     current = lam.get_function_configuration(FunctionName=name)
 

@@ -708,6 +708,7 @@ class TestUpdateConfiguration:
             "runtime": "python3.11",
             "memory_size": 256,
             "environment": {"STAGE": "dev"},
+            "environment_set": True,
             "ephemeral_storage": 1024,
             "log_format": "JSON",
             "log_group": "/g",
@@ -717,7 +718,7 @@ class TestUpdateConfiguration:
     def test_an_empty_environment_clears_the_variables(self, environment: dict[str, Any]) -> None:
         changes = validate_update_configuration({"Environment": environment}, INSTALLED)
 
-        assert changes == {"environment": {}}
+        assert changes == {"environment": {}, "environment_set": True}
 
     def test_architectures_are_not_a_configuration_member(self) -> None:
         assert validate_update_configuration({"Architectures": ["arm64"]}, INSTALLED) == {}

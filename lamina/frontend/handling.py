@@ -1,0 +1,38 @@
+"""What the control plane's handlers share: binding to the context, and reading bodies."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from lamina.frontend.context import FrontendContext
+from lamina.frontend.errors import SerializationFailed
+
+Handler = Callable[[FrontendContext, web.Request], Awaitable[web.StreamResponse]]
+Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def bind(ctx: FrontendContext, handler: Handler) -> Route:
+    """An aiohttp handler that calls `handler` with the frontend's context."""
+
+    async def route(request: web.Request) -> web.StreamResponse:
+        return await handler(ctx, request)
+
+    return route
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    """The body as one JSON object (an empty body is an empty one), or SerializationException."""
+    raw = await request.read()
+    if not raw:
+        return {}
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SerializationFailed(f"Could not parse request body: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise SerializationFailed("The request body must be a JSON object")
+    return doc
