@@ -50,7 +50,21 @@ def main() -> None:
     "--keep-alive",
     default=600.0,
     show_default=True,
-    help="Seconds an idle sandbox is kept warm.",
+    help="Seconds an idle sandbox is kept warm (the fixed policy; the hybrid's fallback).",
+)
+@click.option(
+    "--keep-alive-policy",
+    type=click.Choice(["fixed", "hybrid"]),
+    default="fixed",
+    show_default=True,
+    help="fixed: --keep-alive for every sandbox; hybrid: learn each function's idle times.",
+)
+@click.option(
+    "--scaling-budget",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="New sandboxes each function may start per 10 seconds.",
 )
 @click.option(
     "--worker-memory",
@@ -77,6 +91,8 @@ def up(
     region: str,
     concurrency_limit: int,
     keep_alive: float,
+    keep_alive_policy: str,
+    scaling_budget: int,
     worker_memory: int | None,
     event_concurrency: int,
     event_retry_scale: float,
@@ -98,6 +114,8 @@ def up(
         region=region,
         account_concurrency=concurrency_limit,
         keep_alive_s=keep_alive,
+        keep_alive_policy=keep_alive_policy,
+        scaling_budget=scaling_budget,
         worker_memory_mb=worker_memory,
         event_concurrency=event_concurrency,
         event_retry_scale=event_retry_scale,

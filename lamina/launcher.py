@@ -24,8 +24,10 @@ import aiohttp
 from aiohttp import web
 
 from lamina.assignment import AssignmentService
+from lamina.assignment.keepalive import policy_named
 from lamina.clock import SystemClock
 from lamina.counting import CountingService
+from lamina.counting.budget import ScalingBudget
 from lamina.eventqueue import EventQueue, EventStore, Poller
 from lamina.eventqueue.policy import Timing
 from lamina.frontend import lifecycle, provisioned
@@ -58,6 +60,8 @@ class Settings:
     account_id: str = "000000000000"
     account_concurrency: int = 1000
     keep_alive_s: float = 600.0
+    keep_alive_policy: str = "fixed"
+    scaling_budget: int = 1000  # new sandboxes per function per 10 seconds
     worker_memory_mb: int | None = None
     event_concurrency: int = 16
     event_retry_scale: float = 1.0
@@ -89,7 +93,12 @@ class Platform:
         self.clock = SystemClock()
         self.fleet = Fleet()
         self.counting = CountingService(settings.account_concurrency, clock=self.clock)
-        self.assignment = AssignmentService(self.fleet, self.clock, settings.keep_alive_s)
+        self.assignment = AssignmentService(
+            self.fleet,
+            self.clock,
+            policy=policy_named(settings.keep_alive_policy, settings.keep_alive_s),
+            budget=ScalingBudget(settings.scaling_budget, clock=self.clock),
+        )
         self.events = EventQueue(EventStore(self.data_dir / "events.db"), self.clock)
         self.url = f"http://{settings.host}:{settings.port}"
         self.ctx = FrontendContext(

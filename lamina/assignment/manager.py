@@ -2,7 +2,12 @@
 
 The table keys sandboxes by function version and revision, so code or configuration never
 leaks from one revision into another. Idle sandboxes are kept newest last: a claim takes the
-most recently used (warmest) one, and the keep-alive sweep finds the oldest at the front.
+most recently used (warmest) one. A keep-alive policy decides, as each invoke ends, how long
+its sandbox stays idle or whether it is unloaded and loaded again shortly before the next
+expected invoke. An invoke that finds no idle sandbox while others of its version are busy
+waits briefly for one of them before it starts a new one, so a burst of short invokes creates
+about as many sandboxes as it has invokes running at once. New sandboxes spend the function's
+scaling budget.
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from lamina.assignment.keepalive import FixedKeepAlive, KeepAlivePolicy, Window
 from lamina.clock import Clock, SystemClock
+from lamina.counting import Throttled
+from lamina.counting.budget import ScalingBudget
 from lamina.placement import PlacementRequest, place
 from lamina.placement.fleet import Fleet, Occupancy
 from lamina.registry.model import FunctionConfig
@@ -34,6 +42,13 @@ log = logging.getLogger(__name__)
 
 # How often an invoke may find its claimed sandbox already gone before it gives up.
 MAX_CLAIM_ATTEMPTS = 3
+# How long an invoke waits for a busy sandbox of its version to come free before it starts a
+# new one: the function's cold-start time now, so waiting costs about what starting would,
+# within these bounds.
+HANDOFF_WAIT_S = 10.0
+HANDOFF_FLOOR_S = 0.05
+# Weight of the newest sample in the running estimates of cold-start and invoke times.
+NEWEST_WEIGHT = 0.3
 
 
 class AssignmentError(Exception):
@@ -46,6 +61,15 @@ class NoCapacity(AssignmentError):
 
 class PlatformFailure(AssignmentError):
     """A worker failed while it held the invoke."""
+
+
+class ScaleThrottled(AssignmentError):
+    """A new sandbox was needed but the function's scaling budget is spent."""
+
+    def __init__(self, function: str, reason: str, retry_after_s: float | None) -> None:
+        super().__init__(f"{function} scaling budget spent")
+        self.reason = reason
+        self.retry_after_s = retry_after_s
 
 
 VersionKey = tuple[str, str, str]  # function name, version, revision id
@@ -63,6 +87,8 @@ class SandboxRecord:
     memory_mb: int
     lifecycle: Lifecycle
     idle_since: float = 0.0
+    expires_at: float = 0.0  # when keep-alive reclaims it while idle
+    created_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -89,12 +115,28 @@ class AssignmentSnapshot:
     busy: int
     initialising: int
     per_function: dict[str, int] = field(default_factory=dict)
+    created: int = 0  # sandboxes started since the service began
+    peak_busy: int = 0  # the most sandboxes busy at once
+    handoffs: int = 0  # invokes served by a sandbox another invoke just released
+    waiting: int = 0  # invokes waiting for a hand-over now
+    prewarms_scheduled: int = 0
+    keep_alive: dict[str, Window] = field(default_factory=dict)
 
 
 class AssignmentService:
-    def __init__(self, fleet: Fleet, clock: Clock | None = None, keep_alive_s: float = 600.0):
+    def __init__(
+        self,
+        fleet: Fleet,
+        clock: Clock | None = None,
+        keep_alive_s: float = 600.0,
+        policy: KeepAlivePolicy | None = None,
+        budget: ScalingBudget | None = None,
+        handoff_wait_s: float = HANDOFF_WAIT_S,
+    ) -> None:
         self.fleet = fleet
-        self.keep_alive_s = keep_alive_s
+        self.policy = policy or FixedKeepAlive(keep_alive_s)
+        self.budget = budget
+        self.handoff_wait_s = handoff_wait_s
         self._clock = clock or SystemClock()
         self._records: dict[str, SandboxRecord] = {}
         self._idle: dict[VersionKey, deque[SandboxRecord]] = {}
@@ -104,6 +146,16 @@ class AssignmentService:
         # Told when a provisioned version has fewer sandboxes than asked, so they are replaced.
         self.on_shortfall: Callable[[VersionKey], None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        # Invokes waiting for a busy sandbox of their version to come free, oldest first.
+        self._waiters: dict[VersionKey, deque[asyncio.Future[SandboxRecord]]] = {}
+        # Versions the keep-alive policy unloaded, to load again at the given time.
+        self._prewarm_due: dict[VersionKey, tuple[float, FunctionConfig]] = {}
+        self._configs: dict[VersionKey, FunctionConfig] = {}
+        self._busy = 0
+        # Running estimates per function, read by the choice between waiting and starting.
+        self._cold_start_s: dict[str, float] = {}
+        self._duration_s: dict[str, float] = {}
+        self._counters = {"created": 0, "peak_busy": 0, "handoffs": 0}
 
     # The invoke path
 
@@ -113,12 +165,16 @@ class AssignmentService:
         Whenever the event provably never reached a sandbox (the sandbox was gone, or its
         worker could not be reached), the invoke moves on to another sandbox.
         """
+        key = version_key(config)
+        self._configs[key] = config
+        self._prewarm_due.pop(key, None)  # it came before the policy expected it
+        self.policy.started(config.name, self._clock.monotonic())
         for _ in range(MAX_CLAIM_ATTEMPTS):
-            record = self._claim_idle(version_key(config))
+            record = self._claim_idle(key) or await self._await_handoff(config)
             cold = record is None
             try:
                 if record is None:
-                    record, failure = await self._create(config, request)
+                    record, failure = await self._create_budgeted(config, request)
                     if failure is not None:
                         return failure
                 return await self._run(record, request, cold)
@@ -145,7 +201,9 @@ class AssignmentService:
             raise PlatformFailure(str(exc)) from exc
         if failure is not None:
             return False
-        self._release(record, alive=True)
+        # A loaded sandbox stays for the policy's keep-alive; it is not unloaded again at once.
+        keep_alive_s = self.policy.window(config.name).keep_alive_s
+        self._release(record, alive=True, window=Window(0.0, keep_alive_s))
         return True
 
     def _claim_idle(self, key: VersionKey) -> SandboxRecord | None:
@@ -154,8 +212,79 @@ class AssignmentService:
             record = idle.pop()
             if record.lifecycle.state is SandboxState.IDLE:
                 record.lifecycle.to(SandboxState.BUSY)
+                self._busy_delta(+1)
                 return record
         return None
+
+    async def _await_handoff(self, config: FunctionConfig) -> SandboxRecord | None:
+        """A sandbox of the version handed over within a cold start's time, or None.
+
+        Only as many invokes wait as there are busy or initialising sandboxes to hand over,
+        so a burst larger than that starts new ones at once for the rest. The wait is
+        re-judged as it goes: while cold starts in progress take longer, starting another
+        would too, so waiting stays the better bet.
+        """
+        key = version_key(config)
+        waiters = self._waiters.setdefault(key, deque())
+        # A sandbox still initialising for another invoke frees up as soon as that one ends.
+        freeing = (SandboxState.BUSY, SandboxState.INITIALISING)
+        candidates = sum(
+            1 for r in self._records.values() if r.key == key and r.lifecycle.state in freeing
+        )
+        if self.handoff_wait_s <= 0 or candidates <= len(waiters):
+            return None
+
+        loop = asyncio.get_running_loop()
+        handed: asyncio.Future[SandboxRecord] = loop.create_future()
+        waiters.append(handed)
+        began = loop.time()
+        try:
+            while not handed.done():
+                # The sandbox waited for finishes its start, if any, and then its invoke.
+                cold = self._cold_start_estimate(config.name)
+                limit = min(self.handoff_wait_s, cold + self._duration_s.get(config.name, cold))
+                remaining = began + limit - loop.time()
+                if remaining <= 0:
+                    handed.cancel()  # so a sandbox released from now on goes elsewhere
+                    return None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(handed), remaining)
+            return handed.result()
+        finally:
+            if handed in waiters:
+                waiters.remove(handed)
+            if not waiters:
+                self._waiters.pop(key, None)
+
+    def _cold_start_estimate(self, function: str) -> float:
+        """Seconds a cold start of `function` takes now: the recent average, or longer while
+        one in progress has already taken longer."""
+        now = self._clock.monotonic()
+        starting = [
+            now - r.created_at
+            for r in self._records.values()
+            if r.key[0] == function and r.lifecycle.state is SandboxState.INITIALISING
+        ]
+        recent = self._cold_start_s.get(function, 0.0)
+        return max(HANDOFF_FLOOR_S, recent, *starting)
+
+    async def _create_budgeted(
+        self, config: FunctionConfig, request: InvokeRequest
+    ) -> tuple[SandboxRecord, InvokeResult | None]:
+        """A cold start that spends one token of the function's scaling budget."""
+        if self.budget is not None:
+            try:
+                self.budget.take(config.name)
+            except Throttled as exc:
+                raise ScaleThrottled(config.name, exc.reason, exc.retry_after_s) from exc
+        try:
+            record, failure = await self._create(config, request)
+        except (NoCapacity, WorkerUnreachable):
+            # No sandbox was started, so no budget was used.
+            if self.budget is not None:
+                self.budget.give_back(config.name)
+            raise
+        return record, failure
 
     async def _create(
         self, config: FunctionConfig, request: InvokeRequest
@@ -174,7 +303,9 @@ class AssignmentService:
             Lifecycle(sandbox_id),
         )  # fmt: skip
         self._records[sandbox_id] = record
+        self._counters["created"] += 1
         client = self.fleet.client(decision.worker_id)
+        began = record.created_at = self._clock.monotonic()
         try:
             start = await client.create_sandbox(sandbox_id, config)
         except WorkerUnreachable:
@@ -187,8 +318,10 @@ class AssignmentService:
         if not start.ok:
             self._drop(record)
             return record, _init_failure(config, request, start)
+        _average_in(self._cold_start_s, config.name, self._clock.monotonic() - began)
         record.lifecycle.to(SandboxState.IDLE)
         record.lifecycle.to(SandboxState.BUSY)
+        self._busy_delta(+1)
         return record, None
 
     async def _run(
@@ -206,6 +339,7 @@ class AssignmentService:
             headers[protocol.WANT_LOG_TAIL] = "1"
 
         client = self.fleet.client(record.worker_id)
+        began = self._clock.monotonic()
         try:
             reply = await client.invoke(record.sandbox_id, request.payload, headers)
         except WorkerUnreachable:
@@ -216,16 +350,53 @@ class AssignmentService:
             self.worker_lost(record.worker_id, str(exc))
             raise PlatformFailure(str(exc)) from exc
 
-        self._release(record, reply.sandbox_alive)
+        now = self._clock.monotonic()
+        _average_in(self._duration_s, record.key[0], now - began)
+        window = self.policy.finished(record.key[0], now)
+        self._release(record, reply.sandbox_alive, window)
         return InvokeResult(reply.payload, reply.error_type, reply.log_tail, cold)
 
-    def _release(self, record: SandboxRecord, alive: bool) -> None:
+    def _release(self, record: SandboxRecord, alive: bool, window: Window) -> None:
         if not alive or record.key in self._retired:
             self._destroy(record)
             return
+        if self._hand_over(record):
+            return
+
+        self._busy_delta(-1)
         record.lifecycle.to(SandboxState.IDLE)
-        record.idle_since = self._clock.monotonic()
+        now = self._clock.monotonic()
+        record.idle_since = now
+        record.expires_at = now + window.keep_alive_s
         self._idle.setdefault(record.key, deque()).append(record)
+        if window.prewarm_s > 0:
+            self._unload_until(record, now + window.prewarm_s, window.keep_alive_s)
+
+    def _hand_over(self, record: SandboxRecord) -> bool:
+        """Give a released sandbox straight to an invoke waiting for one of its version."""
+        waiters = self._waiters.get(record.key)
+        while waiters:
+            handed = waiters.popleft()
+            if not handed.done():
+                self._counters["handoffs"] += 1
+                handed.set_result(record)
+                return True
+        return False
+
+    def _unload_until(self, record: SandboxRecord, due: float, keep_alive_s: float) -> None:
+        """The policy expects no invoke before `due`: unload now, load again then."""
+        if self._spare(record.key) <= 0:
+            record.expires_at = due + keep_alive_s  # provisioned: kept loaded regardless
+            return
+        config = self._configs.get(record.key)
+        self._idle[record.key].remove(record)
+        self._destroy(record)
+        if config is not None:
+            self._prewarm_due[record.key] = (due, config)
+
+    def _busy_delta(self, delta: int) -> None:
+        self._busy += delta
+        self._counters["peak_busy"] = max(self._counters["peak_busy"], self._busy)
 
     # Reclaiming
 
@@ -242,6 +413,13 @@ class AssignmentService:
         for key in [k for k in self._idle if k in self._retired]:
             for record in self._idle.pop(key):
                 self._destroy(record)
+
+        if keep is None and version is None:
+            self._cold_start_s.pop(function, None)
+            self._duration_s.pop(function, None)
+        for key in [k for k in self._configs if k in self._retired]:
+            del self._configs[key]
+            self._prewarm_due.pop(key, None)
 
         # A retired key matters only while sandboxes of it are still busy.
         live = {record.key for record in self._records.values()}
@@ -279,17 +457,25 @@ class AssignmentService:
         log.warning("worker lost id=%s sandboxes forgotten=%d", worker_id, len(lost))
 
     def _evict_idle(self, worker_id: str, needed_mb: int) -> None:
-        """Make room on a full worker by destroying its least recently used idle sandboxes."""
+        """Make room on a full worker by destroying its least valuable idle sandboxes.
+
+        The least valuable is the one keep-alive would reclaim soonest; sandboxes that
+        provisioned concurrency keeps are never evicted.
+        """
         if needed_mb <= 0:
             return
         idle = sorted(
             (r for q in self._idle.values() for r in q if r.worker_id == worker_id),
-            key=lambda r: r.idle_since,
+            key=lambda r: (r.expires_at, r.idle_since),
         )
+        spare = {key: self._spare(key) for key in {r.key for r in idle}}
         freed = 0
         for record in idle:
             if freed >= needed_mb:
                 break
+            if spare[record.key] <= 0:
+                continue
+            spare[record.key] -= 1
             self._idle[record.key].remove(record)
             self._destroy(record)
             freed += record.memory_mb
@@ -297,22 +483,50 @@ class AssignmentService:
             "evicted idle sandboxes worker=%s freed=%dMB for %dMB", worker_id, freed, needed_mb
         )
 
+    def _spare(self, key: VersionKey) -> int:
+        """Sandboxes of a version beyond what provisioned concurrency keeps."""
+        return self.sandboxes_of(key) - self._provisioned.get(key, 0)
+
     def reap(self) -> int:
-        """Destroy sandboxes idle for longer than the keep-alive time; returns how many."""
-        deadline = self._clock.monotonic() - self.keep_alive_s
+        """Destroy idle sandboxes whose keep-alive ran out; load versions due for a pre-warm.
+
+        Returns how many sandboxes were destroyed.
+        """
+        now = self._clock.monotonic()
         reaped = 0
         for key in list(self._idle):
             idle = self._idle[key]
-            spare = self.sandboxes_of(key) - self._provisioned.get(key, 0)
-            while idle and idle[0].idle_since <= deadline and spare > 0:
-                self._destroy(idle.popleft())
+            spare = self._spare(key)
+            for record in sorted(idle, key=lambda r: r.expires_at):
+                if record.expires_at > now or spare <= 0:
+                    break
+                idle.remove(record)
+                self._destroy(record)
                 reaped += 1
                 spare -= 1
             if not idle:
                 del self._idle[key]
         if reaped:
             log.info("keep-alive reclaimed %d idle sandboxes", reaped)
+        self._start_due_prewarms(now)
         return reaped
+
+    def _start_due_prewarms(self, now: float) -> None:
+        for key, (due, config) in list(self._prewarm_due.items()):
+            if due > now:
+                continue
+            del self._prewarm_due[key]
+            if self._idle.get(key):
+                continue
+            task = asyncio.get_running_loop().create_task(self._policy_prewarm(config))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def _policy_prewarm(self, config: FunctionConfig) -> None:
+        try:
+            await self.prewarm(config)
+        except AssignmentError as exc:
+            log.info("keep-alive pre-warm skipped function=%s: %s", config.name, exc)
 
     async def run_reaper(self, interval_s: float) -> None:
         while True:
@@ -330,6 +544,8 @@ class AssignmentService:
             await self.fleet.client(record.worker_id).destroy(record.sandbox_id)
 
     def _drop(self, record: SandboxRecord) -> None:
+        if record.lifecycle.state is SandboxState.BUSY:
+            self._busy_delta(-1)
         if not record.lifecycle.dead:
             record.lifecycle.to(SandboxState.DEAD)
         self._records.pop(record.sandbox_id, None)
@@ -366,7 +582,18 @@ class AssignmentService:
             busy=states[SandboxState.BUSY],
             initialising=states[SandboxState.INITIALISING],
             per_function=per_function,
+            created=self._counters["created"],
+            peak_busy=self._counters["peak_busy"],
+            handoffs=self._counters["handoffs"],
+            waiting=sum(len(waiters) for waiters in self._waiters.values()),
+            prewarms_scheduled=len(self._prewarm_due),
+            keep_alive=self.policy.snapshot(),
         )
+
+
+def _average_in(averages: dict[str, float], function: str, sample: float) -> None:
+    before = averages.get(function, sample)
+    averages[function] = before + NEWEST_WEIGHT * (sample - before)
 
 
 def _init_failure(

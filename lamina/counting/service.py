@@ -26,12 +26,16 @@ class CountingError(Exception):
 
 
 class Throttled(CountingError):
-    """No lease: the invoke would exceed a limit. `reason` is Lambda's throttle reason."""
+    """No lease: the invoke would exceed a limit. `reason` is Lambda's throttle reason.
 
-    def __init__(self, function: str, reason: str) -> None:
+    `retry_after_s` is set when the limit frees up at a known time (the scaling budget).
+    """
+
+    def __init__(self, function: str, reason: str, retry_after_s: float | None = None) -> None:
         super().__init__(f"{function} throttled: {reason}")
         self.function = function
         self.reason = reason
+        self.retry_after_s = retry_after_s
 
 
 class ReservationRejected(CountingError):
@@ -72,6 +76,7 @@ class CountingService:
         self.min_unreserved = min_unreserved
         self._clock = clock or SystemClock()
         self._reserved: dict[str, int] = {}
+        self._reserved_total = 0  # kept with `_reserved`, so acquire need not sum it
         self._in_flight: dict[str, int] = {}
         self._unreserved_in_flight = 0
         self._leases: dict[int, Lease] = {}
@@ -84,7 +89,7 @@ class CountingService:
         return self._reserved.get(function)
 
     def reserved_total(self) -> int:
-        return sum(self._reserved.values())
+        return self._reserved_total
 
     def unreserved_limit(self) -> int:
         return self.account_limit - self.reserved_total()
@@ -99,11 +104,14 @@ class CountingService:
                 "UnreservedConcurrentExecution below its minimum value of "
                 f"[{self.min_unreserved}]."
             )
+        self._reserved_total += value - self._reserved.get(function, 0)
         self._reserved[function] = value
         log.info("reserved concurrency set function=%s value=%d", function, value)
 
     def clear_reserved(self, function: str) -> None:
-        if self._reserved.pop(function, None) is not None:
+        value = self._reserved.pop(function, None)
+        if value is not None:
+            self._reserved_total -= value
             log.info("reserved concurrency removed function=%s", function)
 
     def forget(self, function: str) -> None:
@@ -138,6 +146,11 @@ class CountingService:
         """Return a lease; releasing one that already expired or was released does nothing."""
         if self._leases.pop(lease.lease_id, None) is not None:
             self._count(lease, -1)
+        # Released leases stay in the expiry heap until they would expire; drop them in bulk
+        # once they outnumber the live ones, so a busy account's heap stays its own size.
+        if len(self._expiry) > 2 * len(self._leases) + 1024:
+            self._expiry = [(e, i) for e, i in self._expiry if i in self._leases]
+            heapq.heapify(self._expiry)
 
     def snapshot(self) -> CountingSnapshot:
         self._expire_leases()

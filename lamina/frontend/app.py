@@ -85,6 +85,7 @@ def build_app(ctx: FrontendContext, ready: Callable[[], bool]) -> web.Applicatio
     async def state(_: web.Request) -> web.Response:
         counting = ctx.counting.snapshot()
         sandboxes = ctx.assignment.snapshot()
+        budget = ctx.assignment.budget
         events = await ctx.events.snapshot()
         return web.json_response(
             {
@@ -98,6 +99,17 @@ def build_app(ctx: FrontendContext, ready: Callable[[], bool]) -> web.Applicatio
                     "busy": sandboxes.busy,
                     "initialising": sandboxes.initialising,
                     "per_function": sandboxes.per_function,
+                },
+                "scaling": {
+                    "created": sandboxes.created,
+                    "peak_busy": sandboxes.peak_busy,
+                    "handoffs": sandboxes.handoffs,
+                    "prewarms_scheduled": sandboxes.prewarms_scheduled,
+                    "keep_alive": {
+                        name: dataclasses.asdict(window)
+                        for name, window in sandboxes.keep_alive.items()
+                    },
+                    "budget": {} if budget is None else dataclasses.asdict(budget.snapshot()),
                 },
                 "events": {
                     name: dataclasses.asdict(counters)

@@ -6,12 +6,19 @@ import base64
 import binascii
 import json
 import logging
+import math
 import re
 import uuid
 
 from aiohttp import web
 
-from lamina.assignment import InvokeRequest, InvokeResult, NoCapacity, PlatformFailure
+from lamina.assignment import (
+    InvokeRequest,
+    InvokeResult,
+    NoCapacity,
+    PlatformFailure,
+    ScaleThrottled,
+)
 from lamina.counting import Throttled
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.errors import (
@@ -106,6 +113,9 @@ async def run(ctx: FrontendContext, config: FunctionConfig, job: InvokeRequest) 
         raise ServiceError(f"Lamina has no worker that can hold this function now: {exc}") from exc
     except PlatformFailure as exc:
         raise ServiceError(f"The invoke failed inside Lamina: {exc}") from exc
+    except ScaleThrottled as exc:
+        log.info("throttled function=%s reason=%s", config.name, exc.reason)
+        raise TooManyRequests(exc.reason, _whole_seconds(exc.retry_after_s)) from exc
     finally:
         ctx.counting.release(lease)
 
@@ -117,6 +127,10 @@ async def run(ctx: FrontendContext, config: FunctionConfig, job: InvokeRequest) 
         result.error_type,
     )
     return result
+
+
+def _whole_seconds(seconds: float | None) -> int | None:
+    return None if seconds is None else max(1, math.ceil(seconds))
 
 
 def _sync_response(
