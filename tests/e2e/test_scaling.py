@@ -96,9 +96,10 @@ def test_a_burst_of_two_hundred_short_invokes_creates_sandboxes_for_its_concurre
 
         scaling = server.state()["scaling"]
         assert outcomes == ['"ok"'] * 200
-        # Every sandbox started was needed: at some instant that many invokes ran at once.
-        assert scaling["created"] <= scaling["peak_busy"] + 5
-        assert scaling["created"] < 200
+        # Nearly every sandbox started was needed: at some instant about that many invokes
+        # ran at once. Starting one per request would create 200.
+        assert scaling["created"] <= 1.25 * scaling["peak_busy"]
+        assert scaling["created"] <= 150
     finally:
         stop_server(server)
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from lamina.assignment import AssignmentService, ScaleThrottled
+from lamina.assignment import AssignmentService, InvokeResult, ScaleThrottled
 from lamina.assignment.keepalive import HybridHistogramPolicy, Window
 from lamina.clock import FakeClock
 from lamina.counting.budget import RATE_LIMIT_EXCEEDED, ScalingBudget
@@ -63,13 +63,21 @@ async def until_waiting(assignment: AssignmentService, count: int) -> None:
     raise AssertionError(f"never {count} invokes waiting")
 
 
-async def test_an_invoke_waits_for_a_busy_sandbox_instead_of_starting_one() -> None:
-    clock = FakeClock()
-    fake = SlowStart(clock)
+async def one_running(
+    fake: FakeWorker, clock: FakeClock
+) -> tuple[AssignmentService, asyncio.Task[InvokeResult]]:
+    """A service with one invoke held open in its sandbox."""
     fake.gate = asyncio.Event()
     assignment = await service(fake, clock, handoff_wait_s=30)
     first = asyncio.create_task(assignment.invoke(config(), request(1)))
     await until_invoked(1, fake)
+    return assignment, first
+
+
+async def test_an_invoke_waits_for_a_busy_sandbox_instead_of_starting_one() -> None:
+    clock = FakeClock()
+    fake = SlowStart(clock)
+    assignment, first = await one_running(fake, clock)
 
     second = asyncio.create_task(assignment.invoke(config(), request(2)))
     await until_waiting(assignment, 1)
@@ -84,10 +92,7 @@ async def test_an_invoke_waits_for_a_busy_sandbox_instead_of_starting_one() -> N
 async def test_no_more_invokes_wait_than_there_are_busy_sandboxes() -> None:
     clock = FakeClock()
     fake = SlowStart(clock)
-    fake.gate = asyncio.Event()
-    assignment = await service(fake, clock, handoff_wait_s=30)
-    first = asyncio.create_task(assignment.invoke(config(), request(1)))
-    await until_invoked(1, fake)
+    assignment, first = await one_running(fake, clock)
 
     others = [asyncio.create_task(assignment.invoke(config(), request(i))) for i in (2, 3)]
     await until_invoked(2, fake)  # the third started its own sandbox without waiting
@@ -100,10 +105,7 @@ async def test_no_more_invokes_wait_than_there_are_busy_sandboxes() -> None:
 async def test_an_invoke_waits_no_longer_than_the_functions_cold_start_time() -> None:
     clock = FakeClock()
     fake = FakeWorker("w1")  # cold starts take no time on the fake clock: the floor applies
-    fake.gate = asyncio.Event()
-    assignment = await service(fake, clock, handoff_wait_s=30)
-    first = asyncio.create_task(assignment.invoke(config(), request(1)))
-    await until_invoked(1, fake)
+    assignment, first = await one_running(fake, clock)
 
     second = asyncio.create_task(assignment.invoke(config(), request(2)))
     await until_invoked(2, fake)
