@@ -5,6 +5,12 @@ It imports the function's handler (the Init phase), then serves invokes one at a
 the Lambda Runtime API, spoken as HTTP/1.1 over the Unix socket named by
 ``LAMINA_RUNTIME_SOCKET``: fetch the next event, call the handler, post its result or error.
 
+The sandbox has no network but its own loopback. Before anything else, a forked child of this
+process relays ``AWS_LAMBDA_RUNTIME_API`` (127.0.0.1:9001 on that loopback) to the same Unix
+socket, so code that speaks the Runtime API over TCP finds it where Lambda serves it. Started as
+``bootstrap.py --exec PROGRAM``, it opens the relay and then becomes PROGRAM: that is how a
+custom runtime's ``/var/task/bootstrap`` starts.
+
 What a function can observe matches AWS's Python runtime: sys.path, the context object, the
 log format, how results are encoded, and the error documents and log lines of failures.
 
@@ -23,6 +29,7 @@ import io
 import json
 import logging
 import os
+import selectors
 import signal
 import site
 import socket
@@ -34,6 +41,7 @@ from types import TracebackType
 
 _API = "/2018-06-01/runtime"
 _DEFAULT_SOCKET = "/var/run/lamina/runtime.sock"
+_RELAY_ADDRESS = ("127.0.0.1", 9001)
 _TRACE_ID_VAR = "_X_AMZN_TRACE_ID"
 _LAYER_DIR = "/opt/python"
 _USER_AGENT = "lamina-python/%d.%d.%d" % sys.version_info[:3]
@@ -567,10 +575,13 @@ class Invocation:
 
 
 class RuntimeApiClient:
-    """The Lambda Runtime API over one keep-alive HTTP/1.1 connection on a Unix socket."""
+    """The Lambda Runtime API over one keep-alive HTTP/1.1 connection.
 
-    def __init__(self, socket_path: str) -> None:
-        self._socket_path = socket_path
+    ``address`` is a Unix socket path, or ``host:port`` as in ``AWS_LAMBDA_RUNTIME_API``.
+    """
+
+    def __init__(self, address: str) -> None:
+        self._socket_path = address
         self._connection: _Connection | None = None
 
     def next_invocation(self) -> Invocation:
@@ -629,12 +640,19 @@ class RuntimeApiClient:
 
 
 class _Connection:
-    """One HTTP/1.1 client connection to a Unix socket."""
+    """One HTTP/1.1 client connection to a Unix socket or a TCP address."""
 
-    def __init__(self, socket_path: str) -> None:
-        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    def __init__(self, address: str) -> None:
+        if address.startswith("/"):
+            self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            target: object = address
+        else:
+            host, _, port = address.rpartition(":")
+            self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            target = (host, int(port))
         try:
-            self._socket.connect(socket_path)
+            self._socket.connect(target)
         except OSError:
             self._socket.close()
             raise
@@ -723,6 +741,92 @@ class _Connection:
         return line
 
 
+# --- Runtime API relay ---------------------------------------------------------------------
+
+
+def start_relay(socket_path: str) -> None:
+    """Serve AWS_LAMBDA_RUNTIME_API on the sandbox's loopback from a forked child.
+
+    The listener is open before this returns, so the runtime never races the relay. The
+    child dies with the sandbox: its pid namespace ends when the runtime does.
+    """
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(_RELAY_ADDRESS)
+    listener.listen(64)
+    if os.fork() == 0:
+        try:
+            _relay_forever(listener, socket_path)
+        finally:
+            os._exit(0)
+    listener.close()
+
+
+def _relay_forever(listener: socket.socket, socket_path: str) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    selector = selectors.DefaultSelector()
+    selector.register(listener, selectors.EVENT_READ)
+    peers: dict[socket.socket, socket.socket] = {}
+    while True:
+        for key, _ in selector.select():
+            side = key.fileobj
+            if side is listener:
+                _relay_accept(listener, socket_path, selector, peers)
+            # Both ends of a pair may be ready at once; the first one closes the pair.
+            elif side in peers:
+                _relay_copy(side, selector, peers)  # type: ignore[arg-type]
+
+
+def _relay_accept(
+    listener: socket.socket,
+    socket_path: str,
+    selector: selectors.BaseSelector,
+    peers: dict[socket.socket, socket.socket],
+) -> None:
+    client, _ = listener.accept()
+    upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        upstream.connect(socket_path)
+    except OSError:
+        client.close()
+        upstream.close()
+        return
+    client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    peers[client], peers[upstream] = upstream, client
+    selector.register(client, selectors.EVENT_READ)
+    selector.register(upstream, selectors.EVENT_READ)
+
+
+def _relay_copy(
+    side: socket.socket,
+    selector: selectors.BaseSelector,
+    peers: dict[socket.socket, socket.socket],
+) -> None:
+    other = peers[side]
+    try:
+        data = side.recv(262144)
+        if data:
+            other.sendall(data)
+            return
+    except OSError:
+        pass
+    for end in (side, other):
+        selector.unregister(end)
+        peers.pop(end, None)
+        end.close()
+
+
+def exec_with_relay(argv: list[str]) -> None:
+    """Open the relay, then become the custom runtime's bootstrap."""
+    socket_path = os.environ.pop("LAMINA_RUNTIME_SOCKET", _DEFAULT_SOCKET)
+    start_relay(socket_path)
+    try:
+        os.execv(argv[0], argv)
+    except OSError as error:
+        sys.stderr.write(f"fork/exec {argv[0]}: {error.strerror.lower()}\n")
+        sys.exit(127)
+
+
 # --- Lifecycle -----------------------------------------------------------------------------
 
 
@@ -796,14 +900,23 @@ def _parse_header_json(value: str | None, name: str) -> dict | None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--exec"]:
+        exec_with_relay(sys.argv[2:])
+
+    # The socket is Lamina's plumbing, not part of the environment Lambda gives functions.
+    socket_path = os.environ.pop("LAMINA_RUNTIME_SOCKET", None)
+    if socket_path is not None and "AWS_LAMBDA_RUNTIME_API" in os.environ:
+        start_relay(socket_path)
+    # The Unix socket skips the relay's extra hop: it is the faster way to the same API.
+    address = socket_path or os.environ.get("AWS_LAMBDA_RUNTIME_API", _DEFAULT_SOCKET)
+    api = RuntimeApiClient(address)
+
     # Installed before the function's import, so the function may install its own.
     signal.signal(signal.SIGTERM, _exit_quietly)
     set_up_output()
     set_up_logging()
     set_up_sys_path()
 
-    # The socket is Lamina's plumbing, not part of the environment Lambda gives functions.
-    api = RuntimeApiClient(os.environ.pop("LAMINA_RUNTIME_SOCKET", _DEFAULT_SOCKET))
     try:
         handler = initialize(api)
         while True:

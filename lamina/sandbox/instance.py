@@ -79,6 +79,18 @@ class InitOutcome:
     document: bytes | None = None
 
 
+# The runtime's side of the Runtime API, in Lambda's own state names (they appear in its
+# error messages): each call moves the runtime to a state, allowed only from these states.
+STARTED, READY, RUNNING = "Started", "Ready", "Running"
+RESPONSE_SENT = "RuntimeResponseSentState"
+_ALLOWED_FROM = {
+    READY: {STARTED, RESPONSE_SENT},
+    "InvocationResponse": {RUNNING},
+    "InvocationErrorResponse": {RUNNING},
+    "InitError": {STARTED},
+}
+
+
 class RuntimeApiError(Exception):
     """A Runtime API call the sandbox's state does not allow; carries the HTTP answer."""
 
@@ -178,6 +190,7 @@ class Sandbox:
         # None in the queue tells a waiting `next` that the sandbox is gone.
         self._queue: asyncio.Queue[Invocation | None] = asyncio.Queue(maxsize=1)
         self._current: Invocation | None = None
+        self._runtime_state = STARTED
         self._init_log = b""
         self._init_duration_ms: float | None = None
         self.returncode: int | None = None
@@ -250,41 +263,49 @@ class Sandbox:
     # Runtime API, called by the runtime inside
 
     async def next_invocation(self) -> Invocation:
+        self._runtime_to(READY)
         if self._ready is not None and not self._ready.done():
             self._ready.set_result(None)
         invocation = await self._queue.get()
         if invocation is None:
             raise RuntimeApiError(410, "SandboxGone", "The sandbox is shutting down")
-        self._current = invocation
+        self._current, self._runtime_state = invocation, RUNNING
         return invocation
 
     def post_response(self, request_id: str, body: bytes) -> None:
-        invocation = self._answerable(request_id)
-        invocation.done.set_result(("response", body, None))
+        self._answer(request_id, "InvocationResponse", ("response", body, None))
 
     def post_oversize_response(self, request_id: str) -> None:
-        invocation = self._answerable(request_id)
-        invocation.done.set_result(("oversize", b"", None))
+        # As in Lambda, a too large response still ends the invocation (with an error).
+        self._answer(request_id, "InvocationResponse", ("oversize", b"", None))
 
     def post_error(self, request_id: str, error_type: str | None, body: bytes) -> None:
-        invocation = self._answerable(request_id)
-        invocation.done.set_result(("error", body, error_type))
+        self._answer(request_id, "InvocationErrorResponse", ("error", body, error_type))
 
     def post_init_error(self, error_type: str | None, body: bytes) -> None:
-        if self._ready is None or self._ready.done():
-            raise RuntimeApiError(403, "InvalidStateTransition", "Init is already over")
+        self._runtime_to("InitError")
+        self._runtime_state = "InitError"
         self._init_error = (error_type or "Runtime.Unknown", body)
-        self._ready.set_result(None)
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_result(None)
 
-    def _answerable(self, request_id: str) -> Invocation:
+    def _answer(self, request_id: str, wanted: str, result: tuple[str, bytes, str | None]) -> None:
+        self._runtime_to(wanted)
         current = self._current
-        if current is None or current.request_id != request_id:
+        # A wrong id leaves the invocation open: the runtime may still answer it rightly.
+        if current is None or current.request_id != request_id or current.done.done():
             raise RuntimeApiError(400, "InvalidRequestID", "Invalid request ID")
-        if current.done.done():
+        self._runtime_state = RESPONSE_SENT
+        current.done.set_result(result)
+
+    def _runtime_to(self, wanted: str) -> None:
+        if self._runtime_state not in _ALLOWED_FROM[wanted]:
             raise RuntimeApiError(
-                403, "InvalidStateTransition", "Transition from Response to Response is invalid"
+                403,
+                "InvalidStateTransition",
+                f"State transition from {self._runtime_state} to {wanted} failed for runtime. "
+                "Error: State transition is not allowed",
             )
-        return current
 
     # Invoke
 

@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 from lamina.clock import Clock, SystemClock
 from lamina.registry.model import FunctionConfig
-from lamina.sandbox import bwrap
+from lamina.sandbox import bwrap, entrypoint
 from lamina.sandbox.instance import InitOutcome, Invocation, Outcome, Sandbox
 from lamina.sandbox.runtime_api import RuntimeApiServer
 from lamina.sandbox.states import SandboxState
@@ -113,6 +113,11 @@ class WorkerAgent:
             )
 
         code_dir = await self.code.directory(config.code_sha256)
+        problem = entrypoint.problem(code_dir) if interpreter.custom else None
+        if problem is not None:
+            log.info("sandbox refused id=%s function=%s: %s", sandbox_id, config.name, problem)
+            return InitOutcome(False, 0.0, entrypoint.ERROR_TYPE, problem)
+
         socket_dir = self._socket_root / sandbox_id
         socket_dir.mkdir(mode=0o755)
         stream = _log_stream_name(config.version, self.clock.time())
@@ -128,7 +133,7 @@ class WorkerAgent:
             sandbox_id,
             config,
             spec,
-            self._environment(config, stream),
+            self._environment(config, stream, interpreter),
             self.clock,
             log_sink=sink,
             on_exit=self._forget,
@@ -178,7 +183,9 @@ class WorkerAgent:
         # Unbuffered: the pipe reader already writes whole chunks, and readers see them at once.
         return open(path, "ab", buffering=0)
 
-    def _environment(self, config: FunctionConfig, stream: str) -> dict[str, str]:
+    def _environment(
+        self, config: FunctionConfig, stream: str, interpreter: Interpreter
+    ) -> dict[str, str]:
         region = self.identity.region
         env = dict(config.environment)
         env.update(
@@ -186,13 +193,13 @@ class WorkerAgent:
                 "_HANDLER": config.handler,
                 "AWS_REGION": region,
                 "AWS_DEFAULT_REGION": region,
-                "AWS_EXECUTION_ENV": f"AWS_Lambda_{config.runtime}",
                 "AWS_LAMBDA_FUNCTION_NAME": config.name,
                 "AWS_LAMBDA_FUNCTION_VERSION": config.version,
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_size),
                 "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
                 "AWS_LAMBDA_LOG_GROUP_NAME": config.log_group,
                 "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+                "AWS_LAMBDA_RUNTIME_API": bwrap.RUNTIME_API_ADDRESS,
                 "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
                 "LAMBDA_TASK_ROOT": bwrap.TASK_ROOT,
                 "LAMBDA_RUNTIME_DIR": bwrap.RUNTIME_DIR,
@@ -204,6 +211,9 @@ class WorkerAgent:
                 "/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
             }
         )
+        # Lambda names the execution environment only for its managed runtimes.
+        if not interpreter.custom:
+            env["AWS_EXECUTION_ENV"] = f"AWS_Lambda_{config.runtime}"
         return env
 
 
