@@ -49,6 +49,17 @@ _LOG_FORMAT = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(
 _LOG_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
 _NO_BREAK_SPACE = "\u00a0"
 _INFINITY = float("inf")
+# AWS's runtime client logs this before a failed init's error, in these words.
+_UNHANDLED_EXCEPTION_WARNING = (
+    "LAMBDA_WARNING: Unhandled exception. The most likely cause is an issue in the function "
+    "code. However, in rare cases, a Lambda runtime update can cause unexpected function "
+    "behavior. For functions using managed runtimes, runtime updates can be triggered by a "
+    "function change, or can be applied automatically. To determine if the runtime has been "
+    "updated, check the runtime version in the INIT_START log entry. If this error correlates "
+    "with a change in the runtime version, you may be able to mitigate this error by "
+    "temporarily rolling back to the previous runtime version. For more information, see "
+    "https://docs.aws.amazon.com/lambda/latest/dg/runtimes-update.html"
+)
 
 # The invoke in progress, for the request id that every log record carries.
 _request_id: str | None = None
@@ -84,14 +95,10 @@ class RuntimeApiError(Exception):
 def load_handler(spec: str) -> Callable[..., object]:
     """Import the function's module and return its handler.
 
-    As in AWS's runtime, a handler that cannot be found does not fail the Init phase: every
-    invoke raises the fault instead, so each one answers its error document. Any other
-    exception raised by the module's code propagates: that is an init error.
+    A handler that cannot be found raises a `RuntimeFault`; any other exception raised by the
+    module's code propagates. Either one is an init error, as in AWS's runtime client.
     """
-    try:
-        return _find_handler(spec)
-    except RuntimeFault as fault:
-        return _raising(fault)
+    return _find_handler(spec)
 
 
 def _find_handler(spec: str) -> Callable[..., object]:
@@ -126,14 +133,6 @@ def _import_module(name: str) -> object:
         stack = [f'  File "{error.filename}" Line {error.lineno}\n    {error.text}']
         message = f"Syntax error in module '{name}': {error}"
         raise RuntimeFault(RuntimeFault.USER_CODE_SYNTAX_ERROR, message, stack) from None
-
-
-def _raising(fault: RuntimeFault) -> Callable[..., object]:
-    def handler(*_: object) -> object:
-        # A fresh traceback each time: re-raising one instance would grow it invoke by invoke.
-        raise fault.with_traceback(None)
-
-    return handler
 
 
 # --- Context -------------------------------------------------------------------------------
@@ -831,12 +830,15 @@ def exec_with_relay(argv: list[str]) -> None:
 
 
 def initialize(api: RuntimeApiClient) -> Callable[..., object]:
-    """The Init phase: import the handler; an exception in the module's code ends the process."""
+    """The Init phase: import the handler; if that fails, report an init error and exit."""
     try:
         return load_handler(os.environ.get("_HANDLER", ""))
+    except RuntimeFault as fault:
+        document = error_document(fault.message, fault.error_type, fault.stack)
     except Exception as error:
         document = exception_document(error)
 
+    logging.warning(_UNHANDLED_EXCEPTION_WARNING)
     log_error(document)
     flush_output()
     api.post_init_error(document)

@@ -8,14 +8,13 @@ and reports what it heard.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import platform
-import zipfile
 
 import pytest
 
 from tests.conftest import ROLE, ROOT, unique_name
+from tests.e2e.vendored import zip_tree
 
 EXAMPLES = ROOT / "docs" / "examples"
 
@@ -87,14 +86,7 @@ while True:
 
 
 def zip_with_modes(files: dict[str, tuple[str | bytes, int]]) -> bytes:
-    """A zip whose entries carry Unix modes, as `zip` writes them for executables."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, (content, mode) in files.items():
-            entry = zipfile.ZipInfo(name, (2026, 1, 1, 0, 0, 0))
-            entry.external_attr = (0o100000 | mode) << 16
-            archive.writestr(entry, content)
-    return buffer.getvalue()
+    return zip_tree(None, files)
 
 
 def example_zip(directory: str) -> bytes:

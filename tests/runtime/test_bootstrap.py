@@ -529,41 +529,48 @@ HANDLER_FAULTS = [
 ]
 
 
+WARNING_HEAD = "[WARNING]\t"
+WARNING_TAIL = "\t\tLAMBDA_WARNING: Unhandled exception. The most likely cause is an issue in the "
+
+
 @pytest.mark.parametrize(("handler", "files", "error_type", "message"), HANDLER_FAULTS)
-def test_a_handler_that_cannot_be_loaded_fails_every_invoke_not_the_init(
+def test_a_handler_that_cannot_be_loaded_is_an_init_error(
     runtime: Runtime, handler: str, files: dict[str, str], error_type: str, message: str
 ) -> None:
     for name, source in files.items():
         runtime.write(name, source)
     runtime.start(handler)
 
-    posts = [runtime.invoke(), runtime.invoke()]
+    post = runtime.next_post()
 
-    for post in posts:
-        assert post.path == error_path(post)
-        assert post.headers["lambda-runtime-function-error-type"] == error_type
-        assert post.json() == {
-            "errorMessage": message,
-            "errorType": error_type,
-            "requestId": post.request_id,
-            "stackTrace": [],
-        }
-        headline = f"[ERROR] {error_type}: {message}"
-        assert post.stdout == f"{headline}\rTraceback (most recent call last):\n"
+    assert post.path == f"{API}/init/error"
+    assert post.headers["lambda-runtime-function-error-type"] == error_type
+    assert post.json() == {
+        "errorMessage": message,
+        "errorType": error_type,
+        "requestId": "",
+        "stackTrace": [],
+    }
+    warning, error = post.stdout.split("\n", 1)
+    assert warning.startswith(WARNING_HEAD) and WARNING_TAIL in warning
+    assert error == f"[ERROR] {error_type}: {message}\rTraceback (most recent call last):\n"
+    assert runtime.wait() == 1
+    assert runtime.api.next_requests == 0
 
 
-def test_a_syntax_error_fails_every_invoke_with_the_line_at_fault(runtime: Runtime) -> None:
+def test_a_syntax_error_is_an_init_error_with_the_line_at_fault(runtime: Runtime) -> None:
     runtime.write("broken.py", "def handler(event, context):\n    return (\n")
     expected = _syntax_error(runtime, "broken")
     runtime.start("broken.handler")
 
-    post = runtime.invoke()
+    post = runtime.next_post()
 
     message, filename, lineno, text = expected
+    assert post.path == f"{API}/init/error"
     assert post.json() == {
         "errorMessage": f"Syntax error in module 'broken': {message}",
         "errorType": "Runtime.UserCodeSyntaxError",
-        "requestId": post.request_id,
+        "requestId": "",
         "stackTrace": [f'  File "{filename}" Line {lineno}\n    {text}'],
     }
     assert filename == str(runtime.task_root / "broken.py")
@@ -602,7 +609,7 @@ def test_an_exception_while_importing_posts_an_init_error_and_exits_1(runtime: R
     assert document["stackTrace"][-1] == (
         f'  File "{app}", line 1, in <module>\n    raise RuntimeError("no config")\n'
     )
-    assert post.stdout.startswith("[ERROR] RuntimeError: no config\rTraceback")
+    assert post.stdout.split("\n", 1)[1].startswith("[ERROR] RuntimeError: no config\rTraceback")
     assert runtime.wait() == 1
     assert runtime.api.next_requests == 0
 
