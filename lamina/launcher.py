@@ -29,6 +29,7 @@ from lamina.counting import CountingService
 from lamina.frontend.app import build_app
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.shapes import Scope
+from lamina.logs.store import LogStore
 from lamina.placement.fleet import Fleet
 from lamina.registry.code import CodeStore
 from lamina.registry.store import Registry
@@ -91,6 +92,7 @@ class Platform:
             fleet=self.fleet,
             clock=self.clock,
             public_url=self.url,
+            logs=LogStore(self.data_dir / "logs.db", self.clock),
         )
         self._ready = False
         self._processes: list[asyncio.subprocess.Process] = []
@@ -139,6 +141,7 @@ class Platform:
             "--state-dir", str(self.data_dir / "workers" / worker_id),
             "--control-url", self.url,
             "--region", self.settings.region,
+            "--log-store", str(self.data_dir / "logs.db"),
         ]  # fmt: skip
         process = await asyncio.create_subprocess_exec(
             *command, stdout=asyncio.subprocess.PIPE, preexec_fn=_die_with_parent
@@ -195,6 +198,7 @@ class Platform:
         if self._session is not None:
             await self._session.close()
         self.registry.close()
+        self.ctx.logs.close()
         log.info("lamina stopped")
 
 

@@ -54,6 +54,26 @@ class Server:
             config=Config(retries={"max_attempts": 1}, read_timeout=120, **config),
         )
 
+    def logs(self) -> object:
+        """A boto3 CloudWatch Logs client, on the same endpoint as Lambda's API."""
+        return boto3.client(
+            "logs",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            config=Config(retries={"max_attempts": 1}),
+        )
+
+    def function_log(self, name: str) -> str:
+        """Every message in the function's log group so far, one per line ("" if none yet)."""
+        pages = self.logs().get_paginator("filter_log_events")  # type: ignore[attr-defined]
+        try:
+            events = pages.paginate(logGroupName=f"/aws/lambda/{name}").build_full_result()
+        except self.logs().exceptions.ResourceNotFoundException:  # type: ignore[attr-defined]
+            return ""
+        return "".join(event["message"] + "\n" for event in events["events"])
+
     def state(self) -> dict:
         return requests.get(f"{self.url}/_lamina/v1/state", timeout=10).json()
 

@@ -12,6 +12,7 @@ from lamina.assignment import AssignmentService
 from lamina.clock import Clock
 from lamina.counting import CountingService
 from lamina.frontend.shapes import Scope
+from lamina.logs.store import LogStore
 from lamina.placement.fleet import Fleet
 from lamina.registry.code import CodeStore
 from lamina.registry.store import Registry
@@ -29,6 +30,7 @@ class FrontendContext:
     fleet: Fleet
     clock: Clock
     public_url: str
+    logs: LogStore
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:

@@ -17,7 +17,7 @@ import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Protocol
 
 from lamina.clock import Clock
 from lamina.registry.model import FunctionConfig
@@ -114,20 +114,37 @@ def exit_reason(returncode: int) -> str:
     return f"Runtime exited with error: exit status {returncode}"
 
 
+class LogSink(Protocol):
+    """Where a sandbox's log goes (its stream in the log store)."""
+
+    def write(self, data: bytes) -> int: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+# How much one wake-up of the log reader takes, so a function that floods its log cannot
+# hold the worker's event loop.
+_READS_PER_WAKEUP = 16
+
+
 class _LogPipe:
     """Reads the merged stdout/stderr of the sandbox without blocking the event loop."""
 
-    def __init__(self, fd: int, sink: BinaryIO | None) -> None:
+    def __init__(self, fd: int, sink: LogSink | None) -> None:
         self.fd = fd
         self.sink = sink
         self.buffer = bytearray()
         os.set_blocking(fd, False)
-        asyncio.get_running_loop().add_reader(fd, self.drain)
+        asyncio.get_running_loop().add_reader(fd, self.drain, _READS_PER_WAKEUP)
 
-    def drain(self) -> None:
+    def drain(self, reads: int | None = None) -> None:
         # Everything the runtime wrote before it posted its answer is already in the pipe, so
         # reading until EAGAIN here attributes it to the right invocation.
-        while self.fd >= 0:
+        while self.fd >= 0 and (reads is None or reads > 0):
+            if reads is not None:
+                reads -= 1
             try:
                 chunk = os.read(self.fd, 65536)
             except BlockingIOError:
@@ -168,7 +185,7 @@ class Sandbox:
         spec: bwrap.LaunchSpec,
         env: dict[str, str],
         clock: Clock,
-        log_sink: BinaryIO | None = None,
+        log_sink: LogSink | None = None,
         on_exit: Callable[[Sandbox], None] | None = None,
     ) -> None:
         self.sandbox_id = sandbox_id
@@ -314,6 +331,7 @@ class Sandbox:
         self.lifecycle.to(SandboxState.BUSY)
         assert self._pipe is not None
         self._pipe.take()
+        self._to_sink(loglines.start(invocation.request_id, self.config.version))
         started = self._clock.monotonic()
         invocation.deadline_ms = int((self._clock.time() + self.config.timeout) * 1000)
         self._queue.put_nowait(invocation)
@@ -356,9 +374,9 @@ class Sandbox:
         elif kind == "timeout":
             self.kill()
             error_type, alive, status = "Sandbox.Timedout", False, "timeout"
-            output += loglines.timed_out(
-                request_id, self.config.timeout, self._clock.time()
-            ).encode()
+            line = loglines.timed_out(request_id, self.config.timeout, self._clock.time())
+            output += line.encode()
+            self._to_sink(line)
             payload = _error_doc(
                 f"RequestId: {request_id} Error: Task timed out after "
                 f"{self.config.timeout:.2f} seconds",
@@ -388,9 +406,15 @@ class Sandbox:
             init_ms,
             status,
         )
-        if self._pipe.sink is not None:
-            self._pipe.sink.write(tail.encode())
+        self._to_sink(tail)
         return head + output + tail.encode()
+
+    def _to_sink(self, text: str) -> None:
+        """Write the platform's own lines, after ending any line the runtime left open."""
+        assert self._pipe is not None
+        if self._pipe.sink is not None:
+            self._pipe.sink.flush()
+            self._pipe.sink.write(text.encode())
 
     # Teardown
 

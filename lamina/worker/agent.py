@@ -14,9 +14,10 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from lamina.clock import Clock, SystemClock
+from lamina.logs.sink import StreamSink
+from lamina.logs.store import LogStore
 from lamina.registry.model import FunctionConfig
 from lamina.sandbox import bwrap, entrypoint
 from lamina.sandbox.instance import InitOutcome, Invocation, Outcome, Sandbox
@@ -52,10 +53,12 @@ class WorkerAgent:
         fetch_code: Fetch,
         clock: Clock | None = None,
         interpreters: dict[str, Interpreter] | None = None,
+        log_store: Path | None = None,
     ) -> None:
         self.identity = identity
         self.state_dir = state_dir
         self.clock = clock or SystemClock()
+        self.logs = LogStore(log_store or state_dir / "logs.db", self.clock)
         self.interpreters = interpreters if interpreters is not None else discover()
         self.code = CodeCache(state_dir / "code", fetch_code)
         self.runtime_api = RuntimeApiServer()
@@ -81,6 +84,7 @@ class WorkerAgent:
         for sandbox in list(self.sandboxes.values()):
             await sandbox.wait_closed()
         await self.runtime_api.close()
+        self.logs.close()
         shutil.rmtree(self._socket_root, ignore_errors=True)
         log.info("worker stopped id=%s", self.identity.worker_id)
 
@@ -128,7 +132,7 @@ class WorkerAgent:
             interpreter=interpreter,
             tmp_size_mb=config.ephemeral_storage,
         )
-        sink = self._log_file(config, stream)
+        sink = StreamSink(self.logs, config.log_group, stream, self.clock)
         sandbox = Sandbox(
             sandbox_id,
             config,
@@ -176,12 +180,6 @@ class WorkerAgent:
         shutil.rmtree(sandbox.spec.socket_dir, ignore_errors=True)
         # Stopping the socket's site is asynchronous; the sandbox is gone either way.
         asyncio.get_running_loop().create_task(self.runtime_api.detach(sandbox))
-
-    def _log_file(self, config: FunctionConfig, stream: str) -> BinaryIO:
-        path = self.state_dir / "logs" / config.log_group.strip("/") / f"{stream}.log"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Unbuffered: the pipe reader already writes whole chunks, and readers see them at once.
-        return open(path, "ab", buffering=0)
 
     def _environment(
         self, config: FunctionConfig, stream: str, interpreter: Interpreter
