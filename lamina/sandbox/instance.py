@@ -124,6 +124,9 @@ class LogSink(Protocol):
     def close(self) -> None: ...
 
 
+# The worker keeps only this much of an invocation's output in memory: enough for the 4 KB
+# log tail; the whole output goes to the log store as it arrives.
+_KEPT_OUTPUT_BYTES = 64 * 1024
 # How much one wake-up of the log reader takes, so a function that floods its log cannot
 # hold the worker's event loop.
 _READS_PER_WAKEUP = 16
@@ -155,6 +158,8 @@ class _LogPipe:
                 self.close()
                 return
             self.buffer += chunk
+            if len(self.buffer) > _KEPT_OUTPUT_BYTES:
+                del self.buffer[:-_KEPT_OUTPUT_BYTES]
             if self.sink is not None:
                 self.sink.write(chunk)
 
