@@ -121,6 +121,8 @@ class LogSink(Protocol):
 
     def flush(self) -> None: ...
 
+    def sync(self) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -412,6 +414,8 @@ class Sandbox:
             status,
         )
         self._to_sink(tail)
+        if self._pipe.sink is not None:
+            self._pipe.sink.sync()
         return head + output + tail.encode()
 
     def _to_sink(self, text: str) -> None:

@@ -40,6 +40,7 @@ def test_a_sink_turns_lines_into_events_stamped_when_they_arrive(
     clock.advance(2)
     sink.write(b"ond\nopen line")
     sink.flush()
+    sink.sync()
 
     events = store.stream_events(GROUP, "s1", None, None)
     assert [e.message for e in events] == ["first", "second", "open line"]
@@ -47,11 +48,26 @@ def test_a_sink_turns_lines_into_events_stamped_when_they_arrive(
     assert [e.timestamp for e in events] == [start, start + 2000, start + 2000]
 
 
+def test_a_sink_writes_in_batches_at_sync_or_a_second_after_the_batch_began(
+    store: LogStore, clock: FakeClock
+) -> None:
+    sink = StreamSink(store, GROUP, "s1", clock)
+
+    sink.write(b"held\n")
+    held = messages(store)
+    clock.advance(1)
+    sink.write(b"late\n")
+
+    assert held == []
+    assert messages(store) == ["held", "late"]
+
+
 def test_a_line_longer_than_the_largest_event_is_split(tmp_path: Path, clock: FakeClock) -> None:
     store = LogStore(tmp_path / "big.db", clock)
     sink = StreamSink(store, GROUP, "s1", clock)
 
     sink.write(b"y" * (MAX_EVENT_BYTES * 2 + 10) + b"\n")
+    sink.close()
 
     assert [len(m) for m in messages(store)] == [MAX_EVENT_BYTES, MAX_EVENT_BYTES, 10]
     store.close()
