@@ -62,7 +62,8 @@ class RuntimeApiServer:
         path = sandbox.socket_path
         self._by_socket.pop(path, None)
         site = self._sites.pop(path, None)
-        if site is not None:
+        # A worker that is stopping may have closed every site already.
+        if site is not None and site in self._runner.sites:
             await site.stop()
 
     def _sandbox(self, request: web.Request) -> Sandbox:
