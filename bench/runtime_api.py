@@ -23,7 +23,6 @@ import argparse
 import base64
 import http.client
 import io
-import json
 import re
 import shutil
 import signal
@@ -31,11 +30,17 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import zipfile
 from pathlib import Path
 
-from warm_invoke import free_port, latency, percentile, wait_until_up
+from warm_invoke import (
+    create_function,
+    free_port,
+    latency,
+    percentile,
+    start_lamina,
+    wait_until_up,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".bench-cache"
@@ -73,30 +78,6 @@ def package(files: dict[str, str], tree: Path | None = None) -> bytes:
             entry.external_attr = (0o100755 if name == "bootstrap" else 0o100644) << 16
             archive.writestr(entry, text)
     return buffer.getvalue()
-
-
-def create(port: int, name: str, runtime: str, code: bytes) -> None:
-    body = json.dumps(
-        {
-            "FunctionName": name,
-            "Runtime": runtime,
-            "Role": "arn:aws:iam::000000000000:role/bench",
-            "Handler": "index.handler",
-            "Code": {"ZipFile": base64.b64encode(code).decode()},
-        }
-    )
-    connection = http.client.HTTPConnection("127.0.0.1", port)
-    connection.request("POST", "/2015-03-31/functions", body=body)
-    response = connection.getresponse()
-    if response.status != 201:
-        raise RuntimeError(response.read().decode())
-    response.read()
-    for _ in range(200):
-        connection.request("GET", f"/2015-03-31/functions/{name}/configuration")
-        if json.loads(connection.getresponse().read())["State"] == "Active":
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"{name} never became Active")
 
 
 def init_duration(port: int, name: str) -> float:
@@ -137,16 +118,12 @@ def main() -> None:
 
     data_dir = tempfile.mkdtemp(prefix="lamina-bench-")
     port = free_port()
-    lamina = subprocess.Popen(
-        [sys.executable, "-m", "lamina", "up", "--port", str(port),
-         "--data-dir", data_dir, "--log-level", "warning"],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    lamina = start_lamina(port, data_dir)
     rows: dict[str, tuple[float, list[float]]] = {}
     try:
         wait_until_up(port, "/_lamina/health")
         for label, (name, runtime, code) in functions.items():
-            create(port, name, runtime, code)
+            create_function(port, name, runtime, code)
             rows[label] = (init_duration(port, name), [])
             latency(port, f"/2015-03-31/functions/{name}/invocations", 200)
         for _ in range(args.rounds):

@@ -44,9 +44,9 @@ class Server:
     process: subprocess.Popen[bytes]
     log_path: Path
 
-    def client(self, **config: object) -> object:
+    def client(self, service: str = "lambda", **config: object) -> object:
         return boto3.client(
-            "lambda",
+            service,
             endpoint_url=self.url,
             region_name="us-east-1",
             aws_access_key_id="test",
@@ -56,14 +56,7 @@ class Server:
 
     def logs(self) -> object:
         """A boto3 CloudWatch Logs client, on the same endpoint as Lambda's API."""
-        return boto3.client(
-            "logs",
-            endpoint_url=self.url,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-            config=Config(retries={"max_attempts": 1}),
-        )
+        return self.client("logs")
 
     def function_log(self, name: str) -> str:
         """Every message in the function's log group so far, one per line ("" if none yet)."""

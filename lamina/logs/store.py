@@ -243,13 +243,12 @@ class LogStore:
         """Events of one stream in order; the first `limit` (from_head) or the last ones."""
         self.expire()
         self._stream(group, stream)
-        clauses, args = _time_range(start, end)
-        if after_id is not None:
-            clauses.append("id > ?")
-            args.append(after_id)
-        if before_id is not None:
-            clauses.append("id < ?")
-            args.append(before_id)
+        clauses, args = _conditions(
+            ("timestamp >= ?", start),
+            ("timestamp < ?", end),
+            ("id > ?", after_id),
+            ("id < ?", before_id),
+        )
         order = "ASC" if from_head else "DESC"
         rows = self._db.execute(
             "SELECT id, stream_name, timestamp, ingestion, message FROM events "
@@ -273,7 +272,7 @@ class LogStore:
         """Events of a group in time order (ties by arrival), after the (timestamp, id) given."""
         self.expire()
         self._group(group)
-        clauses, args = _time_range(start, end)
+        clauses, args = _conditions(("timestamp >= ?", start), ("timestamp < ?", end))
         if streams:
             clauses.append(f"stream_name IN ({', '.join('?' * len(streams))})")
             args.extend(streams)
@@ -315,16 +314,10 @@ class LogStore:
         return self._db
 
 
-def _time_range(start: int | None, end: int | None) -> tuple[list[str], list[object]]:
-    clauses: list[str] = []
-    args: list[object] = []
-    if start is not None:
-        clauses.append("timestamp >= ?")
-        args.append(start)
-    if end is not None:
-        clauses.append("timestamp < ?")
-        args.append(end)
-    return clauses, args
+def _conditions(*bounds: tuple[str, int | None]) -> tuple[list[str], list[object]]:
+    """The SQL conditions of the bounds that are set, with their arguments."""
+    present = [(condition, value) for condition, value in bounds if value is not None]
+    return [condition for condition, _ in present], [value for _, value in present]
 
 
 def _split_long(events: Iterable[tuple[int, str]]) -> Iterator[tuple[int, str]]:
