@@ -77,6 +77,9 @@ while True:
         posted = call("POST", f"/invocation/{request_id}/error", json.dumps(document).encode(),
                       {"Lambda-Runtime-Function-Error-Type": "Custom.Broken"})
         heard = [posted["status"], posted["body"]]
+    elif case == "next-again":
+        again = call("GET", "/invocation/next")
+        respond(request_id, [again["status"], again["body"]])
     elif case == "heard":
         # What the runtime heard after it had answered, told by the next invoke.
         respond(request_id, heard)
@@ -265,6 +268,21 @@ def test_answering_twice_is_403_and_the_first_answer_stands(lam: object) -> None
         "errorMessage": "State transition from RuntimeResponseSentState to InitError "
         "failed for runtime. Error: State transition is not allowed",
     }
+
+
+def test_asking_for_the_next_event_while_holding_one_is_403(lam: object) -> None:
+    name = probe_function(lam)
+
+    response = invoke(lam, name, {"case": "next-again"})
+
+    assert json.loads(response["Body"]) == [
+        403,
+        {
+            "errorType": "InvalidStateTransition",
+            "errorMessage": "State transition from Running to Ready failed for runtime. "
+            "Error: State transition is not allowed",
+        },
+    ]
 
 
 def test_an_answer_before_any_next_is_403(lam: object) -> None:
