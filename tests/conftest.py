@@ -58,14 +58,18 @@ class Server:
         """A boto3 CloudWatch Logs client, on the same endpoint as Lambda's API."""
         return self.client("logs")
 
-    def function_log(self, name: str) -> str:
-        """Every message in the function's log group so far, one per line ("" if none yet)."""
+    def function_log_events(self, name: str) -> list[str]:
+        """The messages in the function's log group so far (none if it has no group yet)."""
         pages = self.logs().get_paginator("filter_log_events")  # type: ignore[attr-defined]
         try:
             events = pages.paginate(logGroupName=f"/aws/lambda/{name}").build_full_result()
         except self.logs().exceptions.ResourceNotFoundException:  # type: ignore[attr-defined]
-            return ""
-        return "".join(event["message"] + "\n" for event in events["events"])
+            return []
+        return [event["message"] for event in events["events"]]
+
+    def function_log(self, name: str) -> str:
+        """Every message in the function's log group so far, one per line."""
+        return "".join(message + "\n" for message in self.function_log_events(name))
 
     def state(self) -> dict:
         return requests.get(f"{self.url}/_lamina/v1/state", timeout=10).json()

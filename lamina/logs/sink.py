@@ -42,6 +42,12 @@ class StreamSink:
             self.sync()
         return len(data)
 
+    def write_event(self, timestamp_ms: int, message: str) -> None:
+        """One whole record, as a runtime frames it on the telemetry pipe, newlines and all."""
+        self._queue(timestamp_ms, message)
+        if self._batch_bytes >= BATCH_BYTES:
+            self.sync()
+
     def flush(self) -> None:
         """End a line the runtime left open: it is an event of its own, as in Lambda."""
         if self._partial:
@@ -59,12 +65,12 @@ class StreamSink:
         self.sync()
 
     def _add(self, lines: list[bytes]) -> None:
-        if not lines:
-            return
-        if not self._batch:
-            self._batch_began = self._clock.monotonic()
         now = int(self._clock.time() * 1000)
         for line in lines:
-            text = line.decode("utf-8", "replace")
-            self._batch.append((now, text))
-            self._batch_bytes += len(text)
+            self._queue(now, line.decode("utf-8", "replace"))
+
+    def _queue(self, timestamp_ms: int, message: str) -> None:
+        if not self._batch:
+            self._batch_began = self._clock.monotonic()
+        self._batch.append((timestamp_ms, message))
+        self._batch_bytes += len(message)

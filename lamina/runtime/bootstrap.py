@@ -43,6 +43,16 @@ _API = "/2018-06-01/runtime"
 _DEFAULT_SOCKET = "/var/run/lamina/runtime.sock"
 _RELAY_ADDRESS = ("127.0.0.1", 9001)
 _TRACE_ID_VAR = "_X_AMZN_TRACE_ID"
+_TELEMETRY_FD_VAR = "_LAMBDA_TELEMETRY_LOG_FD"
+# The frame types of text records, by logging level, on the telemetry pipe.
+_TEXT_FRAME_TYPES = {
+    0: b"\xa5\x5a\x00\x03",
+    10: b"\xa5\x5a\x00\x0b",
+    20: b"\xa5\x5a\x00\x0f",
+    30: b"\xa5\x5a\x00\x13",
+    40: b"\xa5\x5a\x00\x17",
+    50: b"\xa5\x5a\x00\x1b",
+}
 _LAYER_DIR = "/opt/python"
 _USER_AGENT = "lamina-python/%d.%d.%d" % sys.version_info[:3]
 _LOG_FORMAT = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n"
@@ -63,6 +73,8 @@ _UNHANDLED_EXCEPTION_WARNING = (
 
 # The invoke in progress, for the request id that every log record carries.
 _request_id: str | None = None
+# The telemetry pipe, when the platform offers one.
+_telemetry: io.RawIOBase | None = None
 _tenant_id: str | None = None
 
 
@@ -412,7 +424,7 @@ def log_error(document: dict) -> None:
     for entry in document["stackTrace"]:
         lines.extend(_indent_with_no_break_spaces(line) for line in entry.splitlines() or [""])
 
-    write_record("\n".join(lines))
+    write_record("\n".join(lines), logging.ERROR)
 
 
 def _indent_with_no_break_spaces(line: str) -> str:
@@ -424,16 +436,33 @@ def _indent_with_no_break_spaces(line: str) -> str:
 # --- Output and logging --------------------------------------------------------------------
 
 
-def write_record(text: str) -> None:
-    """Write one log record as one line of stdout.
+def write_record(text: str, level: int = logging.NOTSET) -> None:
+    """Write one log record (a logging call, an error, ``context.log``) as one log event.
 
-    AWS keeps each record (a logging call, an error, ``context.log``) as one log event. The
-    worker reads events line by line, so a record's own line breaks are written as carriage
-    returns, as AWS's runtime does when it logs to a plain stream.
+    Where the platform offers a telemetry pipe, the record is one frame on it and keeps its
+    line breaks, as AWS's runtime client writes it. Otherwise it is one line of stdout, its own
+    line breaks written as carriage returns, as AWS's runtime does on a plain stream.
     """
     if text.endswith("\n"):
         text = text[:-1]
-    sys.stdout.write(text.replace("\n", "\r") + "\n")
+    if _telemetry is None:
+        sys.stdout.write(text.replace("\n", "\r") + "\n")
+        return
+
+    data = text.encode("utf-8")
+    frame_type = _TEXT_FRAME_TYPES.get(level, _TEXT_FRAME_TYPES[logging.NOTSET])
+    micros = time.time_ns() // 1000
+    header = frame_type + len(data).to_bytes(4, "big") + micros.to_bytes(8, "big")
+    _telemetry.write(header + data)
+
+
+def set_up_telemetry() -> None:
+    """Take the telemetry pipe Lambda names in _LAMBDA_TELEMETRY_LOG_FD, out of sight of the
+    function's own processes, as AWS's runtime client does."""
+    global _telemetry
+    fd = os.environ.pop(_TELEMETRY_FD_VAR, None)
+    if fd is not None and fd.isdigit():
+        _telemetry = os.fdopen(int(fd), "wb", 0)
 
 
 class _Unbuffered:
@@ -476,7 +505,7 @@ def flush_output() -> None:
 class _RecordHandler(logging.Handler):
     # No error handling here, as on AWS: a bad format argument raises in the caller.
     def emit(self, record: logging.LogRecord) -> None:
-        write_record(self.format(record))
+        write_record(self.format(record), record.levelno)
 
 
 class _RequestIdFilter(logging.Filter):
@@ -915,6 +944,7 @@ def main() -> None:
 
     # Installed before the function's import, so the function may install its own.
     signal.signal(signal.SIGTERM, _exit_quietly)
+    set_up_telemetry()
     set_up_output()
     set_up_logging()
     set_up_sys_path()

@@ -17,12 +17,12 @@ import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from lamina.clock import Clock
 from lamina.registry.model import FunctionConfig
 from lamina.sandbox import bwrap
 from lamina.sandbox import logs as loglines
+from lamina.sandbox.output import TELEMETRY_FD_VARIABLE, LogSink, SandboxOutput
 from lamina.sandbox.states import Lifecycle, SandboxState
 
 log = logging.getLogger(__name__)
@@ -114,74 +114,6 @@ def exit_reason(returncode: int) -> str:
     return f"Runtime exited with error: exit status {returncode}"
 
 
-class LogSink(Protocol):
-    """Where a sandbox's log goes (its stream in the log store)."""
-
-    def write(self, data: bytes) -> int: ...
-
-    def flush(self) -> None: ...
-
-    def sync(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
-# The worker keeps only this much of an invocation's output in memory: enough for the 4 KB
-# log tail; the whole output goes to the log store as it arrives.
-_KEPT_OUTPUT_BYTES = 64 * 1024
-# How much one wake-up of the log reader takes, so a function that floods its log cannot
-# hold the worker's event loop.
-_READS_PER_WAKEUP = 16
-
-
-class _LogPipe:
-    """Reads the merged stdout/stderr of the sandbox without blocking the event loop."""
-
-    def __init__(self, fd: int, sink: LogSink | None) -> None:
-        self.fd = fd
-        self.sink = sink
-        self.buffer = bytearray()
-        os.set_blocking(fd, False)
-        asyncio.get_running_loop().add_reader(fd, self.drain, _READS_PER_WAKEUP)
-
-    def drain(self, reads: int | None = None) -> None:
-        # Everything the runtime wrote before it posted its answer is already in the pipe, so
-        # reading until EAGAIN here attributes it to the right invocation.
-        while self.fd >= 0 and (reads is None or reads > 0):
-            if reads is not None:
-                reads -= 1
-            try:
-                chunk = os.read(self.fd, 65536)
-            except BlockingIOError:
-                return
-            except OSError:
-                chunk = b""
-            if not chunk:
-                self.close()
-                return
-            self.buffer += chunk
-            if len(self.buffer) > _KEPT_OUTPUT_BYTES:
-                del self.buffer[:-_KEPT_OUTPUT_BYTES]
-            if self.sink is not None:
-                self.sink.write(chunk)
-
-    def take(self) -> bytes:
-        self.drain()
-        data = bytes(self.buffer)
-        self.buffer.clear()
-        return data
-
-    def close(self) -> None:
-        """Stop reading; the log file closes with the pipe, since this pipe alone writes it."""
-        if self.fd >= 0:
-            asyncio.get_running_loop().remove_reader(self.fd)
-            os.close(self.fd)
-            self.fd = -1
-        if self.sink is not None:
-            self.sink.close()
-            self.sink = None
-
-
 class Sandbox:
     """The worker's handle on one sandbox process and its Runtime API state."""
 
@@ -205,7 +137,7 @@ class Sandbox:
         self._on_exit = on_exit
         self._process: asyncio.subprocess.Process | None = None
         self._exit_watch: asyncio.Task[None] | None = None
-        self._pipe: _LogPipe | None = None
+        self._output: SandboxOutput | None = None
         self._info_fd = -1
         self._runtime_pid_cache: int | None = None
         self._peak_memory_mb = 0
@@ -237,6 +169,7 @@ class Sandbox:
         started = self._clock.monotonic()
 
         log_r, log_w = os.pipe()
+        telemetry_r, telemetry_w = os.pipe()
         info_r, info_w = os.pipe()
         try:
             self._process = await asyncio.create_subprocess_exec(
@@ -244,15 +177,15 @@ class Sandbox:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_w,
                 stderr=log_w,
-                pass_fds=(info_w,),
-                env=self.env,
+                pass_fds=(info_w, telemetry_w),
+                env={**self.env, TELEMETRY_FD_VARIABLE: str(telemetry_w)},
                 start_new_session=True,
             )
         finally:
-            os.close(log_w)
-            os.close(info_w)
+            for fd in (log_w, telemetry_w, info_w):
+                os.close(fd)
         self._info_fd = info_r
-        self._pipe = _LogPipe(log_r, self._log_sink)
+        self._output = SandboxOutput(log_r, telemetry_r, self._log_sink)
         self._exit_watch = asyncio.create_task(
             self._watch_exit(), name=f"sandbox-exit-{self.sandbox_id}"
         )
@@ -262,11 +195,11 @@ class Sandbox:
 
     def _init_outcome(self, started: float, init_timeout: float) -> InitOutcome:
         duration_ms = (self._clock.monotonic() - started) * 1000
-        assert self._ready is not None and self._pipe is not None
+        assert self._ready is not None and self._output is not None
         if self._ready.done() and self._init_error is None and not self.lifecycle.dead:
             self._init_duration_ms = duration_ms
             self.lifecycle.to(SandboxState.IDLE)
-            self._init_log = self._pipe.take()
+            self._init_log = self._output.take()
             return InitOutcome(True, duration_ms)
 
         document = None
@@ -281,7 +214,7 @@ class Sandbox:
         self.kill()
         log.info("sandbox init failed id=%s error=%s", self.sandbox_id, reason)
         return InitOutcome(
-            False, duration_ms, error_type, reason, self._pipe.take(), document or None
+            False, duration_ms, error_type, reason, self._output.take(), document or None
         )
 
     # Runtime API, called by the runtime inside
@@ -336,8 +269,8 @@ class Sandbox:
     async def invoke(self, invocation: Invocation) -> Outcome:
         """Hand one event to the runtime and wait for its answer, at most the timeout."""
         self.lifecycle.to(SandboxState.BUSY)
-        assert self._pipe is not None
-        self._pipe.take()
+        assert self._output is not None
+        self._output.take()
         self._to_sink(loglines.start(invocation.request_id, self.config.version))
         started = self._clock.monotonic()
         invocation.deadline_ms = int((self._clock.time() + self.config.timeout) * 1000)
@@ -361,8 +294,8 @@ class Sandbox:
         duration_ms: float,
     ) -> Outcome:
         request_id = invocation.request_id
-        assert self._pipe is not None
-        output = self._pipe.take()
+        assert self._output is not None
+        output = self._output.take()
         self._current = None
         status: str | None = None
 
@@ -414,16 +347,13 @@ class Sandbox:
             status,
         )
         self._to_sink(tail)
-        if self._pipe.sink is not None:
-            self._pipe.sink.sync()
+        assert self._output is not None
+        self._output.sync()
         return head + output + tail.encode()
 
     def _to_sink(self, text: str) -> None:
-        """Write the platform's own lines, after ending any line the runtime left open."""
-        assert self._pipe is not None
-        if self._pipe.sink is not None:
-            self._pipe.sink.flush()
-            self._pipe.sink.write(text.encode())
+        assert self._output is not None
+        self._output.platform_line(text)
 
     # Teardown
 
@@ -438,10 +368,10 @@ class Sandbox:
     async def _watch_exit(self) -> None:
         assert self._process is not None
         self.returncode = await self._process.wait()
-        if self._pipe is not None:
-            # The pid namespace died with the runtime, so nobody else holds the pipe open.
-            self._pipe.drain()
-            self._pipe.close()
+        if self._output is not None:
+            # The pid namespace died with the runtime, so nobody else holds the pipes open.
+            self._output.drain()
+            self._output.close()
         if self._current is not None and not self._current.done.done():
             self._current.done.set_result(("exit", b"", None))
         if self._ready is not None and not self._ready.done():

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import PYTHON_RUNTIME, ROLE, unique_name
+from tests.conftest import PYTHON_RUNTIME, ROLE, Server, unique_name
 from tests.e2e.vendored import AWSLAMBDARIC, sandbox_python_version, vendored, zip_tree
 
 # The bootstrap of the awslambdaric README, with the handler Lambda was given.
@@ -195,11 +195,24 @@ def test_the_python_runtime_logs_like_awslambdaric(lam: object, ric_tree: object
         "printed",
     ]
     assert function_lines(ric["log"]) == expected
-    # One record, one event: Lamina's runtime keeps the record's line break as "\r".
-    assert function_lines(builtin["log"].replace("\r", "\n")) == expected
+    assert function_lines(builtin["log"]) == expected
+
+
+def test_a_multi_line_record_is_one_event_under_both_runtimes(
+    lam: object, server: Server, ric_tree: object
+) -> None:
+    for ric in (True, False):
+        name = deploy(lam, ric_tree, {"index.py": APP}, "index.handler", ric)
+        invoke(lam, name, {"k": "v"})
+
+        messages = server.function_log_events(name)
+
+        (warning,) = [m for m in messages if m.startswith("[WARNING]")]
+        assert warning.endswith("\ttwo\nlines")
+        assert "printed" in messages
 
 
 def test_the_python_runtime_logs_an_error_like_awslambdaric(lam: object, ric_tree: object) -> None:
     ric, builtin = both(lam, ric_tree, {"index.py": APP}, "index.fails")
 
-    assert function_lines(builtin["log"].replace("\r", "\n")) == function_lines(ric["log"])
+    assert function_lines(builtin["log"]) == function_lines(ric["log"])

@@ -203,7 +203,9 @@ class Runtime:
         path.write_text(textwrap.dedent(source))
         return path
 
-    def start(self, handler: str = "app.handler", **env: str) -> None:
+    def start(
+        self, handler: str = "app.handler", pass_fds: tuple[int, ...] = (), **env: str
+    ) -> None:
         environment = {
             "_HANDLER": handler,
             "LAMBDA_TASK_ROOT": str(self.task_root),
@@ -230,6 +232,7 @@ class Runtime:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            pass_fds=pass_fds,
         )
         self.api.output = Output(self.process)
 
@@ -888,6 +891,51 @@ def test_all_output_is_flushed_before_the_outcome_is_posted(runtime: Runtime) ->
     assert succeeded.stderr == "to stderr\n"
     assert failed.stdout.startswith("printed\nbuffered, no newline[ERROR] KeyError: 'k'\r")
     assert failed.stderr == "to stderr\n"
+
+
+def read_frames(fd: int, count: int) -> list[tuple[int, int, str]]:
+    """`count` telemetry frames: (type, timestamp in microseconds, message)."""
+    data = b""
+    frames = []
+    while len(frames) < count:
+        data += os.read(fd, 65536)
+        while len(data) >= 16 and len(data) >= 16 + int.from_bytes(data[4:8], "big"):
+            end = 16 + int.from_bytes(data[4:8], "big")
+            frame_type, stamp = int.from_bytes(data[:4], "big"), int.from_bytes(data[8:16], "big")
+            frames.append((frame_type, stamp, data[16:end].decode()))
+            data = data[end:]
+    return frames
+
+
+def test_records_are_frames_on_the_telemetry_pipe_when_the_platform_offers_one(
+    runtime: Runtime,
+) -> None:
+    runtime.write(
+        "app.py",
+        """
+        import logging, os
+        def handler(event, context):
+            logging.getLogger().warning("two\\nlines")
+            context.log("from context")
+            print("printed")
+            return "_LAMBDA_TELEMETRY_LOG_FD" in os.environ
+        """,
+    )
+    read_end, write_end = os.pipe()
+    runtime.start(pass_fds=(write_end,), _LAMBDA_TELEMETRY_LOG_FD=str(write_end))
+    os.close(write_end)
+    before = time.time_ns() // 1000
+
+    post = runtime.invoke()
+
+    warning, via_context = read_frames(read_end, 2)
+    os.close(read_end)
+    assert post.body == b"false"
+    assert post.stdout == "printed\n"
+    assert warning[0] == 0xA55A0013
+    assert re.fullmatch(rf"\[WARNING\]\t\S+Z\t{post.request_id}\ttwo\nlines", warning[2])
+    assert before <= warning[1] <= time.time_ns() // 1000
+    assert (via_context[0], via_context[2]) == (0xA55A0003, "from context")
 
 
 # --- Runtime API connection and shutdown -----------------------------------------------------
