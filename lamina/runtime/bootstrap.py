@@ -811,7 +811,10 @@ def _relay_accept(
     selector: selectors.BaseSelector,
     peers: dict[socket.socket, socket.socket],
 ) -> None:
-    client, _ = listener.accept()
+    try:
+        client, _ = listener.accept()
+    except OSError:
+        return  # the client gave up already, or no descriptor is left: the next one may do
     upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         upstream.connect(socket_path)

@@ -11,10 +11,12 @@ import platform
 import stat
 from pathlib import Path
 
-from lamina.sandbox.bwrap import CUSTOM_BOOTSTRAP
+from lamina.sandbox.bwrap import CUSTOM_BOOTSTRAP, TASK_ROOT
 
 ERROR_TYPE = "Runtime.InvalidEntrypoint"
 
+# The top-level directories a sandbox shares with the host (all of them through /usr).
+_HOST_TOPS = frozenset({"usr", "bin", "sbin", "lib", "lib64"})
 # ELF e_machine values of the machines Lambda offers (x86_64 and arm64).
 _ELF_MACHINES = {"x86_64": 62, "amd64": 62, "aarch64": 183, "arm64": 183}
 
@@ -33,10 +35,28 @@ def problem(code_dir: Path) -> str | None:
         return f"fork/exec {CUSTOM_BOOTSTRAP}: permission denied"
 
     with open(path, "rb") as handle:
-        header = handle.read(20)
+        header = handle.read(256)
     if not _runnable_here(header):
         return f"fork/exec {CUSTOM_BOOTSTRAP}: exec format error"
+    if header.startswith(b"#!") and not _interpreter_present(header, code_dir):
+        return f"fork/exec {CUSTOM_BOOTSTRAP}: no such file or directory"
     return None
+
+
+def _interpreter_present(header: bytes, code_dir: Path) -> bool:
+    """Whether the script's interpreter exists inside the sandbox, judged from the host.
+
+    The sandbox sees the host's /usr (and /bin, /sbin, /lib* through it) and the code at
+    /var/task; an interpreter anywhere else is missing in there.
+    """
+    words = header[2:].split(b"\n", 1)[0].split()
+    if not words:
+        return False
+    interpreter = words[0].decode(errors="replace")
+    if interpreter.startswith(f"{TASK_ROOT}/"):
+        return (code_dir / interpreter.removeprefix(f"{TASK_ROOT}/")).is_file()
+    top = interpreter.split("/")[1] if interpreter.startswith("/") else ""
+    return top in _HOST_TOPS and Path(interpreter).is_file()
 
 
 def _runnable_here(header: bytes) -> bool:

@@ -394,8 +394,12 @@ def _other_machine_elf() -> bytes:
             {"bootstrap": (_other_machine_elf(), 0o755)},
             "fork/exec /var/task/bootstrap: exec format error",
         ),
+        (
+            {"bootstrap": ("#!/opt/nowhere/sh\necho hi\n", 0o755)},
+            "fork/exec /var/task/bootstrap: no such file or directory",
+        ),
     ],
-    ids=["missing", "not-executable", "other-architecture"],
+    ids=["missing", "not-executable", "other-architecture", "missing-interpreter"],
 )
 def test_a_bootstrap_that_cannot_start_is_an_invalid_entrypoint(
     lam: object, files: dict[str, tuple[str | bytes, int]], reason: str
