@@ -13,7 +13,7 @@ import platform
 
 import pytest
 
-from tests.conftest import ROLE, ROOT, unique_name
+from tests.conftest import ROLE, ROOT, create_function, unique_name
 from tests.e2e.vendored import zip_tree
 
 EXAMPLES = ROOT / "docs" / "examples"
@@ -206,6 +206,27 @@ def test_a_custom_runtime_gets_lambdas_environment_without_an_execution_env(
     assert environment["AWS_LAMBDA_FUNCTION_NAME"] == name
     assert environment["AWS_LAMBDA_LOG_GROUP_NAME"] == f"/aws/lambda/{name}"
     assert environment["GREETING"] == "hi"
+
+
+def test_a_python_runtime_sandbox_also_serves_the_runtime_api_on_its_loopback(
+    lam: object,
+) -> None:
+    code = (
+        "import json, os, urllib.error, urllib.request\n"
+        "def handler(event, context):\n"
+        "    api = os.environ['AWS_LAMBDA_RUNTIME_API']\n"
+        "    url = f'http://{api}/2018-06-01/runtime/invocation/next'\n"
+        "    try:\n"
+        "        urllib.request.urlopen(url, timeout=5)\n"
+        "    except urllib.error.HTTPError as error:\n"
+        "        return [api, error.code, json.loads(error.read())['errorType']]\n"
+    )
+    name = create_function(lam, code)
+
+    response = invoke(lam, name)
+
+    # The runtime holds the invocation, so a second `next` is refused: the API answered.
+    assert json.loads(response["Body"]) == ["127.0.0.1:9001", 403, "InvalidStateTransition"]
 
 
 # --- Runtime API: every endpoint and error code ----------------------------------------------
