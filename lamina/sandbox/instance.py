@@ -23,7 +23,7 @@ from lamina.registry.model import FunctionConfig
 from lamina.sandbox import bwrap
 from lamina.sandbox import logs as loglines
 from lamina.sandbox.output import TELEMETRY_FD_VARIABLE, LogSink, SandboxOutput
-from lamina.sandbox.states import Lifecycle, SandboxState
+from lamina.sandbox.states import RUNTIME_ALLOWED_FROM, Lifecycle, RuntimeState, SandboxState
 
 log = logging.getLogger(__name__)
 
@@ -77,18 +77,6 @@ class InitOutcome:
     reason: str | None = None
     log: bytes = b""
     document: bytes | None = None
-
-
-# The runtime's side of the Runtime API, in Lambda's own state names (they appear in its
-# error messages): each call moves the runtime to a state, allowed only from these states.
-STARTED, READY, RUNNING = "Started", "Ready", "Running"
-RESPONSE_SENT = "RuntimeResponseSentState"
-_ALLOWED_FROM = {
-    READY: {STARTED, RESPONSE_SENT},
-    "InvocationResponse": {RUNNING},
-    "InvocationErrorResponse": {RUNNING},
-    "InitError": {STARTED},
-}
 
 
 class RuntimeApiError(Exception):
@@ -146,7 +134,7 @@ class Sandbox:
         # None in the queue tells a waiting `next` that the sandbox is gone.
         self._queue: asyncio.Queue[Invocation | None] = asyncio.Queue(maxsize=1)
         self._current: Invocation | None = None
-        self._runtime_state = STARTED
+        self._runtime_state = RuntimeState.STARTED
         self._init_log = b""
         self._init_duration_ms: float | None = None
         self.returncode: int | None = None
@@ -220,47 +208,52 @@ class Sandbox:
     # Runtime API, called by the runtime inside
 
     async def next_invocation(self) -> Invocation:
-        self._runtime_to(READY)
+        # The state stays as it was while the runtime waits, so a runtime whose long poll was
+        # cut may ask again.
+        self._runtime_to(RuntimeState.READY)
         if self._ready is not None and not self._ready.done():
             self._ready.set_result(None)
         invocation = await self._queue.get()
         if invocation is None:
             raise RuntimeApiError(410, "SandboxGone", "The sandbox is shutting down")
-        self._current, self._runtime_state = invocation, RUNNING
+        self._current, self._runtime_state = invocation, RuntimeState.RUNNING
         return invocation
 
     def post_response(self, request_id: str, body: bytes) -> None:
-        self._answer(request_id, "InvocationResponse", ("response", body, None))
+        self._answer(request_id, RuntimeState.INVOCATION_RESPONSE, ("response", body, None))
 
     def post_oversize_response(self, request_id: str) -> None:
         # As in Lambda, a too large response still ends the invocation (with an error).
-        self._answer(request_id, "InvocationResponse", ("oversize", b"", None))
+        self._answer(request_id, RuntimeState.INVOCATION_RESPONSE, ("oversize", b"", None))
 
     def post_error(self, request_id: str, error_type: str | None, body: bytes) -> None:
-        self._answer(request_id, "InvocationErrorResponse", ("error", body, error_type))
+        self._answer(request_id, RuntimeState.INVOCATION_ERROR, ("error", body, error_type))
 
     def post_init_error(self, error_type: str | None, body: bytes) -> None:
-        self._runtime_to("InitError")
-        self._runtime_state = "InitError"
+        self._runtime_to(RuntimeState.INIT_ERROR)
+        self._runtime_state = RuntimeState.INIT_ERROR
         self._init_error = (error_type or "Runtime.Unknown", body)
         if self._ready is not None and not self._ready.done():
             self._ready.set_result(None)
 
-    def _answer(self, request_id: str, wanted: str, result: tuple[str, bytes, str | None]) -> None:
+    def _answer(
+        self, request_id: str, wanted: RuntimeState, result: tuple[str, bytes, str | None]
+    ) -> None:
         self._runtime_to(wanted)
         current = self._current
         # A wrong id leaves the invocation open: the runtime may still answer it rightly.
         if current is None or current.request_id != request_id or current.done.done():
             raise RuntimeApiError(400, "InvalidRequestID", "Invalid request ID")
-        self._runtime_state = RESPONSE_SENT
+        self._runtime_state = RuntimeState.RESPONSE_SENT
         current.done.set_result(result)
 
-    def _runtime_to(self, wanted: str) -> None:
-        if self._runtime_state not in _ALLOWED_FROM[wanted]:
+    def _runtime_to(self, wanted: RuntimeState) -> None:
+        current = self._runtime_state
+        if current not in RUNTIME_ALLOWED_FROM[wanted]:
             raise RuntimeApiError(
                 403,
                 "InvalidStateTransition",
-                f"State transition from {self._runtime_state} to {wanted} failed for runtime. "
+                f"State transition from {current.value} to {wanted.value} failed for runtime. "
                 "Error: State transition is not allowed",
             )
 
