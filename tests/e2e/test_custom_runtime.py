@@ -229,6 +229,26 @@ def test_a_python_runtime_sandbox_also_serves_the_runtime_api_on_its_loopback(
     assert json.loads(response["Body"]) == ["127.0.0.1:9001", 403, "InvalidStateTransition"]
 
 
+def test_the_sandbox_has_its_loopback_and_no_other_network(lam: object) -> None:
+    code = (
+        "import socket\n"
+        "def handler(event, context):\n"
+        "    interfaces = sorted(name for _, name in socket.if_nameindex())\n"
+        "    try:\n"
+        "        socket.create_connection(('192.0.2.1', 53), timeout=2)\n"
+        "        outside = 'reached'\n"
+        "    except OSError as error:\n"
+        "        outside = type(error).__name__\n"
+        "    return [interfaces, outside]\n"
+    )
+    name = create_function(lam, code)
+
+    interfaces, outside = json.loads(invoke(lam, name)["Body"])
+
+    assert interfaces == ["lo"]
+    assert outside != "reached"
+
+
 # --- Runtime API: every endpoint and error code ----------------------------------------------
 
 
