@@ -18,8 +18,9 @@ from pathlib import Path
 from lamina.clock import Clock, SystemClock
 from lamina.logs.sink import StreamSink
 from lamina.logs.store import LogStore
-from lamina.registry.model import FunctionConfig
+from lamina.registry.model import FunctionConfig, runtime_version_arn
 from lamina.sandbox import bwrap, entrypoint
+from lamina.sandbox import logs as loglines
 from lamina.sandbox.instance import InitOutcome, Invocation, Outcome, Sandbox
 from lamina.sandbox.runtime_api import RuntimeApiServer
 from lamina.sandbox.states import SandboxState
@@ -133,6 +134,8 @@ class WorkerAgent:
             tmp_size_mb=config.ephemeral_storage,
         )
         sink = StreamSink(self.logs, config.log_group, stream, self.clock)
+        arn = runtime_version_arn(self.identity.region, config.runtime)
+        sink.write(loglines.init_start(config.runtime, arn).encode())
         sandbox = Sandbox(
             sandbox_id,
             config,

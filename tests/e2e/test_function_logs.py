@@ -65,8 +65,10 @@ def test_aws_logs_filter_log_events_finds_a_functions_lines_by_pattern(
 
     messages = [e["message"] for e in every["events"]]
     assert [m.split(" ")[0] for m in messages if not m.startswith("[")] == [
-        "START", "greeting", "END", "REPORT", "START", "greeting", "END", "REPORT",
+        "INIT_START", "START", "greeting", "END", "REPORT", "START", "greeting", "END", "REPORT",
     ]  # fmt: skip
+    assert messages[0].startswith(f"INIT_START Runtime Version: python:3.{sys.version_info[1]}.")
+    assert "\tRuntime Version ARN: arn:aws:lambda:us-east-1::runtime:" in messages[0]
     assert any(m.startswith("[WARNING]\t") and m.endswith("\tcareful ada") for m in messages)
     assert [e["message"] for e in matched["events"]] == ["greeting grace"]
     event = matched["events"][0]
@@ -162,7 +164,8 @@ def test_get_log_events_reads_a_stream_forward_and_backward_with_tokens(
     ]  # fmt: skip
     assert "greeting three" in [e["message"] for e in newest["events"]]
     assert "greeting two" in [e["message"] for e in before["events"]]
-    assert head["events"][0]["message"].startswith("START RequestId: ")
+    assert head["events"][0]["message"].startswith("INIT_START Runtime Version: ")
+    assert head["events"][1]["message"].startswith("START RequestId: ")
     assert after_head["events"][-1]["message"] == newest["events"][-1]["message"]
     assert at_end["events"] == []
     assert at_end["nextForwardToken"] == after_head["nextForwardToken"]
@@ -224,7 +227,8 @@ def test_lamina_logs_prints_a_functions_events_and_follows_new_ones(
 
     lines = printed.stdout.splitlines()
     assert any(line.endswith(" greeting first") for line in lines)
-    assert lines[0].split(" ")[2:4] == ["START", "RequestId:"]
+    assert lines[0].split(" ")[2:5] == ["INIT_START", "Runtime", "Version:"]
+    assert lines[1].split(" ")[2:4] == ["START", "RequestId:"]
     assert any(line.endswith(" greeting first") for line in seen)
 
 
