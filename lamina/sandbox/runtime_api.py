@@ -37,9 +37,14 @@ class RuntimeApiServer:
                 web.post(f"{PREFIX}/init/error", self._init_error),
             ]
         )
-        # Long polls of dead sandboxes must not hold up a stop.
+        # Long polls of dead sandboxes must not hold up a stop. A `next` whose runtime hung up
+        # is cancelled, so it cannot take an event that nobody would receive.
         self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=1.0
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=1.0,
+            handler_cancellation=True,
         )
 
     async def start(self) -> None:
