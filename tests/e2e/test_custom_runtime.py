@@ -54,12 +54,6 @@ if os.environ.get("PROBE_INIT") == "hang":
 
 heard = None
 while True:
-    if os.environ.get("PROBE_ABANDON_NEXT"):
-        # A long poll the runtime gives up on at once, as a client with a timeout would.
-        import socket
-        abandoned = socket.create_connection((HOST, int(PORT)))
-        abandoned.sendall(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n")
-        abandoned.close()
     invocation = call("GET", "/invocation/next")
     request_id = invocation["headers"]["lambda-runtime-aws-request-id"]
     case = invocation["body"].get("case")
@@ -329,19 +323,6 @@ def test_asking_for_the_next_event_while_holding_one_is_403(lam: object) -> None
             "errorMessage": "State transition from Running to Ready failed for runtime. "
             "Error: State transition is not allowed",
         },
-    ]
-
-
-def test_a_long_poll_the_runtime_abandoned_does_not_swallow_the_next_event(
-    lam: object,
-) -> None:
-    name = probe_function(lam, PROBE_ABANDON_NEXT="1")
-
-    answers = [invoke(lam, name, {"case": "headers"}) for _ in range(3)]
-
-    assert ["FunctionError" in answer for answer in answers] == [False, False, False]
-    assert [json.loads(a["Body"])["lambda-runtime-aws-request-id"] for a in answers] == [
-        a["RequestId"] for a in answers
     ]
 
 

@@ -956,7 +956,9 @@ def test_a_dropped_connection_is_reopened_once(runtime: Runtime) -> None:
     post = runtime.invoke({"after": "drop"})
 
     assert post.body == b'{"after": "drop"}'
-    assert runtime.api.next_requests == 3
+    # Three GETs served the two events (one dropped, reopened once); once the POST is in, the
+    # runtime may already be waiting in a fourth.
+    assert runtime.api.next_requests in (3, 4)
 
 
 def test_the_runtime_exits_1_when_the_runtime_api_is_gone(runtime: Runtime) -> None:
