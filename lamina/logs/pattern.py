@@ -7,20 +7,37 @@
     ERROR -Retry          events with ERROR and without Retry
     (empty)               every event
 
-JSON patterns (`{ $.level = "ERROR" }`) and space-delimited patterns (`[ip, user, ...]`) are
-not understood yet; they are refused rather than matched wrongly.
+    { $.level = "ERROR" }  events that are JSON objects with that member (`json_pattern.py`)
+
+Space-delimited patterns (`[ip, user, ...]`) are not understood yet; they are refused rather
+than matched wrongly.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Protocol
+
+from lamina.logs import json_pattern
 
 _TOKEN = re.compile(r'([?-]?)(?:"((?:[^"\\]|\\.)*)"|(\S+))')
 
 
 class PatternError(ValueError):
     """A filter pattern Lamina cannot apply."""
+
+
+class Pattern(Protocol):
+    def matches(self, message: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class JsonFilterPattern:
+    matcher: json_pattern.Matcher
+
+    def matches(self, message: str) -> bool:
+        return json_pattern.matches(self.matcher, message)
 
 
 @dataclass(frozen=True)
@@ -37,11 +54,18 @@ class FilterPattern:
         return not any(term in message for term in self.excluded)
 
 
-def parse(text: str | None) -> FilterPattern:
+def parse(text: str | None) -> Pattern:
     text = (text or "").strip()
-    if text.startswith(("{", "[")):
+    if text.startswith("{"):
+        if not text.endswith("}"):
+            raise PatternError("Invalid JSON filter pattern: it must end with '}'")
+        try:
+            return JsonFilterPattern(json_pattern.parse(text[1:-1]))
+        except json_pattern.JsonPatternError as error:
+            raise PatternError(str(error)) from None
+    if text.startswith("["):
         raise PatternError(
-            "Lamina's filter patterns match text terms only; JSON and space-delimited "
+            "Lamina's filter patterns match text terms and JSON members; space-delimited "
             "patterns are not supported"
         )
 

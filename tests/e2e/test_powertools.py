@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 
-from tests.conftest import PYTHON_RUNTIME, ROLE, unique_name
+from tests.conftest import PYTHON_RUNTIME, ROLE, Server, unique_name
 from tests.e2e.vendored import POWERTOOLS, vendored, zip_tree
 
 APP = """
@@ -50,7 +50,9 @@ def json_lines(log: str) -> list[dict]:
     return found
 
 
-def test_powertools_logger_metrics_and_event_classes_work_in_a_function(lam: object) -> None:
+def test_powertools_logger_metrics_and_event_classes_work_in_a_function(
+    lam: object, server: Server
+) -> None:
     tree = vendored(POWERTOOLS)
     name = unique_name("powertools")
     lam.create_function(  # type: ignore[attr-defined]
@@ -88,3 +90,8 @@ def test_powertools_logger_metrics_and_event_classes_work_in_a_function(lam: obj
     assert directive["Metrics"] == [{"Name": "Orders", "Unit": "Count"}]
     assert metric["Orders"] == [1.0]
     assert metric["service"] == "orders"
+    found = server.logs().filter_log_events(  # type: ignore[attr-defined]
+        logGroupName=f"/aws/lambda/{name}",
+        filterPattern='{ $.level = "INFO" && $.path = "/orders" }',
+    )
+    assert [json.loads(e["message"])["message"] for e in found["events"]] == ["order received"]

@@ -160,7 +160,46 @@ def test_text_filter_patterns_match_as_cloudwatch_does(
     assert pattern.parse(text).matches(message) is matches
 
 
-def test_json_and_space_delimited_patterns_are_refused() -> None:
-    for text in ('{ $.level = "ERROR" }', "[ip, user]"):
-        with pytest.raises(pattern.PatternError):
-            pattern.parse(text)
+POWERTOOLS_LINE = (
+    '{"level":"ERROR","service":"orders","cold_start":true,"n":3,"ratio":0.5,'
+    '"user":{"id":"u-17","tags":["a","b"]},"gone":null}'
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "matches"),
+    [
+        ('{ $.level = "ERROR" }', True),
+        ("{ $.level = ERROR }", True),
+        ('{ $.level = "INFO" }', False),
+        ('{ $.level != "INFO" }', True),
+        ('{ $.service = "ord*" }', True),
+        ('{ $.user.id = "u-*" }', True),
+        ('{ $.user.tags[1] = "b" }', True),
+        ("{ $.n > 2 }", True),
+        ("{ $.n >= 4 }", False),
+        ("{ $.ratio = 0.5 }", True),
+        ("{ $.cold_start IS TRUE }", True),
+        ("{ $.cold_start IS FALSE }", False),
+        ("{ $.gone IS NULL }", True),
+        ("{ $.absent NOT EXISTS }", True),
+        ('{ $.absent != "x" }', False),
+        ('{ $.level = "ERROR" && $.n < 3 }', False),
+        ('{ $.level = "INFO" || $.n = 3 }', True),
+        ('{ ($.level = "INFO" || $.n = 3) && $.service = "orders" }', True),
+    ],
+)
+def test_json_filter_patterns_match_members_of_json_events(text: str, matches: bool) -> None:
+    assert pattern.parse(text).matches(POWERTOOLS_LINE) is matches
+
+
+def test_a_json_pattern_never_matches_a_text_event() -> None:
+    assert pattern.parse('{ $.level = "ERROR" }').matches("[ERROR] level = ERROR") is False
+
+
+@pytest.mark.parametrize(
+    "text", ["{ $.level = }", '{ $.level = "a" &&', "{ level = 1 }", "{ $.a = 1", "[ip, user]"]
+)
+def test_patterns_lamina_cannot_apply_are_refused(text: str) -> None:
+    with pytest.raises(pattern.PatternError):
+        pattern.parse(text)
