@@ -30,6 +30,7 @@ _TOKENS = re.compile(
 _MISSING = object()
 
 Matcher = Callable[[Any], bool]
+Tokens = list[tuple[str, str]]
 
 
 class JsonPatternError(ValueError):
@@ -55,7 +56,7 @@ def matches(matcher: Matcher, message: str) -> bool:
     return isinstance(document, dict) and matcher(document)
 
 
-def _tokenize(text: str) -> list[tuple[str, str]]:
+def _tokenize(text: str) -> Tokens:
     tokens, position = [], 0
     text = text.rstrip()
     while position < len(text):
@@ -68,23 +69,29 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
     return tokens
 
 
-def _disjunction(tokens: list[tuple[str, str]]) -> tuple[Matcher, list[tuple[str, str]]]:
-    left, tokens = _conjunction(tokens)
-    while tokens and tokens[0] == ("op", "||"):
-        right, tokens = _conjunction(tokens[1:])
-        left = _either(left, right)
+def _disjunction(tokens: Tokens) -> tuple[Matcher, Tokens]:
+    return _chain(tokens, "||", _conjunction, _either)
+
+
+def _conjunction(tokens: Tokens) -> tuple[Matcher, Tokens]:
+    return _chain(tokens, "&&", _term, _both)
+
+
+def _chain(
+    tokens: Tokens,
+    joiner: str,
+    operand: Callable[[Tokens], tuple[Matcher, Tokens]],
+    combine: Callable[[Matcher, Matcher], Matcher],
+) -> tuple[Matcher, Tokens]:
+    """Operands joined by one operator, left to right (`&&` binds tighter: it is an operand)."""
+    left, tokens = operand(tokens)
+    while tokens and tokens[0] == ("op", joiner):
+        right, tokens = operand(tokens[1:])
+        left = combine(left, right)
     return left, tokens
 
 
-def _conjunction(tokens: list[tuple[str, str]]) -> tuple[Matcher, list[tuple[str, str]]]:
-    left, tokens = _term(tokens)
-    while tokens and tokens[0] == ("op", "&&"):
-        right, tokens = _term(tokens[1:])
-        left = _both(left, right)
-    return left, tokens
-
-
-def _term(tokens: list[tuple[str, str]]) -> tuple[Matcher, list[tuple[str, str]]]:
+def _term(tokens: Tokens) -> tuple[Matcher, Tokens]:
     if not tokens:
         raise JsonPatternError("Invalid JSON filter pattern: a comparison is missing")
     if tokens[0] == ("op", "("):
