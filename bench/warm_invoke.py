@@ -79,12 +79,12 @@ def create_function_zip(source: str) -> bytes:
     return buffer.getvalue()
 
 
-def create_noop(port: int) -> None:
-    code = create_function_zip("def handler(event, context):\n    return None\n")
+def create_function(port: int, name: str, runtime: str, code: bytes) -> None:
+    """Create a function through the Lambda API and wait until it is Active."""
     body = json.dumps(
         {
-            "FunctionName": "noop",
-            "Runtime": f"python3.{sys.version_info.minor}",
+            "FunctionName": name,
+            "Runtime": runtime,
             "Role": "arn:aws:iam::000000000000:role/bench",
             "Handler": "index.handler",
             "Code": {"ZipFile": base64.b64encode(code).decode()},
@@ -97,11 +97,25 @@ def create_noop(port: int) -> None:
         raise RuntimeError(response.read().decode())
     response.read()
     for _ in range(200):
-        connection.request("GET", "/2015-03-31/functions/noop/configuration")
+        connection.request("GET", f"/2015-03-31/functions/{name}/configuration")
         if json.loads(connection.getresponse().read())["State"] == "Active":
             return
         time.sleep(0.05)
-    raise RuntimeError("function never became Active")
+    raise RuntimeError(f"{name} never became Active")
+
+
+def create_noop(port: int) -> None:
+    code = create_function_zip("def handler(event, context):\n    return None\n")
+    create_function(port, "noop", f"python3.{sys.version_info.minor}", code)
+
+
+def start_lamina(port: int, data_dir: str) -> subprocess.Popen[bytes]:
+    """`lamina up` on a loopback port, quiet but for warnings."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "lamina", "up", "--port", str(port),
+         "--data-dir", data_dir, "--log-level", "warning"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
 
 
 def call(connection: http.client.HTTPConnection, method: str, path: str, body: dict) -> dict:
@@ -196,11 +210,7 @@ def main() -> None:
 
     data_dir = tempfile.mkdtemp(prefix="lamina-bench-")
     lamina_port, baseline_port = free_port(), free_port()
-    lamina = subprocess.Popen(
-        [sys.executable, "-m", "lamina", "up", "--port", str(lamina_port),
-         "--data-dir", data_dir, "--log-level", "warning"],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    lamina = start_lamina(lamina_port, data_dir)
     baseline = subprocess.Popen([sys.executable, "-c", BASELINE_SERVER, str(baseline_port)])
     try:
         wait_until_up(lamina_port, "/_lamina/health")

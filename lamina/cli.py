@@ -10,6 +10,7 @@ import click
 
 from lamina import launcher
 from lamina.eventqueue.commands import events
+from lamina.logs import tail
 from lamina.worker import server
 from lamina.worker.agent import WorkerIdentity
 
@@ -116,6 +117,11 @@ def up(
 @click.option("--control-url", required=True, help="Where the frontend serves code.")
 @click.option("--region", default="us-east-1", show_default=True)
 @click.option("--log-level", default="info", show_default=True)
+@click.option(
+    "--log-store",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The function log store to write to (default: logs.db in the state directory).",
+)
 def worker(
     worker_id: str,
     zone: str,
@@ -126,12 +132,27 @@ def worker(
     control_url: str,
     region: str,
     log_level: str,
+    log_store: Path | None,
 ) -> None:
     """Run one worker agent (started by `lamina up`)."""
     _logging(log_level)
     identity = WorkerIdentity(worker_id, zone, memory_mb, region)
     state_dir.mkdir(parents=True, exist_ok=True)
-    asyncio.run(server.serve(identity, host, port, state_dir.resolve(), control_url))
+    asyncio.run(server.serve(identity, host, port, state_dir.resolve(), control_url, log_store))
+
+
+@main.command()
+@click.argument("function_name")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they arrive.")
+@click.option("--endpoint", default="http://127.0.0.1:9000", show_default=True)
+def logs(function_name: str, follow: bool, endpoint: str) -> None:
+    """Print the log events of a function (its group /aws/lambda/FUNCTION_NAME)."""
+    try:
+        tail.tail(endpoint, function_name, follow, click.echo)
+    except tail.LogsUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
 
 
 main.add_command(events)

@@ -33,6 +33,7 @@ from lamina.frontend.app import build_app
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.events import FrontendInvoker
 from lamina.frontend.shapes import Scope
+from lamina.logs.store import LogStore
 from lamina.placement.fleet import Fleet
 from lamina.registry.code import CodeStore
 from lamina.registry.store import Registry
@@ -102,6 +103,7 @@ class Platform:
             events=self.events,
             clock=self.clock,
             public_url=self.url,
+            logs=LogStore(self.data_dir / "logs.db", self.clock),
         )
         self.poller = Poller(
             self.events, FrontendInvoker(self.ctx), self.clock,
@@ -162,6 +164,7 @@ class Platform:
             "--state-dir", str(self.data_dir / "workers" / worker_id),
             "--control-url", self.url,
             "--region", self.settings.region,
+            "--log-store", str(self.data_dir / "logs.db"),
         ]  # fmt: skip
         process = await asyncio.create_subprocess_exec(
             *command, stdout=asyncio.subprocess.PIPE, preexec_fn=_die_with_parent
@@ -227,6 +230,7 @@ class Platform:
             await self._session.close()
         self.registry.close()
         self.events.close()
+        self.ctx.logs.close()
         log.info("lamina stopped")
 
 

@@ -44,15 +44,32 @@ class Server:
     process: subprocess.Popen[bytes]
     log_path: Path
 
-    def client(self, **config: object) -> object:
+    def client(self, service: str = "lambda", **config: object) -> object:
         return boto3.client(
-            "lambda",
+            service,
             endpoint_url=self.url,
             region_name="us-east-1",
             aws_access_key_id="test",
             aws_secret_access_key="test",
             config=Config(retries={"max_attempts": 1}, read_timeout=120, **config),
         )
+
+    def logs(self) -> object:
+        """A boto3 CloudWatch Logs client, on the same endpoint as Lambda's API."""
+        return self.client("logs")
+
+    def function_log_events(self, name: str) -> list[str]:
+        """The messages in the function's log group so far (none if it has no group yet)."""
+        pages = self.logs().get_paginator("filter_log_events")  # type: ignore[attr-defined]
+        try:
+            events = pages.paginate(logGroupName=f"/aws/lambda/{name}").build_full_result()
+        except self.logs().exceptions.ResourceNotFoundException:  # type: ignore[attr-defined]
+            return []
+        return [event["message"] for event in events["events"]]
+
+    def function_log(self, name: str) -> str:
+        """Every message in the function's log group so far, one per line."""
+        return "".join(message + "\n" for message in self.function_log_events(name))
 
     def state(self) -> dict:
         return requests.get(f"{self.url}/_lamina/v1/state", timeout=10).json()

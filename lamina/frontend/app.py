@@ -9,7 +9,16 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from lamina.frontend import aliases, control, event_config, invoke, provisioned, tags, versions
+from lamina.frontend import (
+    aliases,
+    control,
+    event_config,
+    invoke,
+    logs_api,
+    provisioned,
+    tags,
+    versions,
+)
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.errors import (
     LambdaError,
@@ -124,6 +133,7 @@ def build_app(ctx: FrontendContext, ready: Callable[[], bool]) -> web.Applicatio
             *provisioned.routes(ctx),
             *invoke.routes(ctx),
             *event_config.routes(ctx),
+            *logs_api.routes(ctx),
         ]
     )
     return app

@@ -137,3 +137,27 @@ class SerializationFailed(LambdaError):
     """A request body that is not the JSON the operation takes."""
 
     code = "SerializationException"
+
+
+class LogsError(LambdaError):
+    """An error of the CloudWatch Logs API, served on the same endpoint: JSON 1.1's shape."""
+
+    code = "InvalidParameterException"
+
+    def body(self) -> dict[str, Any]:
+        return {"__type": self.code, "message": self.message}
+
+    def headers(self) -> dict[str, str]:
+        return {"Content-Type": "application/x-amz-json-1.1"}
+
+
+class LogsResourceNotFound(LogsError):
+    code = "ResourceNotFoundException"
+
+
+class LogsInvalidParameter(LogsError):
+    code = "InvalidParameterException"
+
+
+class LogsUnknownOperation(LogsError):
+    code = "UnknownOperationException"

@@ -100,7 +100,12 @@ async def _destroy(agent: WorkerAgent, request: web.Request) -> web.Response:
 
 
 async def serve(
-    identity: WorkerIdentity, host: str, port: int, state_dir: Path, control_url: str
+    identity: WorkerIdentity,
+    host: str,
+    port: int,
+    state_dir: Path,
+    control_url: str,
+    log_store: Path | None = None,
 ) -> None:
     """Run a worker until SIGTERM or SIGINT; every sandbox dies with it.
 
@@ -120,7 +125,7 @@ async def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
-    agent = WorkerAgent(identity, state_dir, fetch_code)
+    agent = WorkerAgent(identity, state_dir, fetch_code, log_store=log_store)
     runner = web.AppRunner(build_app(agent), access_log=None, handle_signals=False)
     try:
         await agent.start()

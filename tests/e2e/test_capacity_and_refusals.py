@@ -141,8 +141,7 @@ def test_the_log_file_holds_start_output_end_and_report_in_order(
     response = lam.invoke(FunctionName=name, LogType="Tail")  # type: ignore[attr-defined]
 
     tail = base64.b64decode(response["LogResult"]).decode()
-    files = list(Path(server.data_dir, "workers").glob(f"*/logs/aws/lambda/{name}/**/*.log"))
-    text = "".join(p.read_text() for p in files)
+    text = server.function_log(name)
     request_id = response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
     order = [f"START RequestId: {request_id}", "in between", f"END RequestId: {request_id}",
              f"REPORT RequestId: {request_id}"]  # fmt: skip
