@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from lamina.frontend import control, invoke
+from lamina.frontend import control, fleet_api, invoke
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.errors import (
     LambdaError,
@@ -113,6 +113,7 @@ def build_app(ctx: FrontendContext, ready: Callable[[], bool]) -> web.Applicatio
             web.get("/_lamina/v1/code/{sha256:[0-9a-f]{64}}", code),
             *control.routes(ctx),
             *invoke.routes(ctx),
+            *fleet_api.routes(ctx),
         ]
     )
     return app

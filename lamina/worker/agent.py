@@ -167,6 +167,10 @@ class WorkerAgent:
         )
         return outcome
 
+    async def destroy_all(self) -> None:
+        for sandbox_id in list(self.sandboxes):
+            await self.destroy(sandbox_id)
+
     async def destroy(self, sandbox_id: str) -> None:
         sandbox = self.sandboxes.get(sandbox_id)
         if sandbox is None:
