@@ -32,7 +32,9 @@ def _call(method: str, url: str) -> Any:
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as exc:
-        detail = json.loads(exc.read() or b"{}").get("message", exc.reason)
+        # Lamina's errors carry Lambda's error document, whose message key varies in case.
+        doc = json.loads(exc.read() or b"{}")
+        detail = doc.get("Message") or doc.get("message") or exc.reason
         raise click.ClickException(f"{method} {url}: {exc.code} {detail}") from exc
     except urllib.error.URLError as exc:
         raise click.ClickException(f"cannot reach Lamina at {url}: {exc.reason}") from exc

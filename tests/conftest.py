@@ -44,14 +44,14 @@ class Server:
     process: subprocess.Popen[bytes]
     log_path: Path
 
-    def client(self, **config: object) -> object:
+    def client(self, retries: dict | None = None, **config: object) -> object:
         return boto3.client(
             "lambda",
             endpoint_url=self.url,
             region_name="us-east-1",
             aws_access_key_id="test",
             aws_secret_access_key="test",
-            config=Config(retries={"max_attempts": 1}, read_timeout=120, **config),
+            config=Config(retries=retries or {"max_attempts": 1}, read_timeout=120, **config),
         )
 
     def state(self) -> dict:

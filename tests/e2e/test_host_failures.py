@@ -11,10 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
 import pytest
 import requests
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.conftest import Server, create_function, start_server, stop_server
@@ -85,14 +83,7 @@ def sandboxes_per_worker(url: str) -> dict[str, int]:
 
 def lambda_client(server: Server) -> object:
     """A Lambda client that never retries, so every failure Lamina answers is seen."""
-    return boto3.client(
-        "lambda",
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(retries={"mode": "standard", "total_max_attempts": 1}, read_timeout=120),
-    )
+    return server.client(retries={"mode": "standard", "total_max_attempts": 1})
 
 
 def busy_on_worker(worker_url: str) -> int:
