@@ -186,6 +186,10 @@ class AssignmentService:
         if not start.ok:
             self._drop(record)
             return record, _init_failure(config, request, start)
+        if record.lifecycle.dead:
+            # The worker was given up while the sandbox started; the event has not been sent.
+            self._destroy(record)
+            raise WorkerUnreachable(record.worker_id, "given up while the sandbox started")
         record.lifecycle.to(SandboxState.IDLE)
         record.lifecycle.to(SandboxState.BUSY)
         return record, None
@@ -223,7 +227,8 @@ class AssignmentService:
     def _release(self, record: SandboxRecord, alive: bool) -> None:
         member = self.fleet.members.get(record.worker_id)
         draining = member is None or member.draining
-        if not alive or draining or record.key in self._retired:
+        # A dead record was forgotten while it ran (its worker was given up): not reused.
+        if not alive or draining or record.lifecycle.dead or record.key in self._retired:
             self._destroy(record)
             return
         record.lifecycle.to(SandboxState.IDLE)
@@ -251,15 +256,18 @@ class AssignmentService:
         forgotten = self._forget_sandboxes(worker_id)
         log.warning("worker lost id=%s sandboxes forgotten=%d", worker_id, forgotten)
 
-    def admit(self, registration: Registration) -> bool:
-        """Admit a worker to the fleet or renew its lease; True when it is new.
+    def admit(self, registration: Registration) -> tuple[bool, list[str]]:
+        """Admit a worker to the fleet or renew its lease.
 
-        A new member has no sandboxes, even when a former process of the same id had some.
+        Returns whether it is new, and which of the idle sandboxes it reported the table does
+        not know (forgotten when the worker was given up), for the worker to destroy. A new
+        member has no sandboxes here, even when a former process of the same id had some.
         """
         fresh = self.fleet.register(registration)
         if fresh:
             self._forget_sandboxes(registration.worker_id)
-        return fresh
+        orphans = [i for i in registration.idle_sandboxes if i not in self._records]
+        return fresh, orphans
 
     def _forget_sandboxes(self, worker_id: str) -> int:
         lost = [r for r in self._records.values() if r.worker_id == worker_id]

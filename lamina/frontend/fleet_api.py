@@ -29,9 +29,11 @@ def routes(ctx: FrontendContext) -> list[web.RouteDef]:
             registration = Registration.from_dict(json.loads(await request.read()))
         except (ValueError, MembershipError) as exc:
             raise InvalidParameterValue(f"Invalid worker registration: {exc}") from exc
-        fresh = ctx.assignment.admit(registration)
+        fresh, orphans = ctx.assignment.admit(registration)
         lease_s = ctx.fleet.lease_s
-        return web.json_response({"fresh": fresh, "lease_s": lease_s, "renew_s": lease_s / 3})
+        return web.json_response(
+            {"fresh": fresh, "orphans": orphans, "lease_s": lease_s, "renew_s": lease_s / 3}
+        )
 
     async def members(_: web.Request) -> web.Response:
         return web.json_response(fleet_report(ctx))

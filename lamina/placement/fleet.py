@@ -42,6 +42,7 @@ class Registration:
     architecture: str
     # Changes whenever the worker process restarts, so a restart is not taken for a renewal.
     incarnation: str
+    idle_sandboxes: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, doc: Any) -> Registration:
@@ -62,6 +63,9 @@ class Registration:
             isinstance(k, str) and isinstance(v, str) for k, v in runtimes.items()
         ):
             raise MembershipError("runtimes must map runtime names to versions")
+        idle = doc.get("idle_sandboxes", [])
+        if not isinstance(idle, list) or not all(isinstance(i, str) for i in idle):
+            raise MembershipError("idle_sandboxes must be a list of sandbox ids")
         if not doc["url"].startswith(("http://", "https://")):
             raise MembershipError("url must be an http:// or https:// URL")
         return cls(
@@ -72,6 +76,7 @@ class Registration:
             runtimes=dict(runtimes),
             architecture=doc["architecture"],
             incarnation=doc["incarnation"],
+            idle_sandboxes=tuple(idle),
         )
 
 

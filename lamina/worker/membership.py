@@ -1,8 +1,9 @@
 """How a worker stays in the fleet: it registers with the frontend and renews its lease.
 
 Every renewal is the whole registration again, so a frontend that restarted, or that gave the
-worker up while it was cut off, simply admits it anew. When that happens the frontend has
-forgotten the worker's sandboxes, so the worker destroys them rather than hold their memory.
+worker up while it was cut off, simply admits it anew. A renewal lists the worker's idle
+sandboxes; the frontend answers with those it has forgotten (it gave the worker up meanwhile),
+and the worker destroys them rather than hold their memory.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ async def keep_membership(
     session: aiohttp.ClientSession,
     join_url: str,
     describe: Callable[[], dict[str, Any]],
-    forgotten: Callable[[], Awaitable[None]],
+    reclaim: Callable[[list[str]], Awaitable[None]],
     joined: asyncio.Event,
 ) -> None:
     """Register, then renew for as long as the worker runs; `joined` is set once admitted."""
@@ -39,9 +40,9 @@ async def keep_membership(
             log.warning("cannot reach the frontend at %s: %s", url, exc)
         else:
             if reply is not None:
-                if reply["fresh"] and joined.is_set():
-                    log.warning("the frontend admitted this worker anew; its sandboxes go")
-                    await forgotten()
+                if reply["orphans"]:
+                    log.warning("sandboxes the frontend forgot: %s", ",".join(reply["orphans"]))
+                    await reclaim(list(reply["orphans"]))
                 joined.set()
                 delay = float(reply["renew_s"])
         await asyncio.sleep(delay)

@@ -139,11 +139,16 @@ async def serve(
         incarnation = secrets.token_hex(8)
 
         def describe() -> dict[str, object]:
-            return {**agent.health(), "url": url, "incarnation": incarnation}
+            return {
+                **agent.health(),
+                "url": url,
+                "incarnation": incarnation,
+                "idle_sandboxes": agent.idle_sandboxes(),
+            }
 
         joined = asyncio.Event()
         membership = loop.create_task(
-            keep_membership(session, join_url, describe, agent.destroy_all, joined)
+            keep_membership(session, join_url, describe, agent.destroy_idle, joined)
         )
         await _first_of(joined.wait(), stop.wait())
         if joined.is_set():

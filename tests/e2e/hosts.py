@@ -47,6 +47,9 @@ class Host:
     def cut(self) -> None:
         run_ip("link", "set", self.link, "down")
 
+    def restore(self) -> None:
+        run_ip("link", "set", self.link, "up")
+
     def kill(self) -> None:
         """SIGKILL the worker and everything in its process group."""
         assert self.process is not None

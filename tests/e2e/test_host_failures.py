@@ -92,6 +92,11 @@ def busy_on_worker(worker_url: str) -> int:
     return int(health["sandboxes"].get("busy", 0))
 
 
+def idle_on_worker(worker_url: str) -> int:
+    health = requests.get(f"{worker_url}/v1/health", timeout=10).json()
+    return int(health["sandboxes"].get("idle", 0))
+
+
 def test_killing_one_of_three_workers_fails_only_the_invokes_in_flight_on_it(
     cluster: Cluster,
 ) -> None:
@@ -162,7 +167,8 @@ def test_a_cut_zone_costs_only_its_capacity_and_the_other_zones_answer_warm(
 
     # One long invoke of `slow` runs in each zone while zone b is cut off.
     running = [pool.submit(invoke, c, slow, 20.0) for c in clients[3:]]
-    urls = [m["url"] for m in members(server.url).values()]
+    urls_by_id = {w: m["url"] for w, m in members(server.url).items()}
+    urls = list(urls_by_id.values())
     wait_for(lambda: all(busy_on_worker(url) == 1 for url in urls), 30, "slow invokes running")
     cut_at = time.monotonic()
     cluster.network.hosts["b"].cut()
@@ -189,3 +195,8 @@ def test_a_cut_zone_costs_only_its_capacity_and_the_other_zones_answer_warm(
     assert failed[0].ended > cut_at
     assert sum(server.state()["counting"]["in_flight"].values()) == 0
     pool.shutdown()
+
+    # Back on the network, host-b joins anew and drops the idle sandbox nobody knows of.
+    cluster.network.hosts["b"].restore()
+    wait_for(lambda: "host-b" in members(server.url), 30, "host-b to join again")
+    wait_for(lambda: idle_on_worker(urls_by_id["host-b"]) == 0, 30, "host-b's orphan to go")

@@ -28,7 +28,9 @@ class SlowStartWorker(FakeWorker):
         return await super().create_sandbox(sandbox_id, config)
 
 
-def registration(worker_id: str, zone: str = "a", incarnation: str = "i1") -> Registration:
+def registration(
+    worker_id: str, zone: str = "a", incarnation: str = "i1", idle: tuple[str, ...] = ()
+) -> Registration:
     return Registration(
         worker_id=worker_id,
         zone=zone,
@@ -37,6 +39,7 @@ def registration(worker_id: str, zone: str = "a", incarnation: str = "i1") -> Re
         runtimes={"python3.11": "3.11.2"},
         architecture="x86_64",
         incarnation=incarnation,
+        idle_sandboxes=idle,
     )
 
 
@@ -54,7 +57,7 @@ def test_a_worker_that_renews_its_lease_stays_and_one_that_stops_leaves() -> Non
     assignment, clock = cluster(FakeWorker("w1"), FakeWorker("w2"))
 
     clock.advance(2.5)
-    assert not assignment.admit(registration("w1"))
+    assert assignment.admit(registration("w1")) == (False, [])
     clock.advance(2.5)
 
     assert assignment.expire_members() == ["w2"]
@@ -83,7 +86,7 @@ async def test_a_restarted_worker_is_a_new_member_without_its_former_sandboxes()
     assignment, _ = cluster(FakeWorker("w1"))
     await assignment.invoke(config(), request())
 
-    assert assignment.admit(registration("w1", incarnation="i2"))
+    assert assignment.admit(registration("w1", incarnation="i2"))[0]
 
     assert assignment.snapshot().idle == 0
     assert assignment.fleet.members["w1"].healthy
@@ -130,10 +133,11 @@ async def test_an_invoke_whose_sandbox_was_still_starting_on_a_lost_worker_runs_
         ({"memory_capacity_mb": "1024"}, "memory_capacity_mb must be a positive integer"),
         ({"runtimes": ["python3.11"]}, "runtimes must map runtime names to versions"),
         ({"url": "ftp://x"}, "url must be an http:// or https:// URL"),
+        ({"idle_sandboxes": "s1"}, "idle_sandboxes must be a list of sandbox ids"),
     ],
 )
 def test_a_malformed_registration_is_refused_with_the_reason(change: dict, message: str) -> None:
-    doc = {**registration("w1").__dict__, **change}
+    doc = {**registration("w1").__dict__, "idle_sandboxes": [], **change}
 
     with pytest.raises(MembershipError, match=message):
         Registration.from_dict(doc)
@@ -174,3 +178,34 @@ def test_draining_an_unknown_worker_is_refused() -> None:
 
     with pytest.raises(UnknownWorker):
         assignment.drain("nope")
+
+
+async def test_an_invoke_that_finishes_after_its_worker_was_given_up_still_answers() -> None:
+    fake = FakeWorker("w1")
+    fake.gate = asyncio.Event()
+    assignment, _ = cluster(fake)
+    running = asyncio.create_task(assignment.invoke(config(), request()))
+    await until_invoked(1, fake)
+
+    assignment.worker_lost("w1", "a connection to it failed")
+    fake.gate.set()
+    result = await running
+    await asyncio.sleep(0)
+
+    assert result.payload == b"{}"
+    assert fake.destroyed == fake.created
+    assert assignment.snapshot().idle == 0
+
+
+async def test_a_renewal_names_the_idle_sandboxes_the_table_forgot_for_the_worker_to_destroy() -> (
+    None
+):
+    fake = FakeWorker("w1")
+    assignment, _ = cluster(fake)
+    await assignment.invoke(config("kept"), request())
+    kept = fake.created[0]
+    assert assignment.admit(registration("w1", idle=(kept,))) == (False, [])
+
+    assignment.worker_lost("w1", "a connection to it failed")
+
+    assert assignment.admit(registration("w1", idle=(kept,))) == (False, [kept])
