@@ -117,20 +117,6 @@ class Fleet:
         self._clock = clock or SystemClock()
         self._connect = connect
 
-    async def join(self, client: WorkerClient) -> Member:
-        """Add a worker after asking it what it offers; it stays until it is removed."""
-        health = await client.health()
-        member = Member(
-            client=client,
-            zone=str(health["zone"]),
-            memory_capacity_mb=int(health["memory_capacity_mb"]),
-            runtimes=dict(health["runtimes"]),
-            architecture=str(health["architecture"]),
-        )
-        self.members[client.worker_id] = member
-        log.info("worker joined id=%s zone=%s", client.worker_id, member.zone)
-        return member
-
     # Membership
 
     def register(self, registration: Registration) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 
@@ -58,17 +57,6 @@ class WorkerClient:
         self.worker_id = worker_id
         self.base_url = base_url
         self._session = session
-
-    async def health(self) -> dict[str, Any]:
-        try:
-            async with self._session.get(
-                f"{self.base_url}/v1/health", timeout=_TIMEOUT
-            ) as response:
-                response.raise_for_status()
-                result: dict[str, Any] = await response.json()
-                return result
-        except (aiohttp.ClientError, OSError) as exc:
-            raise WorkerUnavailable(self.worker_id, str(exc)) from exc
 
     async def create_sandbox(self, sandbox_id: str, config: FunctionConfig) -> SandboxStart:
         body = {"sandbox_id": sandbox_id, "config": config.to_dict()}

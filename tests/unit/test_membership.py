@@ -11,7 +11,13 @@ from lamina.clock import FakeClock
 from lamina.placement.fleet import Fleet, MembershipError, Registration
 from lamina.registry.model import FunctionConfig
 from lamina.worker.client import SandboxStart
-from tests.unit.test_assignment import FakeWorker, config, request, until_invoked
+from tests.unit.test_assignment import (
+    FakeWorker,
+    config,
+    registration,
+    request,
+    until_invoked,
+)
 
 
 class SlowStartWorker(FakeWorker):
@@ -26,21 +32,6 @@ class SlowStartWorker(FakeWorker):
         self.starting.set()
         await self.started.wait()
         return await super().create_sandbox(sandbox_id, config)
-
-
-def registration(
-    worker_id: str, zone: str = "a", incarnation: str = "i1", idle: tuple[str, ...] = ()
-) -> Registration:
-    return Registration(
-        worker_id=worker_id,
-        zone=zone,
-        url=f"http://{worker_id}.invalid:1",
-        memory_capacity_mb=1024,
-        runtimes={"python3.11": "3.11.2"},
-        architecture="x86_64",
-        incarnation=incarnation,
-        idle_sandboxes=idle,
-    )
 
 
 def cluster(*fakes: FakeWorker) -> tuple[AssignmentService, FakeClock]:
