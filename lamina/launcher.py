@@ -1,7 +1,8 @@
 """`lamina up`: every part of Lamina on one machine, each worker in a process of its own.
 
 The frontend, counting service, assignment and placement share this process; workers are
-separate processes reached over loopback HTTP, exactly as they would be on other hosts.
+separate processes that register with the frontend and are reached over loopback HTTP,
+exactly as workers on other hosts (`lamina worker --join`) are.
 """
 
 from __future__ import annotations
@@ -165,12 +166,12 @@ class Platform:
     async def _deploy_example(self) -> None:
         if self.registry.get("hello") is not None:
             return
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w") as archive:
-            archive.write(EXAMPLE_DIR / "lambda_function.py", "lambda_function.py")
         if not self.fleet.runtimes():
             log.warning("no worker has joined yet: the example function is not deployed")
             return
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.write(EXAMPLE_DIR / "lambda_function.py", "lambda_function.py")
         runtime = f"python3.{sys.version_info.minor}"
         if runtime not in self.fleet.runtimes():
             runtime = next(iter(self.fleet.runtimes()))
