@@ -1,7 +1,8 @@
 """`lamina up`: every part of Lamina on one machine, each worker in a process of its own.
 
 The frontend, counting service, assignment and placement share this process; workers are
-separate processes reached over loopback HTTP, exactly as they would be on other hosts.
+separate processes that register with the frontend and are reached over loopback HTTP,
+exactly as workers on other hosts (`lamina worker --join`) are.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from lamina.frontend.context import FrontendContext
 from lamina.frontend.events import FrontendInvoker
 from lamina.frontend.shapes import Scope
 from lamina.logs.store import LogStore
-from lamina.placement.fleet import Fleet
+from lamina.placement.fleet import LEASE_S, Fleet
 from lamina.registry.code import CodeStore
 from lamina.registry.store import Registry
 from lamina.worker.client import WorkerClient
@@ -45,6 +46,8 @@ EXAMPLE_DIR = Path(__file__).parent / "examples" / "hello"
 WORKER_START_TIMEOUT_S = 30.0
 # How long a stop waits for the asynchronous events being run to finish.
 EVENT_DRAIN_S = 10.0
+# How often lapsed membership leases are looked for: a small fraction of the lease.
+MEMBERSHIP_SWEEP_S = 0.1
 _PR_SET_PDEATHSIG = 1
 
 
@@ -63,6 +66,7 @@ class Settings:
     event_concurrency: int = 16
     event_retry_scale: float = 1.0
     example: bool = False
+    lease_s: float = LEASE_S
 
 
 def _die_with_parent() -> None:
@@ -71,7 +75,7 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _memory_total_mb() -> int:
+def memory_total_mb() -> int:
     with open("/proc/meminfo") as handle:
         for line in handle:
             if line.startswith("MemTotal:"):
@@ -88,7 +92,7 @@ class Platform:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.registry = Registry(self.data_dir / "registry.db")
         self.clock = SystemClock()
-        self.fleet = Fleet()
+        self.fleet = Fleet(self.clock, settings.lease_s, self._connect)
         self.counting = CountingService(settings.account_concurrency, clock=self.clock)
         self.assignment = AssignmentService(self.fleet, self.clock, settings.keep_alive_s)
         self.events = EventQueue(EventStore(self.data_dir / "events.db"), self.clock)
@@ -116,6 +120,10 @@ class Platform:
         self._runner: web.AppRunner | None = None
         self._poller_task: asyncio.Task[None] | None = None
 
+    def _connect(self, worker_id: str, url: str) -> WorkerClient:
+        assert self._session is not None
+        return WorkerClient(worker_id, url, self._session)
+
     async def start(self) -> None:
         for name, value in self.registry.reserved().items():
             self.counting.set_reserved(name, value)
@@ -131,14 +139,16 @@ class Platform:
         self.ctx.public_url = self.url
 
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, force_close=False),
+            # A fresh connection per call: connecting proves a worker is reachable before an
+            # event is sent, and no pooled connection to a dead worker swallows an event.
+            connector=aiohttp.TCPConnector(limit=0, force_close=True),
             timeout=aiohttp.ClientTimeout(total=None),
         )
         await asyncio.gather(*(self._start_worker(i) for i in range(self.settings.workers)))
         # Sweep often enough that no sandbox outlives its keep-alive by more than a quarter.
         sweep_s = max(0.05, min(5.0, self.settings.keep_alive_s / 4))
         self.ctx.spawn(self.assignment.run_reaper(sweep_s), name="keep-alive")
-        self.ctx.spawn(self._watch_health(), name="worker-health")
+        self.ctx.spawn(self.assignment.run_membership(MEMBERSHIP_SWEEP_S), name="membership")
         # The data directory is this process's alone: leases left by a killed one are void.
         released = self.events.store.release_all_leases()
         log.info("event queue opened leases released=%d", released)
@@ -153,7 +163,7 @@ class Platform:
     async def _start_worker(self, index: int) -> None:
         worker_id = f"worker-{index + 1}"
         zone = self.settings.zones[index % len(self.settings.zones)]
-        memory_mb = self.settings.worker_memory_mb or _memory_total_mb() // self.settings.workers
+        memory_mb = self.settings.worker_memory_mb or memory_total_mb() // self.settings.workers
         command = [
             sys.executable, "-m", "lamina", "worker",
             "--id", worker_id,
@@ -162,7 +172,7 @@ class Platform:
             "--port", "0",
             "--memory-mb", str(memory_mb),
             "--state-dir", str(self.data_dir / "workers" / worker_id),
-            "--control-url", self.url,
+            "--join", self.url,
             "--region", self.settings.region,
             "--log-store", str(self.data_dir / "logs.db"),
         ]  # fmt: skip
@@ -175,17 +185,14 @@ class Platform:
         line = await asyncio.wait_for(process.stdout.readline(), WORKER_START_TIMEOUT_S)
         if not line:
             raise RuntimeError(f"{worker_id} exited before it was ready")
-        url = json.loads(line)["url"]
-        assert self._session is not None
-        await self.fleet.join(WorkerClient(worker_id, url, self._session))
-
-    async def _watch_health(self) -> None:
-        while True:
-            await asyncio.sleep(2.0)
-            await self.fleet.check_health()
+        # The worker prints its line once the fleet has admitted it.
+        log.info("worker started %s", json.loads(line))
 
     async def _deploy_example(self) -> None:
         if self.registry.get("hello") is not None:
+            return
+        if not self.fleet.runtimes():
+            log.warning("no worker has joined yet: the example function is not deployed")
             return
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:

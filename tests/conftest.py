@@ -44,14 +44,16 @@ class Server:
     process: subprocess.Popen[bytes]
     log_path: Path
 
-    def client(self, service: str = "lambda", **config: object) -> object:
+    def client(
+        self, service: str = "lambda", retries: dict | None = None, **config: object
+    ) -> object:
         return boto3.client(
             service,
             endpoint_url=self.url,
             region_name="us-east-1",
             aws_access_key_id="test",
             aws_secret_access_key="test",
-            config=Config(retries={"max_attempts": 1}, read_timeout=120, **config),
+            config=Config(retries=retries or {"max_attempts": 1}, read_timeout=120, **config),
         )
 
     def logs(self) -> object:
@@ -78,20 +80,20 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(data_dir: Path, *extra: str) -> Server:
+def start_server(data_dir: Path, *extra: str, host: str = "127.0.0.1") -> Server:
     if shutil.which("bwrap") is None:
         pytest.skip("bubblewrap (bwrap) is not installed: apt-get install bubblewrap")
     port = free_port()
     log_path = data_dir.parent / f"lamina-{port}.log"
     with open(log_path, "wb") as handle:
         process = subprocess.Popen(
-            [sys.executable, "-m", "lamina", "up", "--port", str(port),
+            [sys.executable, "-m", "lamina", "up", "--host", host, "--port", str(port),
              "--data-dir", str(data_dir), "--log-level", "debug", *extra],
             stdout=handle,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -6,6 +6,14 @@ from lamina.assignment.manager import (
     InvokeResult,
     NoCapacity,
     PlatformFailure,
+    UnknownWorker,
 )
 
-__all__ = ["AssignmentService", "InvokeRequest", "InvokeResult", "NoCapacity", "PlatformFailure"]
+__all__ = [
+    "AssignmentService",
+    "InvokeRequest",
+    "InvokeResult",
+    "NoCapacity",
+    "PlatformFailure",
+    "UnknownWorker",
+]

@@ -13,6 +13,7 @@ from lamina.frontend import (
     aliases,
     control,
     event_config,
+    fleet_api,
     invoke,
     logs_api,
     provisioned,
@@ -134,6 +135,7 @@ def build_app(ctx: FrontendContext, ready: Callable[[], bool]) -> web.Applicatio
             *invoke.routes(ctx),
             *event_config.routes(ctx),
             *logs_api.routes(ctx),
+            *fleet_api.routes(ctx),
         ]
     )
     return app

@@ -182,6 +182,16 @@ class WorkerAgent:
         )
         return outcome
 
+    def idle_sandboxes(self) -> list[str]:
+        return [i for i, s in self.sandboxes.items() if s.state is SandboxState.IDLE]
+
+    async def destroy_idle(self, sandbox_ids: list[str]) -> None:
+        """Destroy those of `sandbox_ids` that are still idle (none has taken an event since)."""
+        for sandbox_id in sandbox_ids:
+            sandbox = self.sandboxes.get(sandbox_id)
+            if sandbox is not None and sandbox.state is SandboxState.IDLE:
+                await self.destroy(sandbox_id)
+
     async def destroy(self, sandbox_id: str) -> None:
         sandbox = self.sandboxes.get(sandbox_id)
         if sandbox is None:
