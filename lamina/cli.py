@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from lamina import launcher
+from lamina.auth.commands import accounts, default_key_allowed, keys
 from lamina.eventqueue.commands import events
 from lamina.worker import server
 from lamina.worker.agent import WorkerIdentity
@@ -67,6 +68,12 @@ def main() -> None:
 # Shrinks retry delays and back-offs so tests of a real platform need not wait minutes.
 @click.option("--event-retry-scale", default=1.0, hidden=True)
 @click.option("--example/--no-example", default=False, help="Deploy the `hello` function.")
+@click.option("--account", default="000000000000", show_default=True, help="Account served.")
+@click.option(
+    "--default-key/--no-default-key",
+    default=None,
+    help="Accept the development key test/test [default: only on a loopback --host].",
+)
 @click.option("--log-level", default="info", show_default=True)
 def up(
     host: str,
@@ -81,10 +88,13 @@ def up(
     event_concurrency: int,
     event_retry_scale: float,
     example: bool,
+    account: str,
+    default_key: bool | None,
     log_level: str,
 ) -> None:
     """Run every part of Lamina on this machine, in the foreground."""
     _logging(log_level)
+    allow_default_key = default_key_allowed(host, default_key)
     if workers < 1:
         raise click.BadParameter("at least one worker is needed", param_hint="--workers")
     if event_concurrency < 1:
@@ -102,6 +112,8 @@ def up(
         event_concurrency=event_concurrency,
         event_retry_scale=event_retry_scale,
         example=example,
+        account_id=account,
+        default_key=allow_default_key,
     )
     asyncio.run(launcher.run(settings))
 
@@ -135,3 +147,5 @@ def worker(
 
 
 main.add_command(events)
+main.add_command(accounts)
+main.add_command(keys)

@@ -24,6 +24,8 @@ import aiohttp
 from aiohttp import web
 
 from lamina.assignment import AssignmentService
+from lamina.auth import KeyStore, Verifier
+from lamina.auth.signing import signed_headers
 from lamina.clock import SystemClock
 from lamina.counting import CountingService
 from lamina.eventqueue import EventQueue, EventStore, Poller
@@ -62,6 +64,8 @@ class Settings:
     event_concurrency: int = 16
     event_retry_scale: float = 1.0
     example: bool = False
+    # The development key `test` / `test` of the default account.
+    default_key: bool = True
 
 
 def _die_with_parent() -> None:
@@ -91,6 +95,8 @@ class Platform:
         self.counting = CountingService(settings.account_concurrency, clock=self.clock)
         self.assignment = AssignmentService(self.fleet, self.clock, settings.keep_alive_s)
         self.events = EventQueue(EventStore(self.data_dir / "events.db"), self.clock)
+        self.keys = KeyStore(self.data_dir)
+        self.keys.ensure_default(settings.default_key)
         self.url = f"http://{settings.host}:{settings.port}"
         self.ctx = FrontendContext(
             scope=Scope(settings.region, settings.account_id),
@@ -102,6 +108,7 @@ class Platform:
             events=self.events,
             clock=self.clock,
             public_url=self.url,
+            verifier=Verifier(self.keys.secret, self.clock, settings.region),
         )
         self.poller = Poller(
             self.events, FrontendInvoker(self.ctx), self.clock,
@@ -197,10 +204,24 @@ class Platform:
             "Role": f"arn:aws:iam::{self.settings.account_id}:role/lamina-example",
             "Code": {"ZipFile": base64.b64encode(buffer.getvalue()).decode()},
         }
+        credentials = self._any_key()
+        if credentials is None:
+            log.warning("example not deployed: account %s has no active key", self.ctx.scope)
+            return
+        url = f"{self.url}/2015-03-31/functions"
+        data = json.dumps(body).encode()
+        headers = signed_headers("POST", url, data, credentials, self.settings.region)
         assert self._session is not None
-        async with self._session.post(f"{self.url}/2015-03-31/functions", json=body) as reply:
+        async with self._session.post(url, data=data, headers=headers) as reply:
             if reply.status != 201:
                 log.error("example function not created: %s", await reply.text())
+
+    def _any_key(self) -> tuple[str, str] | None:
+        for key in self.keys.keys(self.settings.account_id):
+            found = self.keys.secret(key.access_key_id)
+            if found is not None:
+                return key.access_key_id, found[1]
+        return None
 
     async def stop(self) -> None:
         self._ready = False
@@ -227,6 +248,7 @@ class Platform:
             await self._session.close()
         self.registry.close()
         self.events.close()
+        self.keys.close()
         log.info("lamina stopped")
 
 

@@ -137,3 +137,13 @@ class SerializationFailed(LambdaError):
     """A request body that is not the JSON the operation takes."""
 
     code = "SerializationException"
+
+
+class SignatureRefused(LambdaError):
+    """403 for a request whose signature Lamina cannot verify; the code names the reason."""
+
+    status = 403
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message, typed=False)
+        self.code = code
