@@ -139,7 +139,9 @@ class Poller:
     # One event
 
     async def _settle(self, event: QueuedEvent) -> None:
-        config = self.queue.config(event.function)
+        # Settings belong to the version or alias the event was sent to, as in Lambda.
+        qualifier = function_of_arn(event.invoked_arn)[1] or LATEST
+        config = self.queue.config(event.function, qualifier)
         target = self.invoker.target(event.function)
         if target is None:
             log.warning(
@@ -206,7 +208,7 @@ class Poller:
 
     def _record_event(self, destination: str, payload: bytes, now: float) -> QueuedEvent | None:
         """The invocation record as an event for the destination function, if it exists."""
-        name, qualifier = destination_function(destination)
+        name, qualifier = function_of_arn(destination)
         if self.invoker.target(name) is None:
             log.warning("destination function missing arn=%s", destination)
             return None
@@ -217,7 +219,7 @@ class Poller:
         )
 
 
-def destination_function(arn: str) -> tuple[str, str | None]:
+def function_of_arn(arn: str) -> tuple[str, str | None]:
     """The function name and qualifier of a Lambda function ARN."""
     parts = arn.split(":")
     return parts[6], parts[7] if len(parts) > 7 else None

@@ -217,3 +217,31 @@ def test_a_twenty_second_handler_with_the_default_lease_runs_once(lam: Any, fast
     assert time.monotonic() - started > 15
     assert len(runs(fast.data_dir, name)) == 1
     wait_until(lambda: name not in fast.state()["events"], what="the event settled")
+
+
+def test_an_alias_has_its_own_event_invoke_config_and_events_to_it_obey_it(
+    lam: Any, fast: Server
+) -> None:
+    sink = create_function(lam, RECORD)
+    name = create_function(lam, FAILING)
+    version = lam.publish_version(FunctionName=name)["Version"]
+    lam.create_alias(FunctionName=name, Name="live", FunctionVersion=version)
+    lam.put_function_event_invoke_config(
+        FunctionName=name,
+        Qualifier="live",
+        MaximumRetryAttempts=0,
+        DestinationConfig={"OnFailure": {"Destination": arn(sink)}},
+    )
+
+    response = lam.invoke(
+        FunctionName=name, Qualifier="live", InvocationType="Event", Payload=b"{}"
+    )
+
+    request_id = response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    [record] = wait_until(lambda: records(fast.data_dir, sink), what="the failure record")
+    assert record["requestContext"]["requestId"] == request_id
+    assert record["requestContext"]["approximateInvokeCount"] == 1
+    assert record["responseContext"]["executedVersion"] == version
+    with pytest.raises(ClientError) as caught:
+        lam.get_function_event_invoke_config(FunctionName=name)
+    assert caught.value.response["Error"]["Code"] == "ResourceNotFoundException"
