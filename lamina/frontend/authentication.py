@@ -57,7 +57,7 @@ def signature_check(verifier: Verifier, account_id: str) -> Middleware:
             log.debug("request refused %s %s: %s", request.method, request.raw_path, exc)
             raise SignatureRefused(_WIRE_CODES[type(exc)], str(exc)) from exc
 
-        # Functions are stored per data directory, which serves one account.
+        # Functions, events and sandboxes are not keyed by account yet: one account is served.
         if principal.account_id != account_id:
             raise AccessDenied(
                 f"Account {principal.account_id} is not served by this Lamina "
