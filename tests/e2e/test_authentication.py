@@ -222,3 +222,14 @@ def test_a_function_holds_no_credentials_nor_a_way_to_the_control_plane(own: Ser
     result = json.loads(reply["Payload"].read())
     assert result["credentials"] == {}
     assert result["answer"] == "URLError"
+
+
+def test_a_presigned_url_lists_functions_and_a_changed_one_is_refused(own: Server) -> None:
+    url = client(own).generate_presigned_url("list_functions", Params={"MaxItems": 5})
+
+    served = requests.get(url, timeout=30)
+    changed = requests.get(url.replace("MaxItems=5", "MaxItems=6"), timeout=30)
+
+    assert served.status_code == 200 and "Functions" in served.json()
+    assert changed.status_code == 403
+    assert changed.headers["X-Amzn-ErrorType"] == "InvalidSignatureException"
