@@ -38,7 +38,7 @@ def main() -> None:
         wait_until_up(port, "/_lamina/health")
         client = boto3.client(
             "lambda", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-            aws_access_key_id="bench", aws_secret_access_key="bench",
+            aws_access_key_id="test", aws_secret_access_key="test",
         )  # fmt: skip
         code = create_function_zip("def handler(event, context):\n    return None\n")
         for index in range(args.functions):

@@ -36,6 +36,8 @@ import zipfile
 
 import aiohttp
 
+from lamina.auth.signing import signed_headers
+
 INVOKE_PATH = "/2015-03-31/functions/noop/invocations"
 ALIAS_PATH = f"{INVOKE_PATH}?Qualifier=live"
 BASELINE_SERVER = """
@@ -50,6 +52,12 @@ app = web.Application()
 app.router.add_post("/{tail:.*}", reply)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 """
+
+
+def signed(port: int, method: str, path: str, body: bytes) -> dict[str, str]:
+    """Headers signing the request with the development key, as every API request must be."""
+    url = f"http://127.0.0.1:{port}{path}"
+    return signed_headers(method, url, body, ("test", "test"), "us-east-1")
 
 
 def free_port() -> int:
@@ -89,15 +97,17 @@ def create_function(port: int, name: str, runtime: str, code: bytes) -> None:
             "Handler": "index.handler",
             "Code": {"ZipFile": base64.b64encode(code).decode()},
         }
-    )
+    ).encode()
     connection = http.client.HTTPConnection("127.0.0.1", port)
-    connection.request("POST", "/2015-03-31/functions", body=body)
+    create = "/2015-03-31/functions"
+    connection.request("POST", create, body=body, headers=signed(port, "POST", create, body))
     response = connection.getresponse()
     if response.status != 201:
         raise RuntimeError(response.read().decode())
     response.read()
     for _ in range(200):
-        connection.request("GET", f"/2015-03-31/functions/{name}/configuration")
+        path = f"/2015-03-31/functions/{name}/configuration"
+        connection.request("GET", path, headers=signed(port, "GET", path, b""))
         if json.loads(connection.getresponse().read())["State"] == "Active":
             return
         time.sleep(0.05)
@@ -119,7 +129,10 @@ def start_lamina(port: int, data_dir: str) -> subprocess.Popen[bytes]:
 
 
 def call(connection: http.client.HTTPConnection, method: str, path: str, body: dict) -> dict:
-    connection.request(method, path, body=json.dumps(body))
+    data = json.dumps(body).encode()
+    connection.request(
+        method, path, body=data, headers=signed(connection.port, method, path, data)
+    )
     response = connection.getresponse()
     answer = json.loads(response.read() or b"{}")
     if response.status >= 300:
@@ -150,8 +163,9 @@ def latency(port: int, path: str, count: int) -> list[float]:
     connection = http.client.HTTPConnection("127.0.0.1", port)
     samples = []
     for _ in range(count):
+        headers = signed(port, "POST", path, b"{}")
         started = time.perf_counter()
-        connection.request("POST", path, body=b"{}")
+        connection.request("POST", path, body=b"{}", headers=headers)
         response = connection.getresponse()
         response.read()
         samples.append((time.perf_counter() - started) * 1000)
@@ -171,7 +185,8 @@ async def throughput(port: int, path: str, clients: int, seconds: float) -> floa
         async def client() -> None:
             nonlocal done
             while time.perf_counter() < deadline:
-                async with session.post(url, data=b"{}") as response:
+                headers = signed(port, "POST", path, b"{}")
+                async with session.post(url, data=b"{}", headers=headers) as response:
                     await response.read()
                     if response.status != 200:
                         raise RuntimeError(f"status {response.status}")

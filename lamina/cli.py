@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from lamina import fleet_cli, launcher
+from lamina.auth.commands import accounts, default_key_allowed, keys
 from lamina.eventqueue.commands import events
 from lamina.logs import tail
 from lamina.worker import server
@@ -81,6 +82,12 @@ def main() -> None:
 # Shrinks retry delays and back-offs so tests of a real platform need not wait minutes.
 @click.option("--event-retry-scale", default=1.0, hidden=True)
 @click.option("--example/--no-example", default=False, help="Deploy the `hello` function.")
+@click.option("--account", default="000000000000", show_default=True, help="Account served.")
+@click.option(
+    "--default-key/--no-default-key",
+    default=None,
+    help="Accept the development key test/test [default: only on a loopback --host].",
+)
 @click.option("--log-level", default="info", show_default=True)
 def up(
     host: str,
@@ -95,11 +102,14 @@ def up(
     event_concurrency: int,
     event_retry_scale: float,
     example: bool,
+    account: str,
+    default_key: bool | None,
     log_level: str,
     lease: float,
 ) -> None:
     """Run every part of Lamina on this machine, in the foreground."""
     _logging(log_level)
+    allow_default_key = default_key_allowed(host, default_key)
     if workers < 0:
         raise click.BadParameter("cannot be negative", param_hint="--workers")
     if event_concurrency < 1:
@@ -118,6 +128,8 @@ def up(
         event_retry_scale=event_retry_scale,
         example=example,
         lease_s=lease,
+        account_id=account,
+        default_key=allow_default_key,
     )
     asyncio.run(launcher.run(settings))
 
@@ -207,3 +219,5 @@ def logs(function_name: str, follow: bool, endpoint: str) -> None:
 
 
 main.add_command(events)
+main.add_command(accounts)
+main.add_command(keys)

@@ -25,6 +25,8 @@ import aiohttp
 from aiohttp import web
 
 from lamina.assignment import AssignmentService
+from lamina.auth import KeyStore, Verifier
+from lamina.auth.signing import signed_headers
 from lamina.clock import SystemClock
 from lamina.counting import CountingService
 from lamina.eventqueue import EventQueue, EventStore, Poller
@@ -67,6 +69,8 @@ class Settings:
     event_retry_scale: float = 1.0
     example: bool = False
     lease_s: float = LEASE_S
+    # The development key `test` / `test` of the default account.
+    default_key: bool = True
 
 
 def _die_with_parent() -> None:
@@ -96,6 +100,8 @@ class Platform:
         self.counting = CountingService(settings.account_concurrency, clock=self.clock)
         self.assignment = AssignmentService(self.fleet, self.clock, settings.keep_alive_s)
         self.events = EventQueue(EventStore(self.data_dir / "events.db"), self.clock)
+        self.keys = KeyStore(self.data_dir)
+        self.keys.ensure_default(settings.default_key)
         self.url = f"http://{settings.host}:{settings.port}"
         self.ctx = FrontendContext(
             scope=Scope(settings.region, settings.account_id),
@@ -108,6 +114,7 @@ class Platform:
             clock=self.clock,
             public_url=self.url,
             logs=LogStore(self.data_dir / "logs.db", self.clock),
+            verifier=Verifier(self.keys.secret, self.clock, settings.region),
         )
         self.poller = Poller(
             self.events, FrontendInvoker(self.ctx), self.clock,
@@ -207,10 +214,24 @@ class Platform:
             "Role": f"arn:aws:iam::{self.settings.account_id}:role/lamina-example",
             "Code": {"ZipFile": base64.b64encode(buffer.getvalue()).decode()},
         }
+        credentials = self._any_key()
+        if credentials is None:
+            log.warning("example not deployed: account %s has no active key", self.ctx.scope)
+            return
+        url = f"{self.url}/2015-03-31/functions"
+        data = json.dumps(body).encode()
+        headers = signed_headers("POST", url, data, credentials, self.settings.region)
         assert self._session is not None
-        async with self._session.post(f"{self.url}/2015-03-31/functions", json=body) as reply:
+        async with self._session.post(url, data=data, headers=headers) as reply:
             if reply.status != 201:
                 log.error("example function not created: %s", await reply.text())
+
+    def _any_key(self) -> tuple[str, str] | None:
+        for key in self.keys.keys(self.settings.account_id):
+            found = self.keys.secret(key.access_key_id)
+            if found is not None:
+                return key.access_key_id, found[1]
+        return None
 
     async def stop(self) -> None:
         self._ready = False
@@ -238,6 +259,7 @@ class Platform:
         self.registry.close()
         self.events.close()
         self.ctx.logs.close()
+        self.keys.close()
         log.info("lamina stopped")
 
 

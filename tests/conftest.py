@@ -20,6 +20,8 @@ import pytest
 import requests
 from botocore.config import Config
 
+from lamina.auth.signing import signed_headers
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 CREDENTIALS = {
@@ -72,6 +74,15 @@ class Server:
     def function_log(self, name: str) -> str:
         """Every message in the function's log group so far, one per line."""
         return "".join(message + "\n" for message in self.function_log_events(name))
+
+    def signed(
+        self, method: str, path: str, data: bytes | str = b"", **headers: str
+    ) -> requests.Response:
+        """A raw request to the API, signed with the test key as an AWS client signs it."""
+        body = data.encode() if isinstance(data, str) else data
+        url = self.url + path
+        signed = signed_headers(method, url, body, ("test", "test"), "us-east-1", headers)
+        return requests.request(method, url, data=body, headers=signed, timeout=60)
 
     def state(self) -> dict:
         return requests.get(f"{self.url}/_lamina/v1/state", timeout=10).json()

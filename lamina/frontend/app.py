@@ -20,6 +20,7 @@ from lamina.frontend import (
     tags,
     versions,
 )
+from lamina.frontend.authentication import signature_check
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.errors import (
     LambdaError,
@@ -81,7 +82,8 @@ def _error_response(exc: LambdaError) -> web.Response:
 
 
 def build_app(ctx: FrontendContext, ready: Callable[[], bool]) -> web.Application:
-    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[lambda_errors])
+    door = signature_check(ctx.verifier, ctx.scope.account_id)
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[lambda_errors, door])
 
     async def health(_: web.Request) -> web.Response:
         if not ready():

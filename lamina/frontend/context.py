@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lamina.assignment import AssignmentService
+from lamina.auth import Verifier
 from lamina.clock import Clock
 from lamina.counting import CountingService
 from lamina.eventqueue import EventQueue
@@ -34,6 +35,7 @@ class FrontendContext:
     clock: Clock
     public_url: str
     logs: LogStore
+    verifier: Verifier
     # The random source of weighted alias routing: a number in [0, 1) per invoke.
     draw: Callable[[], float] = random.random
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)

@@ -161,3 +161,13 @@ class LogsInvalidParameter(LogsError):
 
 class LogsUnknownOperation(LogsError):
     code = "UnknownOperationException"
+
+
+class SignatureRefused(LambdaError):
+    """403 for a request whose signature Lamina cannot verify; the code names the reason."""
+
+    status = 403
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message, typed=False)
+        self.code = code

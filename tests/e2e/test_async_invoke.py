@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import requests
 from botocore.exceptions import ClientError
 
 from tests.conftest import Server, create_function, start_server, stop_server
@@ -178,11 +177,11 @@ def test_an_event_payload_over_one_megabyte_is_refused_with_413(lam: Any, fast: 
     name = create_function(lam, MARKER)
     payload = json.dumps({"pad": "x" * (1024 * 1024)})
 
-    reply = requests.post(
-        f"{fast.url}/2015-03-31/functions/{name}/invocations",
-        data=payload,
-        headers={"X-Amz-Invocation-Type": "Event"},
-        timeout=30,
+    reply = fast.signed(
+        "POST",
+        f"/2015-03-31/functions/{name}/invocations",
+        payload,
+        **{"X-Amz-Invocation-Type": "Event"},
     )
 
     assert reply.status_code == 413

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-import requests
 from botocore.exceptions import ClientError
 
 from tests.conftest import (
@@ -97,11 +96,11 @@ def test_a_payload_nested_past_lambdas_limit_is_invalid_content(lam: object) -> 
 def test_a_code_upload_over_the_request_limit_is_413_not_a_server_error(server: Server) -> None:
     name = create_function(server.client(), SANDBOX_ID)
 
-    response = requests.put(
-        f"{server.url}/2015-03-31/functions/{name}/code",
-        data=b"x" * 70_200_000,
-        headers={"Content-Type": "application/json"},
-        timeout=60,
+    response = server.signed(
+        "PUT",
+        f"/2015-03-31/functions/{name}/code",
+        b"x" * 70_200_000,
+        **{"Content-Type": "application/json"},
     )
 
     assert response.status_code == 413

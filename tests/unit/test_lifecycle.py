@@ -57,6 +57,7 @@ def context(tmp_path: Path, assignment: FakeAssignment, runtimes: dict[str, str]
         logs=None,  # type: ignore[arg-type]
         clock=FakeClock(),
         public_url="http://127.0.0.1:1",
+        verifier=None,  # type: ignore[arg-type]
     )
 
 
