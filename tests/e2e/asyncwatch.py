@@ -1,4 +1,4 @@
-"""Watching asynchronous events run on a real Lamina, through the functions' own log files."""
+"""Watching asynchronous events run on a real Lamina, through the functions' log store."""
 
 from __future__ import annotations
 
