@@ -42,9 +42,15 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     network = Network.create(ZONES)
     server = None
     try:
+        # The frontend listens on the test's own bridge, reachable only from its namespaces,
+        # so the development key stays acceptable there.
         server = start_server(
-            tmp_path / "data", "--workers", "0", "--lease", str(LEASE_S), host=FRONTEND_ADDRESS
-        )
+            tmp_path / "data",
+            "--workers", "0",
+            "--lease", str(LEASE_S),
+            "--default-key",
+            host=FRONTEND_ADDRESS,
+        )  # fmt: skip
         for zone in ZONES:
             state = tmp_path / f"worker-{zone}"
             network.start_worker(zone, server.url, state, WORKER_MEMORY_MB)
