@@ -35,6 +35,8 @@ import aiohttp
 import boto3
 from warm_invoke import create_function_zip, free_port, percentile, wait_until_up
 
+from lamina.auth.signing import signed_headers
+
 STAMPED = """
 import time
 
@@ -48,8 +50,8 @@ def create(url: str, name: str) -> None:
         "lambda",
         endpoint_url=url,
         region_name="us-east-1",
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
     )
     lam.create_function(
         FunctionName=name,
@@ -75,8 +77,9 @@ def started_at(data_dir: Path, name: str) -> dict[str, float]:
 
 async def send(session: aiohttp.ClientSession, url: str, event_id: str) -> float:
     """One Event invoke; the wall-clock time its 202 arrived."""
-    body = json.dumps({"id": event_id})
-    headers = {"X-Amz-Invocation-Type": "Event"}
+    body = json.dumps({"id": event_id}).encode()
+    invocation = {"X-Amz-Invocation-Type": "Event"}
+    headers = signed_headers("POST", url, body, ("test", "test"), "us-east-1", invocation)
     async with session.post(url, data=body, headers=headers) as response:
         await response.read()
         if response.status != 202:

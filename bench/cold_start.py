@@ -16,13 +16,12 @@ import re
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
 import boto3
-from warm_invoke import create_function_zip, free_port, wait_until_up
+from warm_invoke import create_function_zip, free_port, start_lamina, wait_until_up
 
 
 def main() -> None:
@@ -33,17 +32,13 @@ def main() -> None:
 
     data_dir = tempfile.mkdtemp(prefix="lamina-bench-")
     port = free_port()
-    lamina = subprocess.Popen(
-        [sys.executable, "-m", "lamina", "up", "--port", str(port),
-         "--data-dir", data_dir, "--log-level", "warning"],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    lamina = start_lamina(port, data_dir)
     init_ms, first_ms = [], []
     try:
         wait_until_up(port, "/_lamina/health")
         client = boto3.client(
             "lambda", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-            aws_access_key_id="bench", aws_secret_access_key="bench",
+            aws_access_key_id="test", aws_secret_access_key="test",
         )  # fmt: skip
         code = create_function_zip("def handler(event, context):\n    return None\n")
         for index in range(args.functions):

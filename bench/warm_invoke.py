@@ -36,6 +36,8 @@ import zipfile
 
 import aiohttp
 
+from lamina.auth.signing import signed_headers
+
 INVOKE_PATH = "/2015-03-31/functions/noop/invocations"
 ALIAS_PATH = f"{INVOKE_PATH}?Qualifier=live"
 BASELINE_SERVER = """
@@ -50,6 +52,12 @@ app = web.Application()
 app.router.add_post("/{tail:.*}", reply)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 """
+
+
+def signed(port: int, method: str, path: str, body: bytes) -> dict[str, str]:
+    """Headers signing the request with the development key, as every API request must be."""
+    url = f"http://127.0.0.1:{port}{path}"
+    return signed_headers(method, url, body, ("test", "test"), "us-east-1")
 
 
 def free_port() -> int:
@@ -79,33 +87,52 @@ def create_function_zip(source: str) -> bytes:
     return buffer.getvalue()
 
 
-def create_noop(port: int) -> None:
-    code = create_function_zip("def handler(event, context):\n    return None\n")
+def create_function(port: int, name: str, runtime: str, code: bytes) -> None:
+    """Create a function through the Lambda API and wait until it is Active."""
     body = json.dumps(
         {
-            "FunctionName": "noop",
-            "Runtime": f"python3.{sys.version_info.minor}",
+            "FunctionName": name,
+            "Runtime": runtime,
             "Role": "arn:aws:iam::000000000000:role/bench",
             "Handler": "index.handler",
             "Code": {"ZipFile": base64.b64encode(code).decode()},
         }
-    )
+    ).encode()
     connection = http.client.HTTPConnection("127.0.0.1", port)
-    connection.request("POST", "/2015-03-31/functions", body=body)
+    create = "/2015-03-31/functions"
+    connection.request("POST", create, body=body, headers=signed(port, "POST", create, body))
     response = connection.getresponse()
     if response.status != 201:
         raise RuntimeError(response.read().decode())
     response.read()
     for _ in range(200):
-        connection.request("GET", "/2015-03-31/functions/noop/configuration")
+        path = f"/2015-03-31/functions/{name}/configuration"
+        connection.request("GET", path, headers=signed(port, "GET", path, b""))
         if json.loads(connection.getresponse().read())["State"] == "Active":
             return
         time.sleep(0.05)
-    raise RuntimeError("function never became Active")
+    raise RuntimeError(f"{name} never became Active")
+
+
+def create_noop(port: int) -> None:
+    code = create_function_zip("def handler(event, context):\n    return None\n")
+    create_function(port, "noop", f"python3.{sys.version_info.minor}", code)
+
+
+def start_lamina(port: int, data_dir: str) -> subprocess.Popen[bytes]:
+    """`lamina up` on a loopback port, quiet but for warnings."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "lamina", "up", "--port", str(port),
+         "--data-dir", data_dir, "--log-level", "warning"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
 
 
 def call(connection: http.client.HTTPConnection, method: str, path: str, body: dict) -> dict:
-    connection.request(method, path, body=json.dumps(body))
+    data = json.dumps(body).encode()
+    connection.request(
+        method, path, body=data, headers=signed(connection.port, method, path, data)
+    )
     response = connection.getresponse()
     answer = json.loads(response.read() or b"{}")
     if response.status >= 300:
@@ -136,8 +163,9 @@ def latency(port: int, path: str, count: int) -> list[float]:
     connection = http.client.HTTPConnection("127.0.0.1", port)
     samples = []
     for _ in range(count):
+        headers = signed(port, "POST", path, b"{}")
         started = time.perf_counter()
-        connection.request("POST", path, body=b"{}")
+        connection.request("POST", path, body=b"{}", headers=headers)
         response = connection.getresponse()
         response.read()
         samples.append((time.perf_counter() - started) * 1000)
@@ -157,7 +185,8 @@ async def throughput(port: int, path: str, clients: int, seconds: float) -> floa
         async def client() -> None:
             nonlocal done
             while time.perf_counter() < deadline:
-                async with session.post(url, data=b"{}") as response:
+                headers = signed(port, "POST", path, b"{}")
+                async with session.post(url, data=b"{}", headers=headers) as response:
                     await response.read()
                     if response.status != 200:
                         raise RuntimeError(f"status {response.status}")
@@ -196,11 +225,7 @@ def main() -> None:
 
     data_dir = tempfile.mkdtemp(prefix="lamina-bench-")
     lamina_port, baseline_port = free_port(), free_port()
-    lamina = subprocess.Popen(
-        [sys.executable, "-m", "lamina", "up", "--port", str(lamina_port),
-         "--data-dir", data_dir, "--log-level", "warning"],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    lamina = start_lamina(lamina_port, data_dir)
     baseline = subprocess.Popen([sys.executable, "-c", BASELINE_SERVER, str(baseline_port)])
     try:
         wait_until_up(lamina_port, "/_lamina/health")

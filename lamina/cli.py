@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from pathlib import Path
 
 import click
 
-from lamina import launcher
+from lamina import fleet_cli, launcher
+from lamina.auth.commands import accounts, default_key_allowed, keys
 from lamina.eventqueue.commands import events
+from lamina.logs import tail
 from lamina.worker import server
 from lamina.worker.agent import WorkerIdentity
 
@@ -37,7 +40,19 @@ def main() -> None:
     show_default=True,
     help="Where functions, code and logs are kept.",
 )
-@click.option("--workers", default=1, show_default=True, help="Worker processes to start.")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    help="Worker processes to start here; with 0, workers join with `lamina worker --join`.",
+)
+@click.option(
+    "--lease",
+    type=click.FloatRange(min=0.5),
+    default=launcher.LEASE_S,
+    show_default=True,
+    help="Seconds a worker stays a member without renewing.",
+)
 @click.option("--zones", default="a", show_default=True, help="Comma-separated zone labels.")
 @click.option("--region", default="us-east-1", show_default=True)
 @click.option(
@@ -81,6 +96,12 @@ def main() -> None:
 # Shrinks retry delays and back-offs so tests of a real platform need not wait minutes.
 @click.option("--event-retry-scale", default=1.0, hidden=True)
 @click.option("--example/--no-example", default=False, help="Deploy the `hello` function.")
+@click.option("--account", default="000000000000", show_default=True, help="Account served.")
+@click.option(
+    "--default-key/--no-default-key",
+    default=None,
+    help="Accept the development key test/test [default: only on a loopback --host].",
+)
 @click.option("--log-level", default="info", show_default=True)
 def up(
     host: str,
@@ -97,12 +118,16 @@ def up(
     event_concurrency: int,
     event_retry_scale: float,
     example: bool,
+    account: str,
+    default_key: bool | None,
     log_level: str,
+    lease: float,
 ) -> None:
     """Run every part of Lamina on this machine, in the foreground."""
     _logging(log_level)
-    if workers < 1:
-        raise click.BadParameter("at least one worker is needed", param_hint="--workers")
+    allow_default_key = default_key_allowed(host, default_key)
+    if workers < 0:
+        raise click.BadParameter("cannot be negative", param_hint="--workers")
     if event_concurrency < 1:
         raise click.BadParameter("at least 1", param_hint="--event-concurrency")
     settings = launcher.Settings(
@@ -120,36 +145,97 @@ def up(
         event_concurrency=event_concurrency,
         event_retry_scale=event_retry_scale,
         example=example,
+        lease_s=lease,
+        account_id=account,
+        default_key=allow_default_key,
     )
     asyncio.run(launcher.run(settings))
 
 
-@main.command()
-@click.option("--id", "worker_id", required=True)
+@main.group(invoke_without_command=True)
+@click.option("--id", "worker_id", default=socket.gethostname, help="[default: host name]")
 @click.option("--zone", default="a", show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--advertise-host", default=None, help="Address the frontend calls [default: --host]."
+)
 @click.option("--port", default=0, show_default=True)
-@click.option("--memory-mb", default=4096, show_default=True)
-@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
-@click.option("--control-url", required=True, help="Where the frontend serves code.")
+@click.option(
+    "--memory-mb",
+    type=click.IntRange(min=128),
+    default=None,
+    help="Memory offered to sandboxes [default: the host's memory].",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where code and logs are kept [default: .lamina-worker/ID].",
+)
+@click.option("--join", "--control-url", "join_url", help="URL of the frontend to join.")
 @click.option("--region", default="us-east-1", show_default=True)
 @click.option("--log-level", default="info", show_default=True)
+@click.option(
+    "--log-store",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The function log store to write to (default: logs.db in the state directory).",
+)
+@click.pass_context
 def worker(
+    ctx: click.Context,
     worker_id: str,
     zone: str,
     host: str,
+    advertise_host: str | None,
     port: int,
-    memory_mb: int,
-    state_dir: Path,
-    control_url: str,
+    memory_mb: int | None,
+    state_dir: Path | None,
+    join_url: str | None,
     region: str,
     log_level: str,
+    log_store: Path | None,
 ) -> None:
-    """Run one worker agent (started by `lamina up`)."""
+    """Run a worker that joins the fleet at --join URL, or manage workers (drain, list)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if join_url is None:
+        raise click.UsageError("--join URL (the frontend to join) is required to run a worker")
     _logging(log_level)
-    identity = WorkerIdentity(worker_id, zone, memory_mb, region)
+    identity = WorkerIdentity(worker_id, zone, memory_mb or launcher.memory_total_mb(), region)
+    state_dir = state_dir or Path(".lamina-worker") / worker_id
     state_dir.mkdir(parents=True, exist_ok=True)
-    asyncio.run(server.serve(identity, host, port, state_dir.resolve(), control_url))
+    asyncio.run(
+        server.serve(
+            identity,
+            host,
+            port,
+            state_dir.resolve(),
+            join_url.rstrip("/"),
+            advertise_host,
+            log_store,
+        )
+    )
+
+
+worker.add_command(fleet_cli.drain)
+worker.add_command(fleet_cli.list_workers)
+main.add_command(fleet_cli.placement)
+
+
+@main.command()
+@click.argument("function_name")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they arrive.")
+@click.option("--endpoint", default="http://127.0.0.1:9000", show_default=True)
+def logs(function_name: str, follow: bool, endpoint: str) -> None:
+    """Print the log events of a function (its group /aws/lambda/FUNCTION_NAME)."""
+    try:
+        tail.tail(endpoint, function_name, follow, click.echo)
+    except tail.LogsUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
 
 
 main.add_command(events)
+main.add_command(accounts)
+main.add_command(keys)

@@ -1,7 +1,8 @@
 """`lamina up`: every part of Lamina on one machine, each worker in a process of its own.
 
 The frontend, counting service, assignment and placement share this process; workers are
-separate processes reached over loopback HTTP, exactly as they would be on other hosts.
+separate processes that register with the frontend and are reached over loopback HTTP,
+exactly as workers on other hosts (`lamina worker --join`) are.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from aiohttp import web
 
 from lamina.assignment import AssignmentService
 from lamina.assignment.keepalive import policy_named
+from lamina.auth import KeyStore, Verifier
+from lamina.auth.signing import signed_headers
 from lamina.clock import SystemClock
 from lamina.counting import CountingService
 from lamina.counting.budget import ScalingBudget
@@ -35,7 +38,8 @@ from lamina.frontend.app import build_app
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.events import FrontendInvoker
 from lamina.frontend.shapes import Scope
-from lamina.placement.fleet import Fleet
+from lamina.logs.store import LogStore
+from lamina.placement.fleet import LEASE_S, Fleet
 from lamina.registry.code import CodeStore
 from lamina.registry.store import Registry
 from lamina.worker.client import WorkerClient
@@ -46,6 +50,8 @@ EXAMPLE_DIR = Path(__file__).parent / "examples" / "hello"
 WORKER_START_TIMEOUT_S = 30.0
 # How long a stop waits for the asynchronous events being run to finish.
 EVENT_DRAIN_S = 10.0
+# How often lapsed membership leases are looked for: a small fraction of the lease.
+MEMBERSHIP_SWEEP_S = 0.1
 _PR_SET_PDEATHSIG = 1
 
 
@@ -66,6 +72,9 @@ class Settings:
     event_concurrency: int = 16
     event_retry_scale: float = 1.0
     example: bool = False
+    lease_s: float = LEASE_S
+    # The development key `test` / `test` of the default account.
+    default_key: bool = True
 
 
 def _die_with_parent() -> None:
@@ -74,7 +83,7 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _memory_total_mb() -> int:
+def memory_total_mb() -> int:
     with open("/proc/meminfo") as handle:
         for line in handle:
             if line.startswith("MemTotal:"):
@@ -91,7 +100,7 @@ class Platform:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.registry = Registry(self.data_dir / "registry.db")
         self.clock = SystemClock()
-        self.fleet = Fleet()
+        self.fleet = Fleet(self.clock, settings.lease_s, self._connect)
         self.counting = CountingService(settings.account_concurrency, clock=self.clock)
         self.assignment = AssignmentService(
             self.fleet,
@@ -100,6 +109,8 @@ class Platform:
             budget=ScalingBudget(settings.scaling_budget, clock=self.clock),
         )
         self.events = EventQueue(EventStore(self.data_dir / "events.db"), self.clock)
+        self.keys = KeyStore(self.data_dir)
+        self.keys.ensure_default(settings.default_key)
         self.url = f"http://{settings.host}:{settings.port}"
         self.ctx = FrontendContext(
             scope=Scope(settings.region, settings.account_id),
@@ -111,6 +122,8 @@ class Platform:
             events=self.events,
             clock=self.clock,
             public_url=self.url,
+            logs=LogStore(self.data_dir / "logs.db", self.clock),
+            verifier=Verifier(self.keys.secret, self.clock, settings.region),
         )
         self.poller = Poller(
             self.events, FrontendInvoker(self.ctx), self.clock,
@@ -122,6 +135,10 @@ class Platform:
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self._poller_task: asyncio.Task[None] | None = None
+
+    def _connect(self, worker_id: str, url: str) -> WorkerClient:
+        assert self._session is not None
+        return WorkerClient(worker_id, url, self._session)
 
     async def start(self) -> None:
         for name, value in self.registry.reserved().items():
@@ -138,14 +155,16 @@ class Platform:
         self.ctx.public_url = self.url
 
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, force_close=False),
+            # A fresh connection per call: connecting proves a worker is reachable before an
+            # event is sent, and no pooled connection to a dead worker swallows an event.
+            connector=aiohttp.TCPConnector(limit=0, force_close=True),
             timeout=aiohttp.ClientTimeout(total=None),
         )
         await asyncio.gather(*(self._start_worker(i) for i in range(self.settings.workers)))
         # Sweep often enough that no sandbox outlives its keep-alive by more than a quarter.
         sweep_s = max(0.05, min(5.0, self.settings.keep_alive_s / 4))
         self.ctx.spawn(self.assignment.run_reaper(sweep_s), name="keep-alive")
-        self.ctx.spawn(self._watch_health(), name="worker-health")
+        self.ctx.spawn(self.assignment.run_membership(MEMBERSHIP_SWEEP_S), name="membership")
         # The data directory is this process's alone: leases left by a killed one are void.
         released = self.events.store.release_all_leases()
         log.info("event queue opened leases released=%d", released)
@@ -160,7 +179,7 @@ class Platform:
     async def _start_worker(self, index: int) -> None:
         worker_id = f"worker-{index + 1}"
         zone = self.settings.zones[index % len(self.settings.zones)]
-        memory_mb = self.settings.worker_memory_mb or _memory_total_mb() // self.settings.workers
+        memory_mb = self.settings.worker_memory_mb or memory_total_mb() // self.settings.workers
         command = [
             sys.executable, "-m", "lamina", "worker",
             "--id", worker_id,
@@ -169,8 +188,9 @@ class Platform:
             "--port", "0",
             "--memory-mb", str(memory_mb),
             "--state-dir", str(self.data_dir / "workers" / worker_id),
-            "--control-url", self.url,
+            "--join", self.url,
             "--region", self.settings.region,
+            "--log-store", str(self.data_dir / "logs.db"),
         ]  # fmt: skip
         process = await asyncio.create_subprocess_exec(
             *command, stdout=asyncio.subprocess.PIPE, preexec_fn=_die_with_parent
@@ -181,17 +201,14 @@ class Platform:
         line = await asyncio.wait_for(process.stdout.readline(), WORKER_START_TIMEOUT_S)
         if not line:
             raise RuntimeError(f"{worker_id} exited before it was ready")
-        url = json.loads(line)["url"]
-        assert self._session is not None
-        await self.fleet.join(WorkerClient(worker_id, url, self._session))
-
-    async def _watch_health(self) -> None:
-        while True:
-            await asyncio.sleep(2.0)
-            await self.fleet.check_health()
+        # The worker prints its line once the fleet has admitted it.
+        log.info("worker started %s", json.loads(line))
 
     async def _deploy_example(self) -> None:
         if self.registry.get("hello") is not None:
+            return
+        if not self.fleet.runtimes():
+            log.warning("no worker has joined yet: the example function is not deployed")
             return
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
@@ -206,10 +223,24 @@ class Platform:
             "Role": f"arn:aws:iam::{self.settings.account_id}:role/lamina-example",
             "Code": {"ZipFile": base64.b64encode(buffer.getvalue()).decode()},
         }
+        credentials = self._any_key()
+        if credentials is None:
+            log.warning("example not deployed: account %s has no active key", self.ctx.scope)
+            return
+        url = f"{self.url}/2015-03-31/functions"
+        data = json.dumps(body).encode()
+        headers = signed_headers("POST", url, data, credentials, self.settings.region)
         assert self._session is not None
-        async with self._session.post(f"{self.url}/2015-03-31/functions", json=body) as reply:
+        async with self._session.post(url, data=data, headers=headers) as reply:
             if reply.status != 201:
                 log.error("example function not created: %s", await reply.text())
+
+    def _any_key(self) -> tuple[str, str] | None:
+        for key in self.keys.keys(self.settings.account_id):
+            found = self.keys.secret(key.access_key_id)
+            if found is not None:
+                return key.access_key_id, found[1]
+        return None
 
     async def stop(self) -> None:
         self._ready = False
@@ -236,6 +267,8 @@ class Platform:
             await self._session.close()
         self.registry.close()
         self.events.close()
+        self.ctx.logs.close()
+        self.keys.close()
         log.info("lamina stopped")
 
 

@@ -20,6 +20,8 @@ import pytest
 import requests
 from botocore.config import Config
 
+from lamina.auth.signing import signed_headers
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 CREDENTIALS = {
@@ -44,15 +46,43 @@ class Server:
     process: subprocess.Popen[bytes]
     log_path: Path
 
-    def client(self, **config: object) -> object:
+    def client(
+        self, service: str = "lambda", retries: dict | None = None, **config: object
+    ) -> object:
         return boto3.client(
-            "lambda",
+            service,
             endpoint_url=self.url,
             region_name="us-east-1",
             aws_access_key_id="test",
             aws_secret_access_key="test",
-            config=Config(retries={"max_attempts": 1}, read_timeout=120, **config),
+            config=Config(retries=retries or {"max_attempts": 1}, read_timeout=120, **config),
         )
+
+    def logs(self) -> object:
+        """A boto3 CloudWatch Logs client, on the same endpoint as Lambda's API."""
+        return self.client("logs")
+
+    def function_log_events(self, name: str) -> list[str]:
+        """The messages in the function's log group so far (none if it has no group yet)."""
+        pages = self.logs().get_paginator("filter_log_events")  # type: ignore[attr-defined]
+        try:
+            events = pages.paginate(logGroupName=f"/aws/lambda/{name}").build_full_result()
+        except self.logs().exceptions.ResourceNotFoundException:  # type: ignore[attr-defined]
+            return []
+        return [event["message"] for event in events["events"]]
+
+    def function_log(self, name: str) -> str:
+        """Every message in the function's log group so far, one per line."""
+        return "".join(message + "\n" for message in self.function_log_events(name))
+
+    def signed(
+        self, method: str, path: str, data: bytes | str = b"", **headers: str
+    ) -> requests.Response:
+        """A raw request to the API, signed with the test key as an AWS client signs it."""
+        body = data.encode() if isinstance(data, str) else data
+        url = self.url + path
+        signed = signed_headers(method, url, body, ("test", "test"), "us-east-1", headers)
+        return requests.request(method, url, data=body, headers=signed, timeout=60)
 
     def state(self) -> dict:
         return requests.get(f"{self.url}/_lamina/v1/state", timeout=10).json()
@@ -61,20 +91,20 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(data_dir: Path, *extra: str) -> Server:
+def start_server(data_dir: Path, *extra: str, host: str = "127.0.0.1") -> Server:
     if shutil.which("bwrap") is None:
         pytest.skip("bubblewrap (bwrap) is not installed: apt-get install bubblewrap")
     port = free_port()
     log_path = data_dir.parent / f"lamina-{port}.log"
     with open(log_path, "wb") as handle:
         process = subprocess.Popen(
-            [sys.executable, "-m", "lamina", "up", "--port", str(port),
+            [sys.executable, "-m", "lamina", "up", "--host", host, "--port", str(port),
              "--data-dir", str(data_dir), "--log-level", "debug", *extra],
             stdout=handle,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:

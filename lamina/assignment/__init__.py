@@ -7,6 +7,7 @@ from lamina.assignment.manager import (
     NoCapacity,
     PlatformFailure,
     ScaleThrottled,
+    UnknownWorker,
 )
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "NoCapacity",
     "PlatformFailure",
     "ScaleThrottled",
+    "UnknownWorker",
 ]

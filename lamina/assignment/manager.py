@@ -25,8 +25,8 @@ from lamina.assignment.keepalive import FixedKeepAlive, KeepAlivePolicy, Window
 from lamina.clock import Clock, SystemClock
 from lamina.counting import Throttled
 from lamina.counting.budget import ScalingBudget
-from lamina.placement import PlacementRequest, place
-from lamina.placement.fleet import Fleet, Occupancy
+from lamina.placement import Decision, PlacementRequest, place
+from lamina.placement.fleet import Fleet, Occupancy, Registration
 from lamina.registry.model import FunctionConfig
 from lamina.sandbox import logs as loglines
 from lamina.sandbox.states import Lifecycle, SandboxState
@@ -49,10 +49,16 @@ HANDOFF_WAIT_S = 10.0
 HANDOFF_FLOOR_S = 0.05
 # Weight of the newest sample in the running estimates of cold-start and invoke times.
 NEWEST_WEIGHT = 0.3
+# How many placement decisions are kept for `lamina placement explain`.
+DECISIONS_KEPT = 100
 
 
 class AssignmentError(Exception):
     """Base of the assignment part's errors."""
+
+
+class UnknownWorker(AssignmentError):
+    """No worker of that id is a member of the fleet."""
 
 
 class NoCapacity(AssignmentError):
@@ -110,6 +116,16 @@ class InvokeResult:
 
 
 @dataclass(frozen=True)
+class PlacementRecord:
+    """One placement decision, kept so an operator can see why a sandbox went where it did."""
+
+    at: float
+    function: str
+    memory_mb: int
+    decision: Decision
+
+
+@dataclass(frozen=True)
 class AssignmentSnapshot:
     idle: int
     busy: int
@@ -156,6 +172,7 @@ class AssignmentService:
         self._cold_start_s: dict[str, float] = {}
         self._duration_s: dict[str, float] = {}
         self._counters = {"created": 0, "peak_busy": 0, "handoffs": 0}
+        self.decisions: deque[PlacementRecord] = deque(maxlen=DECISIONS_KEPT)
 
     # The invoke path
 
@@ -291,6 +308,9 @@ class AssignmentService:
     ) -> tuple[SandboxRecord, InvokeResult | None]:
         views = self.fleet.views(self.occupancy())
         decision = place(PlacementRequest(config.name, config.memory_size), views)
+        self.decisions.append(
+            PlacementRecord(self._clock.time(), config.name, config.memory_size, decision)
+        )
         if decision.worker_id is None:
             raise NoCapacity(decision.explain())
         log.debug("placement function=%s %s", config.name, decision.explain())
@@ -307,17 +327,21 @@ class AssignmentService:
         client = self.fleet.client(decision.worker_id)
         began = record.created_at = self._clock.monotonic()
         try:
-            start = await client.create_sandbox(sandbox_id, config)
-        except WorkerUnreachable:
-            self._drop(record)
-            raise
+            start = await self.fleet.unless_lost(
+                decision.worker_id, client.create_sandbox(sandbox_id, config)
+            )
         except WorkerUnavailable as exc:
-            self.worker_lost(decision.worker_id, str(exc))
-            raise PlatformFailure(str(exc)) from exc
+            # Init ran at most: the event itself never reached a sandbox, so it may go on.
+            self._drop(record)
+            raise WorkerUnreachable(exc.worker_id, str(exc)) from exc
 
         if not start.ok:
             self._drop(record)
             return record, _init_failure(config, request, start)
+        if record.lifecycle.dead:
+            # The worker was given up while the sandbox started; the event has not been sent.
+            self._destroy(record)
+            raise WorkerUnreachable(record.worker_id, "given up while the sandbox started")
         _average_in(self._cold_start_s, config.name, self._clock.monotonic() - began)
         record.lifecycle.to(SandboxState.IDLE)
         record.lifecycle.to(SandboxState.BUSY)
@@ -341,7 +365,9 @@ class AssignmentService:
         client = self.fleet.client(record.worker_id)
         began = self._clock.monotonic()
         try:
-            reply = await client.invoke(record.sandbox_id, request.payload, headers)
+            reply = await self.fleet.unless_lost(
+                record.worker_id, client.invoke(record.sandbox_id, request.payload, headers)
+            )
         except WorkerUnreachable:
             self._drop(record)
             raise
@@ -357,7 +383,10 @@ class AssignmentService:
         return InvokeResult(reply.payload, reply.error_type, reply.log_tail, cold)
 
     def _release(self, record: SandboxRecord, alive: bool, window: Window) -> None:
-        if not alive or record.key in self._retired:
+        member = self.fleet.members.get(record.worker_id)
+        draining = member is None or member.draining
+        # A dead record was forgotten while it ran (its worker was given up): not reused.
+        if not alive or draining or record.lifecycle.dead or record.key in self._retired:
             self._destroy(record)
             return
         if self._hand_over(record):
@@ -449,12 +478,56 @@ class AssignmentService:
     def worker_lost(self, worker_id: str, reason: str) -> None:
         """Forget every sandbox of a worker that failed, and keep placement away from it."""
         self.fleet.mark_unhealthy(worker_id, reason)
+        forgotten = self._forget_sandboxes(worker_id)
+        log.warning("worker lost id=%s sandboxes forgotten=%d", worker_id, forgotten)
+
+    def admit(self, registration: Registration) -> tuple[bool, list[str]]:
+        """Admit a worker to the fleet or renew its lease.
+
+        Returns whether it is new, and which of the idle sandboxes it reported the table does
+        not know (forgotten when the worker was given up), for the worker to destroy. A new
+        member has no sandboxes here, even when a former process of the same id had some.
+        """
+        fresh = self.fleet.register(registration)
+        if fresh:
+            self._forget_sandboxes(registration.worker_id)
+        orphans = [i for i in registration.idle_sandboxes if i not in self._records]
+        return fresh, orphans
+
+    def _forget_sandboxes(self, worker_id: str) -> int:
         lost = [r for r in self._records.values() if r.worker_id == worker_id]
         for record in lost:
             self._drop(record)
         for key, idle in list(self._idle.items()):
             self._idle[key] = deque(r for r in idle if r.worker_id != worker_id)
-        log.warning("worker lost id=%s sandboxes forgotten=%d", worker_id, len(lost))
+        return len(lost)
+
+    def drain(self, worker_id: str) -> None:
+        """Place nothing more on a worker and reclaim its idle sandboxes; busy ones finish."""
+        member = self.fleet.members.get(worker_id)
+        if member is None:
+            raise UnknownWorker(worker_id)
+        member.draining = True
+        for idle in self._idle.values():
+            for record in [r for r in idle if r.worker_id == worker_id]:
+                idle.remove(record)
+                self._destroy(record)
+        log.info("worker draining id=%s sandboxes left=%d", worker_id, self._count_on(worker_id))
+
+    def _count_on(self, worker_id: str) -> int:
+        return sum(1 for r in self._records.values() if r.worker_id == worker_id)
+
+    def expire_members(self) -> list[str]:
+        """Forget workers whose membership lease ran out, and everything they held."""
+        gone = self.fleet.expired()
+        for worker_id in gone:
+            self.worker_lost(worker_id, "membership lease expired")
+        return gone
+
+    async def run_membership(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            self.expire_members()
 
     def _evict_idle(self, worker_id: str, needed_mb: int) -> None:
         """Make room on a full worker by destroying its least valuable idle sandboxes.
@@ -540,8 +613,11 @@ class AssignmentService:
         task.add_done_callback(self._pending.discard)
 
     async def _destroy_on_worker(self, record: SandboxRecord) -> None:
+        member = self.fleet.members.get(record.worker_id)
+        if member is None:
+            return
         with contextlib.suppress(WorkerUnavailable):
-            await self.fleet.client(record.worker_id).destroy(record.sandbox_id)
+            await member.client.destroy(record.sandbox_id)
 
     def _drop(self, record: SandboxRecord) -> None:
         if record.lifecycle.state is SandboxState.BUSY:
@@ -570,6 +646,13 @@ class AssignmentService:
             functions = per_function.setdefault(worker, {})
             functions[record.key[0]] = functions.get(record.key[0], 0) + 1
         return {w: Occupancy(memory[w], count[w], per_function[w], idle.get(w, 0)) for w in memory}
+
+    def busy_on(self, worker_id: str) -> int:
+        return sum(
+            1
+            for r in self._records.values()
+            if r.worker_id == worker_id and r.lifecycle.state is SandboxState.BUSY
+        )
 
     def snapshot(self) -> AssignmentSnapshot:
         states = {state: 0 for state in SandboxState}

@@ -9,7 +9,18 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from lamina.frontend import aliases, control, event_config, invoke, provisioned, tags, versions
+from lamina.frontend import (
+    aliases,
+    control,
+    event_config,
+    fleet_api,
+    invoke,
+    logs_api,
+    provisioned,
+    tags,
+    versions,
+)
+from lamina.frontend.authentication import signature_check
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.errors import (
     LambdaError,
@@ -71,7 +82,8 @@ def _error_response(exc: LambdaError) -> web.Response:
 
 
 def build_app(ctx: FrontendContext, ready: Callable[[], bool]) -> web.Application:
-    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[lambda_errors])
+    door = signature_check(ctx.verifier, ctx.scope.account_id)
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[lambda_errors, door])
 
     async def health(_: web.Request) -> web.Response:
         if not ready():
@@ -136,6 +148,8 @@ def build_app(ctx: FrontendContext, ready: Callable[[], bool]) -> web.Applicatio
             *provisioned.routes(ctx),
             *invoke.routes(ctx),
             *event_config.routes(ctx),
+            *logs_api.routes(ctx),
+            *fleet_api.routes(ctx),
         ]
     )
     return app

@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lamina.assignment import AssignmentService
+from lamina.auth import Verifier
 from lamina.clock import Clock
 from lamina.counting import CountingService
 from lamina.eventqueue import EventQueue
 from lamina.frontend.shapes import Scope
+from lamina.logs.store import LogStore
 from lamina.placement.fleet import Fleet
 from lamina.registry.code import CodeStore
 from lamina.registry.store import Registry
@@ -32,6 +34,8 @@ class FrontendContext:
     events: EventQueue
     clock: Clock
     public_url: str
+    logs: LogStore
+    verifier: Verifier
     # The random source of weighted alias routing: a number in [0, 1) per invoke.
     draw: Callable[[], float] = random.random
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)

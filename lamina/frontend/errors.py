@@ -137,3 +137,37 @@ class SerializationFailed(LambdaError):
     """A request body that is not the JSON the operation takes."""
 
     code = "SerializationException"
+
+
+class LogsError(LambdaError):
+    """An error of the CloudWatch Logs API, served on the same endpoint: JSON 1.1's shape."""
+
+    code = "InvalidParameterException"
+
+    def body(self) -> dict[str, Any]:
+        return {"__type": self.code, "message": self.message}
+
+    def headers(self) -> dict[str, str]:
+        return {"Content-Type": "application/x-amz-json-1.1"}
+
+
+class LogsResourceNotFound(LogsError):
+    code = "ResourceNotFoundException"
+
+
+class LogsInvalidParameter(LogsError):
+    code = "InvalidParameterException"
+
+
+class LogsUnknownOperation(LogsError):
+    code = "UnknownOperationException"
+
+
+class SignatureRefused(LambdaError):
+    """403 for a request whose signature Lamina cannot verify; the code names the reason."""
+
+    status = 403
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message, typed=False)
+        self.code = code

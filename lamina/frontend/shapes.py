@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from lamina.registry.model import Alias, FunctionConfig
+from lamina.registry.model import Alias, FunctionConfig, runtime_version_arn
 
 
 @dataclass(frozen=True)
@@ -22,8 +21,7 @@ class Scope:
         return f"{arn}:{qualifier}" if qualifier else arn
 
     def runtime_version_arn(self, runtime: str) -> str:
-        digest = hashlib.sha256(runtime.encode()).hexdigest()
-        return f"arn:aws:lambda:{self.region}::runtime:{digest}"
+        return runtime_version_arn(self.region, runtime)
 
 
 def code_sha256_b64(hex_digest: str) -> str:

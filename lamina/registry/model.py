@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Self
 
 LATEST = "$LATEST"
+
+
+def runtime_version_arn(region: str, runtime: str) -> str:
+    """The ARN of the one version Lamina has of each runtime, as Lambda names runtime versions."""
+    digest = hashlib.sha256(runtime.encode()).hexdigest()
+    return f"arn:aws:lambda:{region}::runtime:{digest}"
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,12 @@ It imports the function's handler (the Init phase), then serves invokes one at a
 the Lambda Runtime API, spoken as HTTP/1.1 over the Unix socket named by
 ``LAMINA_RUNTIME_SOCKET``: fetch the next event, call the handler, post its result or error.
 
+The sandbox has no network but its own loopback. Before anything else, a forked child of this
+process relays ``AWS_LAMBDA_RUNTIME_API`` (127.0.0.1:9001 on that loopback) to the same Unix
+socket, so code that speaks the Runtime API over TCP finds it where Lambda serves it. Started as
+``bootstrap.py --exec PROGRAM``, it opens the relay and then becomes PROGRAM: that is how a
+custom runtime's ``/var/task/bootstrap`` starts.
+
 What a function can observe matches AWS's Python runtime: sys.path, the context object, the
 log format, how results are encoded, and the error documents and log lines of failures.
 
@@ -23,6 +29,7 @@ import io
 import json
 import logging
 import os
+import selectors
 import signal
 import site
 import socket
@@ -34,16 +41,40 @@ from types import TracebackType
 
 _API = "/2018-06-01/runtime"
 _DEFAULT_SOCKET = "/var/run/lamina/runtime.sock"
+_RELAY_ADDRESS = ("127.0.0.1", 9001)
 _TRACE_ID_VAR = "_X_AMZN_TRACE_ID"
+_TELEMETRY_FD_VAR = "_LAMBDA_TELEMETRY_LOG_FD"
+# The frame types of text records, by logging level, on the telemetry pipe.
+_TEXT_FRAME_TYPES = {
+    0: b"\xa5\x5a\x00\x03",
+    10: b"\xa5\x5a\x00\x0b",
+    20: b"\xa5\x5a\x00\x0f",
+    30: b"\xa5\x5a\x00\x13",
+    40: b"\xa5\x5a\x00\x17",
+    50: b"\xa5\x5a\x00\x1b",
+}
 _LAYER_DIR = "/opt/python"
 _USER_AGENT = "lamina-python/%d.%d.%d" % sys.version_info[:3]
 _LOG_FORMAT = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n"
 _LOG_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
 _NO_BREAK_SPACE = "\u00a0"
 _INFINITY = float("inf")
+# AWS's runtime client logs this before a failed init's error, in these words.
+_UNHANDLED_EXCEPTION_WARNING = (
+    "LAMBDA_WARNING: Unhandled exception. The most likely cause is an issue in the function "
+    "code. However, in rare cases, a Lambda runtime update can cause unexpected function "
+    "behavior. For functions using managed runtimes, runtime updates can be triggered by a "
+    "function change, or can be applied automatically. To determine if the runtime has been "
+    "updated, check the runtime version in the INIT_START log entry. If this error correlates "
+    "with a change in the runtime version, you may be able to mitigate this error by "
+    "temporarily rolling back to the previous runtime version. For more information, see "
+    "https://docs.aws.amazon.com/lambda/latest/dg/runtimes-update.html"
+)
 
 # The invoke in progress, for the request id that every log record carries.
 _request_id: str | None = None
+# The telemetry pipe, when the platform offers one.
+_telemetry: io.RawIOBase | None = None
 _tenant_id: str | None = None
 
 
@@ -76,14 +107,10 @@ class RuntimeApiError(Exception):
 def load_handler(spec: str) -> Callable[..., object]:
     """Import the function's module and return its handler.
 
-    As in AWS's runtime, a handler that cannot be found does not fail the Init phase: every
-    invoke raises the fault instead, so each one answers its error document. Any other
-    exception raised by the module's code propagates: that is an init error.
+    A handler that cannot be found raises a `RuntimeFault`; any other exception raised by the
+    module's code propagates. Either one is an init error, as in AWS's runtime client.
     """
-    try:
-        return _find_handler(spec)
-    except RuntimeFault as fault:
-        return _raising(fault)
+    return _find_handler(spec)
 
 
 def _find_handler(spec: str) -> Callable[..., object]:
@@ -118,14 +145,6 @@ def _import_module(name: str) -> object:
         stack = [f'  File "{error.filename}" Line {error.lineno}\n    {error.text}']
         message = f"Syntax error in module '{name}': {error}"
         raise RuntimeFault(RuntimeFault.USER_CODE_SYNTAX_ERROR, message, stack) from None
-
-
-def _raising(fault: RuntimeFault) -> Callable[..., object]:
-    def handler(*_: object) -> object:
-        # A fresh traceback each time: re-raising one instance would grow it invoke by invoke.
-        raise fault.with_traceback(None)
-
-    return handler
 
 
 # --- Context -------------------------------------------------------------------------------
@@ -405,7 +424,7 @@ def log_error(document: dict) -> None:
     for entry in document["stackTrace"]:
         lines.extend(_indent_with_no_break_spaces(line) for line in entry.splitlines() or [""])
 
-    write_record("\n".join(lines))
+    write_record("\n".join(lines), logging.ERROR)
 
 
 def _indent_with_no_break_spaces(line: str) -> str:
@@ -417,16 +436,33 @@ def _indent_with_no_break_spaces(line: str) -> str:
 # --- Output and logging --------------------------------------------------------------------
 
 
-def write_record(text: str) -> None:
-    """Write one log record as one line of stdout.
+def write_record(text: str, level: int = logging.NOTSET) -> None:
+    """Write one log record (a logging call, an error, ``context.log``) as one log event.
 
-    AWS keeps each record (a logging call, an error, ``context.log``) as one log event. The
-    worker reads events line by line, so a record's own line breaks are written as carriage
-    returns, as AWS's runtime does when it logs to a plain stream.
+    Where the platform offers a telemetry pipe, the record is one frame on it and keeps its
+    line breaks, as AWS's runtime client writes it. Otherwise it is one line of stdout, its own
+    line breaks written as carriage returns, as AWS's runtime does on a plain stream.
     """
     if text.endswith("\n"):
         text = text[:-1]
-    sys.stdout.write(text.replace("\n", "\r") + "\n")
+    if _telemetry is None:
+        sys.stdout.write(text.replace("\n", "\r") + "\n")
+        return
+
+    data = text.encode("utf-8")
+    frame_type = _TEXT_FRAME_TYPES.get(level, _TEXT_FRAME_TYPES[logging.NOTSET])
+    micros = time.time_ns() // 1000
+    header = frame_type + len(data).to_bytes(4, "big") + micros.to_bytes(8, "big")
+    _telemetry.write(header + data)
+
+
+def set_up_telemetry() -> None:
+    """Take the telemetry pipe Lambda names in _LAMBDA_TELEMETRY_LOG_FD, out of sight of the
+    function's own processes, as AWS's runtime client does."""
+    global _telemetry
+    fd = os.environ.pop(_TELEMETRY_FD_VAR, None)
+    if fd is not None and fd.isdigit():
+        _telemetry = os.fdopen(int(fd), "wb", 0)
 
 
 class _Unbuffered:
@@ -469,7 +505,7 @@ def flush_output() -> None:
 class _RecordHandler(logging.Handler):
     # No error handling here, as on AWS: a bad format argument raises in the caller.
     def emit(self, record: logging.LogRecord) -> None:
-        write_record(self.format(record))
+        write_record(self.format(record), record.levelno)
 
 
 class _RequestIdFilter(logging.Filter):
@@ -567,10 +603,13 @@ class Invocation:
 
 
 class RuntimeApiClient:
-    """The Lambda Runtime API over one keep-alive HTTP/1.1 connection on a Unix socket."""
+    """The Lambda Runtime API over one keep-alive HTTP/1.1 connection.
 
-    def __init__(self, socket_path: str) -> None:
-        self._socket_path = socket_path
+    ``address`` is a Unix socket path, or ``host:port`` as in ``AWS_LAMBDA_RUNTIME_API``.
+    """
+
+    def __init__(self, address: str) -> None:
+        self._socket_path = address
         self._connection: _Connection | None = None
 
     def next_invocation(self) -> Invocation:
@@ -629,12 +668,19 @@ class RuntimeApiClient:
 
 
 class _Connection:
-    """One HTTP/1.1 client connection to a Unix socket."""
+    """One HTTP/1.1 client connection to a Unix socket or a TCP address."""
 
-    def __init__(self, socket_path: str) -> None:
-        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    def __init__(self, address: str) -> None:
+        if address.startswith("/"):
+            self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            target: object = address
+        else:
+            host, _, port = address.rpartition(":")
+            self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            target = (host, int(port))
         try:
-            self._socket.connect(socket_path)
+            self._socket.connect(target)
         except OSError:
             self._socket.close()
             raise
@@ -723,16 +769,108 @@ class _Connection:
         return line
 
 
+# --- Runtime API relay ---------------------------------------------------------------------
+
+
+def start_relay(socket_path: str) -> None:
+    """Serve AWS_LAMBDA_RUNTIME_API on the sandbox's loopback from a forked child.
+
+    The listener is open before this returns, so the runtime never races the relay. The
+    child dies with the sandbox: its pid namespace ends when the runtime does.
+    """
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(_RELAY_ADDRESS)
+    listener.listen(64)
+    if os.fork() == 0:
+        try:
+            _relay_forever(listener, socket_path)
+        finally:
+            os._exit(0)
+    listener.close()
+
+
+def _relay_forever(listener: socket.socket, socket_path: str) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    selector = selectors.DefaultSelector()
+    selector.register(listener, selectors.EVENT_READ)
+    peers: dict[socket.socket, socket.socket] = {}
+    while True:
+        for key, _ in selector.select():
+            side = key.fileobj
+            if side is listener:
+                _relay_accept(listener, socket_path, selector, peers)
+            # Both ends of a pair may be ready at once; the first one closes the pair.
+            elif side in peers:
+                _relay_copy(side, selector, peers)  # type: ignore[arg-type]
+
+
+def _relay_accept(
+    listener: socket.socket,
+    socket_path: str,
+    selector: selectors.BaseSelector,
+    peers: dict[socket.socket, socket.socket],
+) -> None:
+    try:
+        client, _ = listener.accept()
+    except OSError:
+        return  # the client gave up already, or no descriptor is left: the next one may do
+    upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        upstream.connect(socket_path)
+    except OSError:
+        client.close()
+        upstream.close()
+        return
+    client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    peers[client], peers[upstream] = upstream, client
+    selector.register(client, selectors.EVENT_READ)
+    selector.register(upstream, selectors.EVENT_READ)
+
+
+def _relay_copy(
+    side: socket.socket,
+    selector: selectors.BaseSelector,
+    peers: dict[socket.socket, socket.socket],
+) -> None:
+    other = peers[side]
+    try:
+        data = side.recv(262144)
+        if data:
+            other.sendall(data)
+            return
+    except OSError:
+        pass
+    for end in (side, other):
+        selector.unregister(end)
+        peers.pop(end, None)
+        end.close()
+
+
+def exec_with_relay(argv: list[str]) -> None:
+    """Open the relay, then become the custom runtime's bootstrap."""
+    socket_path = os.environ.pop("LAMINA_RUNTIME_SOCKET", _DEFAULT_SOCKET)
+    start_relay(socket_path)
+    try:
+        os.execv(argv[0], argv)
+    except OSError as error:
+        sys.stderr.write(f"fork/exec {argv[0]}: {error.strerror.lower()}\n")
+        sys.exit(127)
+
+
 # --- Lifecycle -----------------------------------------------------------------------------
 
 
 def initialize(api: RuntimeApiClient) -> Callable[..., object]:
-    """The Init phase: import the handler; an exception in the module's code ends the process."""
+    """The Init phase: import the handler; if that fails, report an init error and exit."""
     try:
         return load_handler(os.environ.get("_HANDLER", ""))
+    except RuntimeFault as fault:
+        document = error_document(fault.message, fault.error_type, fault.stack)
     except Exception as error:
         document = exception_document(error)
 
+    logging.warning(_UNHANDLED_EXCEPTION_WARNING)
     log_error(document)
     flush_output()
     api.post_init_error(document)
@@ -796,14 +934,24 @@ def _parse_header_json(value: str | None, name: str) -> dict | None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--exec"]:
+        exec_with_relay(sys.argv[2:])
+
+    # The socket is Lamina's plumbing, not part of the environment Lambda gives functions.
+    socket_path = os.environ.pop("LAMINA_RUNTIME_SOCKET", None)
+    if socket_path is not None and "AWS_LAMBDA_RUNTIME_API" in os.environ:
+        start_relay(socket_path)
+    # The Unix socket skips the relay's extra hop: it is the faster way to the same API.
+    address = socket_path or os.environ.get("AWS_LAMBDA_RUNTIME_API", _DEFAULT_SOCKET)
+    api = RuntimeApiClient(address)
+
     # Installed before the function's import, so the function may install its own.
     signal.signal(signal.SIGTERM, _exit_quietly)
+    set_up_telemetry()
     set_up_output()
     set_up_logging()
     set_up_sys_path()
 
-    # The socket is Lamina's plumbing, not part of the environment Lambda gives functions.
-    api = RuntimeApiClient(os.environ.pop("LAMINA_RUNTIME_SOCKET", _DEFAULT_SOCKET))
     try:
         handler = initialize(api)
         while True:

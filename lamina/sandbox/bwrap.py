@@ -3,7 +3,8 @@
 Inside, the sandbox sees a read-only /usr (and the interpreter's prefix at /var/lang when it
 lives elsewhere), the function's code read-only at /var/task, Lamina's runtime at /var/runtime,
 the directory of its Runtime API socket at /var/run/lamina, its own /proc, and a tmpfs /tmp
-sized by the function's ephemeral storage. Every namespace is new, so it has no network.
+sized by the function's ephemeral storage. Every namespace is new, so it has no network but
+its own loopback, on which the runtime's relay serves AWS_LAMBDA_RUNTIME_API.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ TASK_ROOT = "/var/task"
 RUNTIME_DIR = "/var/runtime"
 SOCKET_DIR = "/var/run/lamina"
 SOCKET_NAME = "runtime.sock"
+RUNTIME_API_ADDRESS = "127.0.0.1:9001"
+CUSTOM_BOOTSTRAP = f"{TASK_ROOT}/bootstrap"
 
 # Host files a runtime commonly reads; each is mounted only if the host has it.
 _ETC_FILES = ("/etc/ssl", "/etc/ca-certificates", "/etc/localtime", "/etc/mime.types")
@@ -94,4 +97,8 @@ def command(spec: LaunchSpec, info_fd: int) -> list[str]:
         args += ["--ro-bind", spec.interpreter.host_prefix, SANDBOX_LANG_DIR]
 
     bootstrap = f"{RUNTIME_DIR}/bootstrap.py"
-    return [*args, "--", spec.interpreter.sandbox_executable, "-I", "-S", bootstrap]
+    argv = [spec.interpreter.sandbox_executable, "-I", "-S", bootstrap]
+    if spec.interpreter.custom:
+        # Lamina's runtime opens the Runtime API relay, then becomes the function's bootstrap.
+        argv += ["--exec", CUSTOM_BOOTSTRAP]
+    return [*args, "--", *argv]

@@ -17,13 +17,13 @@ import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
 from lamina.clock import Clock
 from lamina.registry.model import FunctionConfig
 from lamina.sandbox import bwrap
 from lamina.sandbox import logs as loglines
-from lamina.sandbox.states import Lifecycle, SandboxState
+from lamina.sandbox.output import TELEMETRY_FD_VARIABLE, LogSink, SandboxOutput
+from lamina.sandbox.states import RUNTIME_ALLOWED_FROM, Lifecycle, RuntimeState, SandboxState
 
 log = logging.getLogger(__name__)
 
@@ -102,50 +102,6 @@ def exit_reason(returncode: int) -> str:
     return f"Runtime exited with error: exit status {returncode}"
 
 
-class _LogPipe:
-    """Reads the merged stdout/stderr of the sandbox without blocking the event loop."""
-
-    def __init__(self, fd: int, sink: BinaryIO | None) -> None:
-        self.fd = fd
-        self.sink = sink
-        self.buffer = bytearray()
-        os.set_blocking(fd, False)
-        asyncio.get_running_loop().add_reader(fd, self.drain)
-
-    def drain(self) -> None:
-        # Everything the runtime wrote before it posted its answer is already in the pipe, so
-        # reading until EAGAIN here attributes it to the right invocation.
-        while self.fd >= 0:
-            try:
-                chunk = os.read(self.fd, 65536)
-            except BlockingIOError:
-                return
-            except OSError:
-                chunk = b""
-            if not chunk:
-                self.close()
-                return
-            self.buffer += chunk
-            if self.sink is not None:
-                self.sink.write(chunk)
-
-    def take(self) -> bytes:
-        self.drain()
-        data = bytes(self.buffer)
-        self.buffer.clear()
-        return data
-
-    def close(self) -> None:
-        """Stop reading; the log file closes with the pipe, since this pipe alone writes it."""
-        if self.fd >= 0:
-            asyncio.get_running_loop().remove_reader(self.fd)
-            os.close(self.fd)
-            self.fd = -1
-        if self.sink is not None:
-            self.sink.close()
-            self.sink = None
-
-
 class Sandbox:
     """The worker's handle on one sandbox process and its Runtime API state."""
 
@@ -156,7 +112,7 @@ class Sandbox:
         spec: bwrap.LaunchSpec,
         env: dict[str, str],
         clock: Clock,
-        log_sink: BinaryIO | None = None,
+        log_sink: LogSink | None = None,
         on_exit: Callable[[Sandbox], None] | None = None,
     ) -> None:
         self.sandbox_id = sandbox_id
@@ -169,7 +125,7 @@ class Sandbox:
         self._on_exit = on_exit
         self._process: asyncio.subprocess.Process | None = None
         self._exit_watch: asyncio.Task[None] | None = None
-        self._pipe: _LogPipe | None = None
+        self._output: SandboxOutput | None = None
         self._info_fd = -1
         self._runtime_pid_cache: int | None = None
         self._peak_memory_mb = 0
@@ -178,6 +134,7 @@ class Sandbox:
         # None in the queue tells a waiting `next` that the sandbox is gone.
         self._queue: asyncio.Queue[Invocation | None] = asyncio.Queue(maxsize=1)
         self._current: Invocation | None = None
+        self._runtime_state = RuntimeState.STARTED
         self._init_log = b""
         self._init_duration_ms: float | None = None
         self.returncode: int | None = None
@@ -200,6 +157,7 @@ class Sandbox:
         started = self._clock.monotonic()
 
         log_r, log_w = os.pipe()
+        telemetry_r, telemetry_w = os.pipe()
         info_r, info_w = os.pipe()
         try:
             self._process = await asyncio.create_subprocess_exec(
@@ -207,15 +165,15 @@ class Sandbox:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_w,
                 stderr=log_w,
-                pass_fds=(info_w,),
-                env=self.env,
+                pass_fds=(info_w, telemetry_w),
+                env={**self.env, TELEMETRY_FD_VARIABLE: str(telemetry_w)},
                 start_new_session=True,
             )
         finally:
-            os.close(log_w)
-            os.close(info_w)
+            for fd in (log_w, telemetry_w, info_w):
+                os.close(fd)
         self._info_fd = info_r
-        self._pipe = _LogPipe(log_r, self._log_sink)
+        self._output = SandboxOutput(log_r, telemetry_r, self._log_sink)
         self._exit_watch = asyncio.create_task(
             self._watch_exit(), name=f"sandbox-exit-{self.sandbox_id}"
         )
@@ -225,11 +183,11 @@ class Sandbox:
 
     def _init_outcome(self, started: float, init_timeout: float) -> InitOutcome:
         duration_ms = (self._clock.monotonic() - started) * 1000
-        assert self._ready is not None and self._pipe is not None
+        assert self._ready is not None and self._output is not None
         if self._ready.done() and self._init_error is None and not self.lifecycle.dead:
             self._init_duration_ms = duration_ms
             self.lifecycle.to(SandboxState.IDLE)
-            self._init_log = self._pipe.take()
+            self._init_log = self._output.take()
             return InitOutcome(True, duration_ms)
 
         document = None
@@ -244,56 +202,69 @@ class Sandbox:
         self.kill()
         log.info("sandbox init failed id=%s error=%s", self.sandbox_id, reason)
         return InitOutcome(
-            False, duration_ms, error_type, reason, self._pipe.take(), document or None
+            False, duration_ms, error_type, reason, self._output.take(), document or None
         )
 
     # Runtime API, called by the runtime inside
 
     async def next_invocation(self) -> Invocation:
+        # The state stays as it was while the runtime waits, so a runtime whose long poll was
+        # cut may ask again.
+        self._runtime_to(RuntimeState.READY)
         if self._ready is not None and not self._ready.done():
             self._ready.set_result(None)
         invocation = await self._queue.get()
         if invocation is None:
             raise RuntimeApiError(410, "SandboxGone", "The sandbox is shutting down")
-        self._current = invocation
+        self._current, self._runtime_state = invocation, RuntimeState.RUNNING
         return invocation
 
     def post_response(self, request_id: str, body: bytes) -> None:
-        invocation = self._answerable(request_id)
-        invocation.done.set_result(("response", body, None))
+        self._answer(request_id, RuntimeState.INVOCATION_RESPONSE, ("response", body, None))
 
     def post_oversize_response(self, request_id: str) -> None:
-        invocation = self._answerable(request_id)
-        invocation.done.set_result(("oversize", b"", None))
+        # As in Lambda, a too large response still ends the invocation (with an error).
+        self._answer(request_id, RuntimeState.INVOCATION_RESPONSE, ("oversize", b"", None))
 
     def post_error(self, request_id: str, error_type: str | None, body: bytes) -> None:
-        invocation = self._answerable(request_id)
-        invocation.done.set_result(("error", body, error_type))
+        self._answer(request_id, RuntimeState.INVOCATION_ERROR, ("error", body, error_type))
 
     def post_init_error(self, error_type: str | None, body: bytes) -> None:
-        if self._ready is None or self._ready.done():
-            raise RuntimeApiError(403, "InvalidStateTransition", "Init is already over")
+        self._runtime_to(RuntimeState.INIT_ERROR)
+        self._runtime_state = RuntimeState.INIT_ERROR
         self._init_error = (error_type or "Runtime.Unknown", body)
-        self._ready.set_result(None)
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_result(None)
 
-    def _answerable(self, request_id: str) -> Invocation:
+    def _answer(
+        self, request_id: str, wanted: RuntimeState, result: tuple[str, bytes, str | None]
+    ) -> None:
+        self._runtime_to(wanted)
         current = self._current
-        if current is None or current.request_id != request_id:
+        # A wrong id leaves the invocation open: the runtime may still answer it rightly.
+        if current is None or current.request_id != request_id or current.done.done():
             raise RuntimeApiError(400, "InvalidRequestID", "Invalid request ID")
-        if current.done.done():
+        self._runtime_state = RuntimeState.RESPONSE_SENT
+        current.done.set_result(result)
+
+    def _runtime_to(self, wanted: RuntimeState) -> None:
+        current = self._runtime_state
+        if current not in RUNTIME_ALLOWED_FROM[wanted]:
             raise RuntimeApiError(
-                403, "InvalidStateTransition", "Transition from Response to Response is invalid"
+                403,
+                "InvalidStateTransition",
+                f"State transition from {current.value} to {wanted.value} failed for runtime. "
+                "Error: State transition is not allowed",
             )
-        return current
 
     # Invoke
 
     async def invoke(self, invocation: Invocation) -> Outcome:
         """Hand one event to the runtime and wait for its answer, at most the timeout."""
         self.lifecycle.to(SandboxState.BUSY)
-        assert self._pipe is not None
-        self._pipe.take()
-        self._write_log(loglines.start(invocation.request_id, self.config.version))
+        assert self._output is not None
+        self._output.take()
+        self._to_sink(loglines.start(invocation.request_id, self.config.version))
         started = self._clock.monotonic()
         invocation.deadline_ms = int((self._clock.time() + self.config.timeout) * 1000)
         self._queue.put_nowait(invocation)
@@ -316,8 +287,8 @@ class Sandbox:
         duration_ms: float,
     ) -> Outcome:
         request_id = invocation.request_id
-        assert self._pipe is not None
-        output = self._pipe.take()
+        assert self._output is not None
+        output = self._output.take()
         self._current = None
         status: str | None = None
 
@@ -336,9 +307,9 @@ class Sandbox:
         elif kind == "timeout":
             self.kill()
             error_type, alive, status = "Sandbox.Timedout", False, "timeout"
-            output += loglines.timed_out(
-                request_id, self.config.timeout, self._clock.time()
-            ).encode()
+            line = loglines.timed_out(request_id, self.config.timeout, self._clock.time())
+            output += line.encode()
+            self._to_sink(line)
             payload = _error_doc(
                 f"RequestId: {request_id} Error: Task timed out after "
                 f"{self.config.timeout:.2f} seconds",
@@ -368,13 +339,14 @@ class Sandbox:
             init_ms,
             status,
         )
-        self._write_log(tail)
+        self._to_sink(tail)
+        assert self._output is not None
+        self._output.sync()
         return head + output + tail.encode()
 
-    def _write_log(self, text: str) -> None:
-        """Platform lines go to the function's log file between the runtime's own output."""
-        if self._pipe is not None and self._pipe.sink is not None:
-            self._pipe.sink.write(text.encode())
+    def _to_sink(self, text: str) -> None:
+        assert self._output is not None
+        self._output.platform_line(text)
 
     # Teardown
 
@@ -389,10 +361,10 @@ class Sandbox:
     async def _watch_exit(self) -> None:
         assert self._process is not None
         self.returncode = await self._process.wait()
-        if self._pipe is not None:
-            # The pid namespace died with the runtime, so nobody else holds the pipe open.
-            self._pipe.drain()
-            self._pipe.close()
+        if self._output is not None:
+            # The pid namespace died with the runtime, so nobody else holds the pipes open.
+            self._output.drain()
+            self._output.close()
         if self._current is not None and not self._current.done.done():
             self._current.done.set_result(("exit", b"", None))
         if self._ready is not None and not self._ready.done():

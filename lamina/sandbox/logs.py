@@ -10,8 +10,10 @@ TAIL_BYTES = 4096
 
 
 def init_start(runtime: str, runtime_version_arn: str) -> str:
+    """The first line of every sandbox's log stream: `python:3.12.lamina`, `provided:al2023...`."""
+    family = runtime.replace("python", "python:", 1).replace("provided.", "provided:", 1)
     return (
-        f"INIT_START Runtime Version: {runtime.replace('python', 'python:')}.lamina"
+        f"INIT_START Runtime Version: {family}.lamina"
         f"\tRuntime Version ARN: {runtime_version_arn}\n"
     )
 

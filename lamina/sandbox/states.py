@@ -1,4 +1,7 @@
-"""The sandbox lifecycle as one table: the worker and the assignment table both obey it."""
+"""The sandbox lifecycle as one table: the worker and the assignment table both obey it.
+
+The runtime inside has its own states on the Runtime API, in a second table below.
+"""
 
 from __future__ import annotations
 
@@ -46,3 +49,28 @@ class Lifecycle:
     @property
     def dead(self) -> bool:
         return self.state is SandboxState.DEAD
+
+
+class RuntimeState(enum.Enum):
+    """The runtime's side of the Runtime API, in Lambda's names (its error messages show them).
+
+    Each call moves the runtime to a state; READY and the answering states are passed through
+    at once (a `next` that waits leaves the state as it was).
+    """
+
+    STARTED = "Started"
+    READY = "Ready"
+    RUNNING = "Running"
+    INVOCATION_RESPONSE = "InvocationResponse"
+    INVOCATION_ERROR = "InvocationErrorResponse"
+    RESPONSE_SENT = "RuntimeResponseSentState"
+    INIT_ERROR = "InitError"
+
+
+# The states each call may be made from: `next` (READY), a response, an error, an init error.
+RUNTIME_ALLOWED_FROM: dict[RuntimeState, frozenset[RuntimeState]] = {
+    RuntimeState.READY: frozenset({RuntimeState.STARTED, RuntimeState.RESPONSE_SENT}),
+    RuntimeState.INVOCATION_RESPONSE: frozenset({RuntimeState.RUNNING}),
+    RuntimeState.INVOCATION_ERROR: frozenset({RuntimeState.RUNNING}),
+    RuntimeState.INIT_ERROR: frozenset({RuntimeState.STARTED}),
+}

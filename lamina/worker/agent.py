@@ -15,11 +15,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from lamina.clock import Clock, SystemClock
-from lamina.registry.model import FunctionConfig
-from lamina.sandbox import bwrap
+from lamina.logs.sink import StreamSink
+from lamina.logs.store import LogStore
+from lamina.registry.model import FunctionConfig, runtime_version_arn
+from lamina.sandbox import bwrap, entrypoint
+from lamina.sandbox import logs as loglines
 from lamina.sandbox.instance import INIT_TIMEOUT_S, InitOutcome, Invocation, Outcome, Sandbox
 from lamina.sandbox.runtime_api import RuntimeApiServer
 from lamina.sandbox.states import SandboxState
@@ -56,10 +58,12 @@ class WorkerAgent:
         fetch_code: Fetch,
         clock: Clock | None = None,
         interpreters: dict[str, Interpreter] | None = None,
+        log_store: Path | None = None,
     ) -> None:
         self.identity = identity
         self.state_dir = state_dir
         self.clock = clock or SystemClock()
+        self.logs = LogStore(log_store or state_dir / "logs.db", self.clock)
         self.interpreters = interpreters if interpreters is not None else discover()
         self.code = CodeCache(state_dir / "code", fetch_code)
         self.runtime_api = RuntimeApiServer()
@@ -89,6 +93,7 @@ class WorkerAgent:
         if self._detaching:
             await asyncio.gather(*self._detaching, return_exceptions=True)
         await self.runtime_api.close()
+        self.logs.close()
         shutil.rmtree(self._socket_root, ignore_errors=True)
         log.info("worker stopped id=%s", self.identity.worker_id)
 
@@ -122,6 +127,11 @@ class WorkerAgent:
             )
 
         code_dir = await self.code.directory(config.code_sha256)
+        problem = entrypoint.problem(code_dir) if interpreter.custom else None
+        if problem is not None:
+            log.info("sandbox refused id=%s function=%s: %s", sandbox_id, config.name, problem)
+            return InitOutcome(False, 0.0, entrypoint.ERROR_TYPE, problem)
+
         socket_dir = self._socket_root / sandbox_id
         socket_dir.mkdir(mode=0o755)
         stream = _log_stream_name(config.version, self.clock.time())
@@ -133,12 +143,14 @@ class WorkerAgent:
             tmp_size_mb=config.ephemeral_storage,
             etc_dir=self.state_dir / "etc",
         )
-        sink = self._log_file(config, stream)
+        sink = StreamSink(self.logs, config.log_group, stream, self.clock)
+        arn = runtime_version_arn(self.identity.region, config.runtime)
+        sink.write(loglines.init_start(config.runtime, arn).encode())
         sandbox = Sandbox(
             sandbox_id,
             config,
             spec,
-            self._environment(config, stream),
+            self._environment(config, stream, interpreter),
             self.clock,
             log_sink=sink,
             on_exit=self._forget,
@@ -170,6 +182,16 @@ class WorkerAgent:
         )
         return outcome
 
+    def idle_sandboxes(self) -> list[str]:
+        return [i for i, s in self.sandboxes.items() if s.state is SandboxState.IDLE]
+
+    async def destroy_idle(self, sandbox_ids: list[str]) -> None:
+        """Destroy those of `sandbox_ids` that are still idle (none has taken an event since)."""
+        for sandbox_id in sandbox_ids:
+            sandbox = self.sandboxes.get(sandbox_id)
+            if sandbox is not None and sandbox.state is SandboxState.IDLE:
+                await self.destroy(sandbox_id)
+
     async def destroy(self, sandbox_id: str) -> None:
         sandbox = self.sandboxes.get(sandbox_id)
         if sandbox is None:
@@ -185,13 +207,9 @@ class WorkerAgent:
         self._detaching.add(task)
         task.add_done_callback(self._detaching.discard)
 
-    def _log_file(self, config: FunctionConfig, stream: str) -> BinaryIO:
-        path = self.state_dir / "logs" / config.log_group.strip("/") / f"{stream}.log"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Unbuffered: the pipe reader already writes whole chunks, and readers see them at once.
-        return open(path, "ab", buffering=0)
-
-    def _environment(self, config: FunctionConfig, stream: str) -> dict[str, str]:
+    def _environment(
+        self, config: FunctionConfig, stream: str, interpreter: Interpreter
+    ) -> dict[str, str]:
         region = self.identity.region
         env = dict(config.environment)
         env.update(
@@ -199,13 +217,13 @@ class WorkerAgent:
                 "_HANDLER": config.handler,
                 "AWS_REGION": region,
                 "AWS_DEFAULT_REGION": region,
-                "AWS_EXECUTION_ENV": f"AWS_Lambda_{config.runtime}",
                 "AWS_LAMBDA_FUNCTION_NAME": config.name,
                 "AWS_LAMBDA_FUNCTION_VERSION": config.version,
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_size),
                 "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
                 "AWS_LAMBDA_LOG_GROUP_NAME": config.log_group,
                 "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+                "AWS_LAMBDA_RUNTIME_API": bwrap.RUNTIME_API_ADDRESS,
                 "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
                 "LAMBDA_TASK_ROOT": bwrap.TASK_ROOT,
                 "LAMBDA_RUNTIME_DIR": bwrap.RUNTIME_DIR,
@@ -217,6 +235,9 @@ class WorkerAgent:
                 "/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
             }
         )
+        # Lambda names the execution environment only for its managed runtimes.
+        if not interpreter.custom:
+            env["AWS_EXECUTION_ENV"] = f"AWS_Lambda_{config.runtime}"
         return env
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 
@@ -22,6 +21,13 @@ class WorkerUnavailable(Exception):
 
 class WorkerUnreachable(WorkerUnavailable):
     """No connection to the worker could be made, so nothing was delivered to it."""
+
+
+# A worker that takes longer than this to accept a connection is taken for unreachable.
+CONNECT_TIMEOUT_S = 2.0
+_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S)
+# Connection failures that prove nothing was delivered.
+_NOT_CONNECTED = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 
 
 class SandboxGone(Exception):
@@ -52,22 +58,15 @@ class WorkerClient:
         self.base_url = base_url
         self._session = session
 
-    async def health(self) -> dict[str, Any]:
-        try:
-            async with self._session.get(f"{self.base_url}/v1/health") as response:
-                response.raise_for_status()
-                result: dict[str, Any] = await response.json()
-                return result
-        except (aiohttp.ClientError, OSError) as exc:
-            raise WorkerUnavailable(self.worker_id, str(exc)) from exc
-
     async def create_sandbox(self, sandbox_id: str, config: FunctionConfig) -> SandboxStart:
         body = {"sandbox_id": sandbox_id, "config": config.to_dict()}
         try:
-            async with self._session.post(f"{self.base_url}/v1/sandboxes", json=body) as response:
+            async with self._session.post(
+                f"{self.base_url}/v1/sandboxes", json=body, timeout=_TIMEOUT
+            ) as response:
                 response.raise_for_status()
                 doc = await response.json()
-        except aiohttp.ClientConnectorError as exc:
+        except _NOT_CONNECTED as exc:
             raise WorkerUnreachable(self.worker_id, str(exc)) from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise WorkerUnavailable(self.worker_id, str(exc)) from exc
@@ -85,13 +84,15 @@ class WorkerClient:
     ) -> InvokeReply:
         url = f"{self.base_url}/v1/sandboxes/{sandbox_id}/invoke"
         try:
-            async with self._session.post(url, data=payload, headers=headers) as response:
+            async with self._session.post(
+                url, data=payload, headers=headers, timeout=_TIMEOUT
+            ) as response:
                 if response.status == 410:
                     raise SandboxGone(sandbox_id)
                 response.raise_for_status()
                 body = await response.read()
                 reply = response.headers
-        except aiohttp.ClientConnectorError as exc:
+        except _NOT_CONNECTED as exc:
             raise WorkerUnreachable(self.worker_id, str(exc)) from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise WorkerUnavailable(self.worker_id, str(exc)) from exc
@@ -104,7 +105,9 @@ class WorkerClient:
 
     async def destroy(self, sandbox_id: str) -> None:
         try:
-            async with self._session.delete(f"{self.base_url}/v1/sandboxes/{sandbox_id}"):
+            async with self._session.delete(
+                f"{self.base_url}/v1/sandboxes/{sandbox_id}", timeout=_TIMEOUT
+            ):
                 pass
         except (aiohttp.ClientError, OSError) as exc:
             raise WorkerUnavailable(self.worker_id, str(exc)) from exc

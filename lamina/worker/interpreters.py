@@ -1,8 +1,14 @@
-"""Which `python3.X` runtimes this host can run, and how a sandbox reaches each interpreter.
+"""Which runtimes this host can run, and how a sandbox reaches each interpreter.
 
-A runtime is runnable when an interpreter of exactly that version answers `-I -S`. One that
-lives under /usr is used in place (the sandbox sees /usr read-only); one installed elsewhere,
-such as a pyenv build, has its prefix mounted at /var/lang, where Lambda keeps its runtimes.
+A `python3.X` runtime is runnable when an interpreter of exactly that version answers `-I -S`.
+One that lives under /usr is used in place (the sandbox sees /usr read-only); one installed
+elsewhere, such as a pyenv build, has its prefix mounted at /var/lang, where Lambda keeps its
+runtimes.
+
+The custom runtimes (`provided.al2023`, `provided.al2`) run the function's own `bootstrap`.
+They still need one Python inside the sandbox: it starts the relay that serves the Runtime API
+at `AWS_LAMBDA_RUNTIME_API`, and it is the `python3` a bootstrap such as awslambdaric's calls.
+The host's /usr/bin/python3 is preferred, as it is on the sandbox's PATH without any mount.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ log = logging.getLogger(__name__)
 
 SANDBOX_LANG_DIR = "/var/lang"
 PYTHON_MINORS = range(8, 15)
+CUSTOM_RUNTIMES = ("provided.al2023", "provided.al2")
+_SYSTEM_PYTHON = "/usr/bin/python3"
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,11 @@ class Interpreter:
     version: str  # "3.12.1"
     host_executable: str
     host_prefix: str
+
+    @property
+    def custom(self) -> bool:
+        """A custom runtime: the function's own bootstrap drives the Runtime API."""
+        return self.runtime.startswith("provided")
 
     @property
     def mounted_at_lang(self) -> bool:
@@ -50,7 +63,7 @@ def _candidates(minor: int) -> list[str]:
     return [path for path in found if os.access(path, os.X_OK)]
 
 
-def _probe(runtime: str, executable: str) -> Interpreter | None:
+def _probe(runtime: str, executable: str, any_version: bool = False) -> Interpreter | None:
     code = "import sys; print(sys.version.split()[0]); print(sys.base_prefix)"
     try:
         out = subprocess.run(
@@ -65,7 +78,7 @@ def _probe(runtime: str, executable: str) -> Interpreter | None:
         return None
 
     version, prefix = out[0], out[1]
-    if not version.startswith(runtime.removeprefix("python") + "."):
+    if not any_version and not version.startswith(runtime.removeprefix("python") + "."):
         return None
     return Interpreter(runtime, version, os.path.realpath(executable), prefix)
 
@@ -81,4 +94,21 @@ def discover() -> dict[str, Interpreter]:
                 found[runtime] = interpreter
                 break
     log.info("python runtimes found: %s", ", ".join(sorted(found)) or "none")
+    found.update(_custom_runtimes(found))
     return found
+
+
+def _custom_runtimes(pythons: dict[str, Interpreter]) -> dict[str, Interpreter]:
+    """The custom runtimes, served by the system Python, else by the newest one found."""
+    system = None
+    if os.access(_SYSTEM_PYTHON, os.X_OK):
+        system = _probe(CUSTOM_RUNTIMES[0], _SYSTEM_PYTHON, any_version=True)
+    if system is None and pythons:
+        system = pythons[max(pythons, key=lambda name: int(name.split(".")[1]))]
+    if system is None:
+        log.info("no Python for the Runtime API relay: custom runtimes are not offered")
+        return {}
+    return {
+        runtime: Interpreter(runtime, system.version, system.host_executable, system.host_prefix)
+        for runtime in CUSTOM_RUNTIMES
+    }

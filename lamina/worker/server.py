@@ -16,8 +16,11 @@ import asyncio
 import base64
 import json
 import logging
+import secrets
 import signal
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -27,6 +30,7 @@ from lamina.sandbox import logs as loglines
 from lamina.sandbox.instance import Invocation
 from lamina.worker import protocol
 from lamina.worker.agent import SandboxGone, WorkerAgent, WorkerIdentity
+from lamina.worker.membership import keep_membership
 
 log = logging.getLogger(__name__)
 
@@ -100,18 +104,23 @@ async def _destroy(agent: WorkerAgent, request: web.Request) -> web.Response:
 
 
 async def serve(
-    identity: WorkerIdentity, host: str, port: int, state_dir: Path, control_url: str
+    identity: WorkerIdentity,
+    host: str,
+    port: int,
+    state_dir: Path,
+    join_url: str,
+    advertise_host: str | None = None,
+    log_store: Path | None = None,
 ) -> None:
     """Run a worker until SIGTERM or SIGINT; every sandbox dies with it.
 
-    Once listening it prints one JSON line with its URL on stdout, for whoever started it.
+    It joins the fleet at `join_url` (the frontend, which also serves the code) and keeps its
+    membership lease; once admitted it prints one JSON line with its URL on stdout.
     """
-    session: aiohttp.ClientSession | None = None
+    session = aiohttp.ClientSession()
 
     async def fetch_code(sha256_hex: str) -> bytes:
-        nonlocal session
-        session = session or aiohttp.ClientSession()
-        async with session.get(f"{control_url}/_lamina/v1/code/{sha256_hex}") as response:
+        async with session.get(f"{join_url}/_lamina/v1/code/{sha256_hex}") as response:
             response.raise_for_status()
             return await response.read()
 
@@ -120,18 +129,43 @@ async def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
-    agent = WorkerAgent(identity, state_dir, fetch_code)
+    agent = WorkerAgent(identity, state_dir, fetch_code, log_store=log_store)
     runner = web.AppRunner(build_app(agent), access_log=None, handle_signals=False)
+    membership: asyncio.Task[None] | None = None
     try:
         await agent.start()
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
-        url = f"http://{host}:{runner.addresses[0][1]}"
-        print(json.dumps({"worker_id": identity.worker_id, "url": url}), flush=True)
-        log.info("worker listening id=%s url=%s", identity.worker_id, url)
+        url = f"http://{advertise_host or host}:{runner.addresses[0][1]}"
+        incarnation = secrets.token_hex(8)
+
+        def describe() -> dict[str, object]:
+            return {
+                **agent.health(),
+                "url": url,
+                "incarnation": incarnation,
+                "idle_sandboxes": agent.idle_sandboxes(),
+            }
+
+        joined = asyncio.Event()
+        membership = loop.create_task(
+            keep_membership(session, join_url, describe, agent.destroy_idle, joined)
+        )
+        await _first_of(joined.wait(), stop.wait())
+        if joined.is_set():
+            print(json.dumps({"worker_id": identity.worker_id, "url": url}), flush=True)
+            log.info("worker joined id=%s url=%s frontend=%s", identity.worker_id, url, join_url)
         await stop.wait()
     finally:
+        if membership is not None:
+            membership.cancel()
         await runner.cleanup()
         await agent.close()
-        if session is not None:
-            await session.close()
+        await session.close()
+
+
+async def _first_of(*waits: Coroutine[Any, Any, Any]) -> None:
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in tasks:
+        task.cancel()

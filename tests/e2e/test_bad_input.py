@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import requests
 from botocore.exceptions import ClientError
 
 from tests.conftest import PYTHON_RUNTIME, ROLE, Server, create_function, make_zip, unique_name
@@ -481,12 +480,8 @@ def test_a_body_that_is_not_a_json_object_is_refused_with_a_json_error(
     before = lam.get_function_configuration(FunctionName=existing)
     count_before = lam.get_account_settings()["AccountUsage"]["FunctionCount"]
 
-    response = requests.request(
-        method,
-        server.url + path.format(name=existing),
-        data=body,
-        headers={"Content-Type": "application/json"},
-        timeout=30,
+    response = server.signed(
+        method, path.format(name=existing), body, **{"Content-Type": "application/json"}
     )
 
     assert response.status_code == 400

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-import requests
 from botocore.exceptions import ClientError
 
 from tests.conftest import (
@@ -97,11 +96,11 @@ def test_a_payload_nested_past_lambdas_limit_is_invalid_content(lam: object) -> 
 def test_a_code_upload_over_the_request_limit_is_413_not_a_server_error(server: Server) -> None:
     name = create_function(server.client(), SANDBOX_ID)
 
-    response = requests.put(
-        f"{server.url}/2015-03-31/functions/{name}/code",
-        data=b"x" * 70_200_000,
-        headers={"Content-Type": "application/json"},
-        timeout=60,
+    response = server.signed(
+        "PUT",
+        f"/2015-03-31/functions/{name}/code",
+        b"x" * 70_200_000,
+        **{"Content-Type": "application/json"},
     )
 
     assert response.status_code == 413
@@ -141,8 +140,7 @@ def test_the_log_file_holds_start_output_end_and_report_in_order(
     response = lam.invoke(FunctionName=name, LogType="Tail")  # type: ignore[attr-defined]
 
     tail = base64.b64decode(response["LogResult"]).decode()
-    files = list(Path(server.data_dir, "workers").glob(f"*/logs/aws/lambda/{name}/**/*.log"))
-    text = "".join(p.read_text() for p in files)
+    text = server.function_log(name)
     request_id = response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
     order = [f"START RequestId: {request_id}", "in between", f"END RequestId: {request_id}",
              f"REPORT RequestId: {request_id}"]  # fmt: skip

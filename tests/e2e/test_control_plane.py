@@ -386,7 +386,7 @@ def test_delete_answers_204_over_http_and_the_function_is_then_not_found(
 ) -> None:
     name = create_function(lam, ECHO)
 
-    deleted = requests.delete(f"{server.url}/2015-03-31/functions/{name}", timeout=30)
+    deleted = server.signed("DELETE", f"/2015-03-31/functions/{name}")
 
     assert deleted.status_code == 204
     assert deleted.content == b""

@@ -9,8 +9,6 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import requests
-
 from tests.conftest import create_function, start_server, stop_server
 from tests.e2e.asyncwatch import MARKER, runs, wait_until
 
@@ -34,11 +32,11 @@ def test_a_thousand_accepted_events_all_run_after_the_platform_is_killed_with_si
     name = create_function(first.client(), STEADY, Timeout=5)
 
     def accept(n: int) -> int:
-        reply = requests.post(
-            f"{first.url}/2015-03-31/functions/{name}/invocations",
-            data=json.dumps({"n": n}),
-            headers={"X-Amz-Invocation-Type": "Event"},
-            timeout=60,
+        reply = first.signed(
+            "POST",
+            f"/2015-03-31/functions/{name}/invocations",
+            json.dumps({"n": n}),
+            **{"X-Amz-Invocation-Type": "Event"},
         )
         return reply.status_code
 

@@ -6,7 +6,6 @@ import base64
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
@@ -128,10 +127,9 @@ def test_an_event_invoke_answers_202_and_runs_in_the_background(
 
     assert response["StatusCode"] == 202
     assert response["Body"] == b""
-    logs = server.data_dir / "workers"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if any("event marker m-4711" in p.read_text() for p in logs.rglob("*.log")):
+        if "event marker m-4711" in server.function_log(name):
             break
         time.sleep(0.05)
     else:
@@ -443,13 +441,9 @@ def test_health_answers_once_every_worker_has_joined(server: Server) -> None:
     assert len(health.json()["workers"]) == 2
 
 
-def test_logs_are_written_per_function_under_the_data_directory(
-    lam: object, server: Server
-) -> None:
-    name = create_function(lam, "def handler(e, c):\n    print('kept in a file')\n")
+def test_logs_are_kept_in_the_functions_log_group(lam: object, server: Server) -> None:
+    name = create_function(lam, "def handler(e, c):\n    print('kept in the store')\n")
 
     invoke(lam, name)
 
-    files = list(Path(server.data_dir, "workers").glob(f"*/logs/aws/lambda/{name}/**/*.log"))
-    assert files
-    assert "kept in a file" in "".join(p.read_text() for p in files)
+    assert "kept in the store" in server.function_log(name)

@@ -8,7 +8,7 @@ import pytest
 
 from lamina.assignment import AssignmentService, InvokeRequest, NoCapacity
 from lamina.clock import FakeClock
-from lamina.placement.fleet import Fleet
+from lamina.placement.fleet import Fleet, Registration
 from lamina.registry.model import FunctionConfig
 from lamina.sandbox.states import IllegalTransition, Lifecycle, SandboxState
 from lamina.worker.client import InvokeReply, SandboxGone, SandboxStart
@@ -29,14 +29,6 @@ class FakeWorker:
         self.gate: asyncio.Event | None = None
         # Shared between fakes when a test waits for invokes spread over several of them.
         self.arrivals = arrivals or asyncio.Condition()
-
-    async def health(self) -> dict:
-        return {
-            "zone": self.zone,
-            "memory_capacity_mb": 1024,
-            "runtimes": {"python3.11": "x"},
-            "architecture": "x86_64",
-        }
 
     async def create_sandbox(self, sandbox_id: str, config: FunctionConfig) -> SandboxStart:
         self.created.append(sandbox_id)
@@ -75,10 +67,27 @@ def request(n: int = 0) -> InvokeRequest:
     return InvokeRequest(request_id=f"req-{n}", payload=b"{}", invoked_arn="arn")
 
 
+def registration(
+    worker_id: str, zone: str = "a", incarnation: str = "i1", idle: tuple[str, ...] = ()
+) -> Registration:
+    """What a worker of the fakes' shape says when it registers or renews."""
+    return Registration(
+        worker_id=worker_id,
+        zone=zone,
+        url=f"http://{worker_id}.invalid:1",
+        memory_capacity_mb=1024,
+        runtimes={"python3.11": "x"},
+        architecture="x86_64",
+        incarnation=incarnation,
+        idle_sandboxes=idle,
+    )
+
+
 async def setup(*workers: FakeWorker) -> tuple[AssignmentService, FakeClock]:
-    fleet = Fleet()
+    by_id = {fake.worker_id: fake for fake in workers}
+    fleet = Fleet(connect=lambda worker_id, url: by_id[worker_id])  # type: ignore[arg-type,return-value]
     for fake in workers:
-        await fleet.join(fake)  # type: ignore[arg-type]
+        fleet.register(registration(fake.worker_id, fake.zone))
     clock = FakeClock()
     return AssignmentService(fleet, clock, keep_alive_s=60), clock
 

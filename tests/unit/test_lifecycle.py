@@ -54,8 +54,10 @@ def context(tmp_path: Path, assignment: FakeAssignment, runtimes: dict[str, str]
         assignment=assignment,  # type: ignore[arg-type]
         fleet=FakeFleet(runtimes),  # type: ignore[arg-type]
         events=None,  # type: ignore[arg-type]
+        logs=None,  # type: ignore[arg-type]
         clock=FakeClock(),
         public_url="http://127.0.0.1:1",
+        verifier=None,  # type: ignore[arg-type]
     )
 
 

@@ -13,7 +13,13 @@ from lamina.counting.budget import RATE_LIMIT_EXCEEDED, ScalingBudget
 from lamina.placement.fleet import Fleet
 from lamina.registry.model import FunctionConfig
 from lamina.worker.client import SandboxStart
-from tests.unit.test_assignment import FakeWorker, config, request, until_invoked
+from tests.unit.test_assignment import (
+    FakeWorker,
+    config,
+    registration,
+    request,
+    until_invoked,
+)
 
 
 class FixedWindow:
@@ -50,8 +56,8 @@ class SlowStart(FakeWorker):
 
 
 async def service(fake: FakeWorker, clock: FakeClock, **options: object) -> AssignmentService:
-    fleet = Fleet()
-    await fleet.join(fake)  # type: ignore[arg-type]
+    fleet = Fleet(connect=lambda worker_id, url: fake)  # type: ignore[arg-type,return-value]
+    fleet.register(registration(fake.worker_id, fake.zone))
     return AssignmentService(fleet, clock, **options)  # type: ignore[arg-type]
 
 
@@ -184,7 +190,8 @@ async def test_an_invoke_before_the_prewarm_cancels_it() -> None:
     assert assignment.snapshot().prewarms_scheduled == 1  # only the second invoke's
     clock.advance(300)
     assignment.reap()
-    await asyncio.sleep(0)
+    for _ in range(5):
+        await asyncio.sleep(0)
     assert len(fake.created) == 3
 
 

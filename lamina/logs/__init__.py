@@ -1,0 +1,1 @@
+"""Function logs: the store behind `/aws/lambda/<name>` groups and the CloudWatch Logs API."""
