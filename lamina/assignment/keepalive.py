@@ -84,6 +84,8 @@ class HybridHistogramPolicy:
       `cv_threshold`): pre-warm at the head percentile less a margin and keep until the tail
       percentile plus a margin.
     - A flat histogram: no pre-warm, keep until the tail percentile plus a margin.
+
+    Shortcoming: idle times beyond the range get the fallback, not the paper's ARIMA forecast.
     """
 
     def __init__(
