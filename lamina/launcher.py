@@ -286,12 +286,18 @@ async def run(settings: Settings) -> None:
         await platform.stop()
 
 
+def _aws_cli() -> str:
+    """The AWS CLI beside this interpreter (the one `make run` installs), else the one on PATH."""
+    beside = Path(sys.executable).parent / "aws"
+    return str(beside) if beside.exists() else "aws"
+
+
 def _banner(url: str, example: bool) -> str:
     lines = [f"Lamina is running at {url} (health: {url}/_lamina/health). Ctrl-C stops it."]
     if example:
         lines.append(
             "Invoke the example: AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test "
-            f"AWS_DEFAULT_REGION=us-east-1 .venv/bin/aws --endpoint-url {url} lambda invoke "
-            '--function-name hello --payload \'{"name": "Lamina"}\' out.json && cat out.json'
+            f"AWS_DEFAULT_REGION=us-east-1 {_aws_cli()} --endpoint-url {url} lambda invoke "
+            '--function-name hello --payload \'{"name": "Lamina"}\' /dev/stdout'
         )
     return os.linesep.join(lines)
