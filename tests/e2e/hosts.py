@@ -7,6 +7,7 @@ Cutting a host brings its link down; everything is removed in `close`, also afte
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -57,6 +58,9 @@ class Host:
         self.process.wait(timeout=10)
 
 
+_NETWORKS = itertools.count()
+
+
 @dataclass
 class Network:
     prefix: str
@@ -65,7 +69,8 @@ class Network:
 
     @classmethod
     def create(cls, zones: list[str]) -> Network:
-        prefix = f"lm{os.getpid() % 100000}"
+        # Unique per network: a namespace's links vanish asynchronously after `netns del`.
+        prefix = f"lm{os.getpid() % 100000}{next(_NETWORKS) % 10}"
         network = cls(prefix, f"{prefix}br")
         try:
             run_ip("link", "add", network.bridge, "type", "bridge")
@@ -117,6 +122,8 @@ class Network:
             if host.process is not None and host.process.poll() is None:
                 os.killpg(host.process.pid, signal.SIGKILL)
                 host.process.wait(timeout=10)
+            # Deleting the root end removes the veth pair at once, freeing its names.
+            subprocess.run(["ip", "link", "del", host.link], capture_output=True)
             subprocess.run(["ip", "netns", "del", host.namespace], capture_output=True)
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
 
