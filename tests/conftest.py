@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -91,6 +92,19 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
+# Every platform a test started, so that one a failing test left running dies with the session.
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for process in _STARTED:
+        if process.poll() is None:
+            # Its own process group: the workers and their sandboxes go with it.
+            with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=30)
+
+
 def start_server(data_dir: Path, *extra: str, host: str = "127.0.0.1") -> Server:
     if shutil.which("bwrap") is None:
         pytest.skip("bubblewrap (bwrap) is not installed: apt-get install bubblewrap")
@@ -104,6 +118,7 @@ def start_server(data_dir: Path, *extra: str, host: str = "127.0.0.1") -> Server
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
+    _STARTED.append(process)
     url = f"http://{host}:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
