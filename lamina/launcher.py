@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import ctypes
 import io
 import json
 import logging
@@ -39,6 +38,7 @@ from lamina.frontend.context import FrontendContext
 from lamina.frontend.events import FrontendInvoker
 from lamina.frontend.shapes import Scope
 from lamina.logs.store import LogStore
+from lamina.orphans import die_with_parent
 from lamina.placement.fleet import LEASE_S, Fleet
 from lamina.registry.code import CodeStore
 from lamina.registry.store import Registry
@@ -52,7 +52,6 @@ WORKER_START_TIMEOUT_S = 30.0
 EVENT_DRAIN_S = 10.0
 # How often lapsed membership leases are looked for: a small fraction of the lease.
 MEMBERSHIP_SWEEP_S = 0.1
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -75,12 +74,6 @@ class Settings:
     lease_s: float = LEASE_S
     # The development key `test` / `test` of the default account.
     default_key: bool = True
-
-
-def _die_with_parent() -> None:
-    # A worker must not outlive `lamina up`, even when it is killed with SIGKILL.
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def memory_total_mb() -> int:
@@ -193,7 +186,7 @@ class Platform:
             "--log-store", str(self.data_dir / "logs.db"),
         ]  # fmt: skip
         process = await asyncio.create_subprocess_exec(
-            *command, stdout=asyncio.subprocess.PIPE, preexec_fn=_die_with_parent
+            *command, stdout=asyncio.subprocess.PIPE, preexec_fn=die_with_parent(signal.SIGTERM)
         )
         self._processes.append(process)
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lamina.clock import Clock
+from lamina.orphans import die_with_parent
 from lamina.registry.model import FunctionConfig
 from lamina.sandbox import bwrap
 from lamina.sandbox import logs as loglines
@@ -168,6 +169,8 @@ class Sandbox:
                 pass_fds=(info_w, telemetry_w),
                 env={**self.env, TELEMETRY_FD_VARIABLE: str(telemetry_w)},
                 start_new_session=True,
+                # bubblewrap takes its sandbox with it; a killed worker must take bubblewrap.
+                preexec_fn=die_with_parent(signal.SIGKILL),
             )
         finally:
             for fd in (log_w, telemetry_w, info_w):
