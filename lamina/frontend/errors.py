@@ -112,11 +112,6 @@ class PreconditionFailed(LambdaError):
     code = "PreconditionFailedException"
 
 
-class UnsupportedMediaType(LambdaError):
-    status = 415
-    code = "UnsupportedMediaTypeException"
-
-
 class ServiceError(LambdaError):
     status = 500
     code = "ServiceException"
