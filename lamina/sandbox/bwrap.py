@@ -9,10 +9,16 @@ its own loopback, on which the runtime's relay serves AWS_LAMBDA_RUNTIME_API.
 
 from __future__ import annotations
 
+import resource
 import shutil
+import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lamina.orphans import die_with_parent
+from lamina.sandbox.cgroups import SandboxCgroup
+from lamina.sandbox.seccomp import CompiledFilter
 from lamina.worker.interpreters import SANDBOX_LANG_DIR, Interpreter
 
 # The uid and gid Lambda's runtimes run as (sbx_user1051).
@@ -24,6 +30,8 @@ SOCKET_DIR = "/var/run/lamina"
 SOCKET_NAME = "runtime.sock"
 RUNTIME_API_ADDRESS = "127.0.0.1:9001"
 CUSTOM_BOOTSTRAP = f"{TASK_ROOT}/bootstrap"
+# Lambda's limit on a function's open files.
+MAX_OPEN_FILES = 1024
 
 # Host files a runtime commonly reads; each is mounted only if the host has it.
 _ETC_FILES = ("/etc/ssl", "/etc/ca-certificates", "/etc/localtime", "/etc/mime.types")
@@ -42,6 +50,8 @@ class LaunchSpec:
     tmp_size_mb: int
     # Holds the sandbox's own passwd and group files (see `write_identity_files`).
     etc_dir: Path
+    seccomp: CompiledFilter | None = None
+    cgroup: SandboxCgroup | None = None
 
 
 def write_identity_files(etc_dir: Path) -> None:
@@ -64,8 +74,23 @@ def executable() -> str:
     return path
 
 
-def command(spec: LaunchSpec, info_fd: int) -> list[str]:
-    """The argv that starts the runtime of one sandbox."""
+def preexec(spec: LaunchSpec) -> Callable[[], None]:
+    """What the sandbox's first process does between fork and executing bubblewrap."""
+    orphaned = die_with_parent(signal.SIGKILL)
+
+    def prepare() -> None:
+        # bubblewrap takes its sandbox with it; a killed worker must take bubblewrap.
+        orphaned()
+        if spec.cgroup is not None:
+            spec.cgroup.join()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (MAX_OPEN_FILES, MAX_OPEN_FILES))
+
+    return prepare
+
+
+def command(spec: LaunchSpec, info_fd: int, seccomp_fd: int | None = None) -> list[str]:
+    """The argv that starts the runtime of one sandbox; `seccomp_fd` holds `spec.seccomp`'s
+    program (see `CompiledFilter.open`)."""
     args = [
         executable(),
         "--unshare-all",
@@ -93,6 +118,8 @@ def command(spec: LaunchSpec, info_fd: int) -> list[str]:
     ]  # fmt: skip
     for path in _ETC_FILES:
         args += ["--ro-bind-try", path, path]
+    if seccomp_fd is not None:
+        args += ["--seccomp", str(seccomp_fd)]
     if spec.interpreter.mounted_at_lang:
         args += ["--ro-bind", spec.interpreter.host_prefix, SANDBOX_LANG_DIR]
 

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lamina.clock import Clock
-from lamina.orphans import die_with_parent
 from lamina.registry.model import FunctionConfig
 from lamina.sandbox import bwrap
 from lamina.sandbox import logs as loglines
@@ -160,20 +159,21 @@ class Sandbox:
         log_r, log_w = os.pipe()
         telemetry_r, telemetry_w = os.pipe()
         info_r, info_w = os.pipe()
+        seccomp_fd = self.spec.seccomp.open() if self.spec.seccomp is not None else None
+        inherited = (info_w, telemetry_w) + ((seccomp_fd,) if seccomp_fd is not None else ())
         try:
             self._process = await asyncio.create_subprocess_exec(
-                *bwrap.command(self.spec, info_w),
+                *bwrap.command(self.spec, info_w, seccomp_fd),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_w,
                 stderr=log_w,
-                pass_fds=(info_w, telemetry_w),
+                pass_fds=inherited,
                 env={**self.env, TELEMETRY_FD_VARIABLE: str(telemetry_w)},
                 start_new_session=True,
-                # bubblewrap takes its sandbox with it; a killed worker must take bubblewrap.
-                preexec_fn=die_with_parent(signal.SIGKILL),
+                preexec_fn=bwrap.preexec(self.spec),
             )
         finally:
-            for fd in (log_w, telemetry_w, info_w):
+            for fd in (log_w, *inherited):
                 os.close(fd)
         self._info_fd = info_r
         self._output = SandboxOutput(log_r, telemetry_r, self._log_sink)

@@ -13,15 +13,18 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lamina.clock import Clock, SystemClock
 from lamina.logs.sink import StreamSink
 from lamina.logs.store import LogStore
 from lamina.registry.model import FunctionConfig, runtime_version_arn
-from lamina.sandbox import bwrap, entrypoint
+from lamina.sandbox import bwrap, entrypoint, seccomp
 from lamina.sandbox import logs as loglines
+from lamina.sandbox.cgroups import CgroupTree, Limits
 from lamina.sandbox.instance import INIT_TIMEOUT_S, InitOutcome, Invocation, Outcome, Sandbox
 from lamina.sandbox.runtime_api import RuntimeApiServer
 from lamina.sandbox.states import SandboxState
@@ -72,9 +75,12 @@ class WorkerAgent:
         # Socket paths must stay short (108 bytes), so they live in a temporary directory.
         self._socket_root = Path(tempfile.mkdtemp(prefix="lamina-"))
         self._runtime_dir = RUNTIME_SOURCE
+        self.cgroups = CgroupTree(identity.worker_id, state_dir)
+        self._seccomp = seccomp.compile_filter()
 
     async def start(self) -> None:
         bwrap.executable()
+        self.cgroups.prepare()
         bwrap.write_identity_files(self.state_dir / "etc")
         await self.runtime_api.start()
         log.info(
@@ -134,6 +140,7 @@ class WorkerAgent:
 
         socket_dir = self._socket_root / sandbox_id
         socket_dir.mkdir(mode=0o755)
+        limits = Limits(config.memory_size)
         stream = _log_stream_name(config.version, self.clock.time())
         spec = bwrap.LaunchSpec(
             code_dir=code_dir,
@@ -142,6 +149,8 @@ class WorkerAgent:
             interpreter=interpreter,
             tmp_size_mb=config.ephemeral_storage,
             etc_dir=self.state_dir / "etc",
+            seccomp=self._seccomp,
+            cgroup=self.cgroups.create(sandbox_id, limits),
         )
         sink = StreamSink(self.logs, config.log_group, stream, self.clock)
         arn = runtime_version_arn(self.identity.region, config.runtime)
@@ -160,6 +169,8 @@ class WorkerAgent:
 
         # Lambda gives an init that overruns 10 s a second try within the function's timeout.
         outcome = await sandbox.start(max(INIT_TIMEOUT_S, config.timeout))
+        if outcome.ok and spec.cgroup is not None:
+            spec.cgroup.throttle(limits)
         log.info(
             "sandbox %s id=%s function=%s init=%.1fms",
             "ready" if outcome.ok else "failed",
@@ -203,7 +214,13 @@ class WorkerAgent:
         self.sandboxes.pop(sandbox.sandbox_id, None)
         shutil.rmtree(sandbox.spec.socket_dir, ignore_errors=True)
         # Stopping the socket's site is asynchronous; the sandbox is gone either way.
-        task = asyncio.get_running_loop().create_task(self.runtime_api.detach(sandbox))
+        self._in_background(self.runtime_api.detach(sandbox))
+        if sandbox.spec.cgroup is not None:
+            # Whatever the sandbox left running dies with its cgroup.
+            self._in_background(sandbox.spec.cgroup.release())
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._detaching.add(task)
         task.add_done_callback(self._detaching.discard)
 

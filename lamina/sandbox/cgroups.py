@@ -1,0 +1,212 @@
+"""Resource limits of sandboxes: one cgroup per sandbox under one parent per worker.
+
+Both cgroup versions are served. Version 2 is used when the unified hierarchy offers the
+memory, pids and cpu controllers; otherwise each controller's version 1 hierarchy is. The
+parent lives under the worker's own cgroup in each hierarchy and is named after the worker and
+its state directory, so a worker restarted after a crash finds and removes what its previous
+run left (see `leftovers.py`).
+
+A sandbox's limits are Lambda's: memory = MemorySize with no swap, 1,024 processes and
+threads, and a CPU quota proportional to memory (1,769 MB = one vCPU). The sandbox's first
+process joins its cgroup before it executes bubblewrap, so nothing of the sandbox ever runs
+outside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PIDS_MAX = 1024
+MB_PER_VCPU = 1769
+CPU_PERIOD_US = 100_000
+# The kernel refuses a quota under 1 ms per period.
+_MIN_QUOTA_US = 1000
+_V1_CONTROLLERS = ("memory", "pids", "cpu")
+# How long a removal waits for the processes it killed to leave the cgroup.
+_RELEASE_TRIES = 200
+_RELEASE_PAUSE_S = 0.01
+
+
+class CgroupsUnavailable(Exception):
+    """The host offers no cgroup hierarchy this worker can create its sandboxes' cgroups in."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_mb: int
+
+    @property
+    def cpu_quota_us(self) -> int:
+        return max(_MIN_QUOTA_US, CPU_PERIOD_US * self.memory_mb // MB_PER_VCPU)
+
+
+@dataclass(frozen=True)
+class SandboxCgroup:
+    """One sandbox's cgroup: a directory in each hierarchy in use (one under version 2)."""
+
+    name: str
+    directories: tuple[Path, ...]
+    version: int
+
+    def join(self) -> None:
+        """Move the calling process into the cgroup; made for a child between fork and exec,
+        so it uses nothing but system calls."""
+        pid = str(os.getpid()).encode()
+        for directory in self.directories:
+            fd = os.open(directory / "cgroup.procs", os.O_WRONLY)
+            try:
+                os.write(fd, pid)
+            finally:
+                os.close(fd)
+
+    def throttle(self, limits: Limits) -> None:
+        """Apply the CPU quota; the init phase runs before it, unthrottled, so a cold start
+        does not pay a small memory size's CPU share."""
+        quota = limits.cpu_quota_us
+        if self.version == 2:
+            _write(self.directories[0] / "cpu.max", f"{quota} {CPU_PERIOD_US}")
+            return
+        cpu = self._v1("cpu")
+        _write(cpu / "cpu.cfs_period_us", str(CPU_PERIOD_US))
+        _write(cpu / "cpu.cfs_quota_us", str(quota))
+
+    def pids(self) -> list[int]:
+        pids: set[int] = set()
+        for directory in self.directories:
+            with contextlib.suppress(FileNotFoundError):
+                pids.update(int(p) for p in (directory / "cgroup.procs").read_text().split())
+        return sorted(pids)
+
+    def kill_all(self) -> None:
+        if self.version == 2 and (self.directories[0] / "cgroup.kill").exists():
+            with contextlib.suppress(FileNotFoundError):
+                _write(self.directories[0] / "cgroup.kill", "1")
+            return
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    async def release(self) -> None:
+        """Kill whatever is left in the cgroup, then remove it once it is empty."""
+        for _ in range(_RELEASE_TRIES):
+            self.kill_all()
+            if self._remove():
+                return
+            await asyncio.sleep(_RELEASE_PAUSE_S)
+        log.warning("cgroup still busy, left in place name=%s", self.name)
+
+    def _remove(self) -> bool:
+        for directory in self.directories:
+            try:
+                directory.rmdir()
+            except FileNotFoundError:
+                continue
+            except OSError:
+                return False
+        return True
+
+    def _v1(self, controller: str) -> Path:
+        index = _V1_CONTROLLERS.index(controller)
+        return self.directories[index]
+
+
+class CgroupTree:
+    """The worker's parent cgroup and the sandboxes' cgroups under it."""
+
+    def __init__(self, worker_id: str, state_dir: Path, root: Path = CGROUP_ROOT) -> None:
+        digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:8]
+        self.parent_name = f"lamina-{worker_id}-{digest}"
+        self.version, self.parents = _locate(root, self.parent_name)
+
+    def prepare(self) -> None:
+        for parent in self.parents:
+            parent.mkdir(exist_ok=True)
+        if self.version == 2:
+            # Each level down to the sandboxes' cgroups hands the controllers on.
+            for level in (self.parents[0].parent, self.parents[0]):
+                _write(level / "cgroup.subtree_control", "+memory +pids +cpu")
+
+    def create(self, sandbox_id: str, limits: Limits) -> SandboxCgroup:
+        directories = tuple(parent / sandbox_id for parent in self.parents)
+        for directory in directories:
+            directory.mkdir()
+        cgroup = SandboxCgroup(sandbox_id, directories, self.version)
+        megabytes = str(limits.memory_mb * 1024 * 1024)
+
+        if self.version == 2:
+            unified = directories[0]
+            _write(unified / "memory.max", megabytes)
+            _write(unified / "memory.swap.max", "0")
+            _write(unified / "pids.max", str(PIDS_MAX))
+            return cgroup
+
+        memory = cgroup._v1("memory")
+        _write(memory / "memory.limit_in_bytes", megabytes)
+        # The combined memory and swap limit exists only when the kernel accounts swap.
+        swap = memory / "memory.memsw.limit_in_bytes"
+        if swap.exists():
+            _write(swap, megabytes)
+        _write(memory / "memory.swappiness", "0")
+        _write(cgroup._v1("pids") / "pids.max", str(PIDS_MAX))
+        return cgroup
+
+    def existing(self) -> list[SandboxCgroup]:
+        """The sandboxes' cgroups present now, whoever created them."""
+        names: set[str] = set()
+        for parent in self.parents:
+            if parent.is_dir():
+                names.update(p.name for p in parent.iterdir() if p.is_dir())
+        return [
+            SandboxCgroup(name, tuple(p / name for p in self.parents), self.version)
+            for name in sorted(names)
+        ]
+
+
+def _locate(root: Path, parent_name: str) -> tuple[int, tuple[Path, ...]]:
+    own = _own_cgroups()
+    unified = _unified_mount(root)
+    if unified is not None:
+        offered = set((unified / "cgroup.controllers").read_text().split())
+        if {"memory", "pids", "cpu"} <= offered:
+            return 2, (unified / own.get("", "/").lstrip("/") / parent_name,)
+
+    parents = []
+    for controller in _V1_CONTROLLERS:
+        mount = root / controller
+        if not (mount / "cgroup.procs").exists() or controller not in own:
+            raise CgroupsUnavailable(
+                f"no cgroup hierarchy offers the {controller} controller under {root}"
+            )
+        parents.append(mount / own[controller].lstrip("/") / parent_name)
+    return 1, tuple(parents)
+
+
+def _own_cgroups() -> dict[str, str]:
+    """This process's cgroup path per version 1 controller, and under "" its version 2 one."""
+    own: dict[str, str] = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        for controller in controllers.split(","):
+            own[controller] = path
+    return own
+
+
+def _unified_mount(root: Path) -> Path | None:
+    for candidate in (root, root / "unified"):
+        if (candidate / "cgroup.controllers").exists():
+            return candidate
+    return None
+
+
+def _write(path: Path, value: str) -> None:
+    path.write_text(value)

@@ -1,0 +1,429 @@
+"""Hostile functions: each tries to cross its sandbox's boundary and must fail the right way.
+
+Every probe is a real function doing the hostile thing; the test asserts how it failed. The
+module runs once per isolation backend, chosen per function with the `lamina:isolation` tag.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Server, create_function
+
+ISOLATION_BACKENDS = ("namespace",)
+
+pytestmark = pytest.mark.parametrize("backend", ISOLATION_BACKENDS)
+
+PIDS_LIMIT = 1024
+
+# Calls a function would make through the C library, returning the errno it got (0 if none).
+LIBC = """
+import ctypes, ctypes.util, os
+libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+def errno_of(result):
+    return ctypes.get_errno() if result == -1 else 0
+"""
+
+
+def make(lam: object, backend: str, code: str, **extra: object) -> str:
+    return create_function(lam, code, Tags={"lamina:isolation": backend}, **extra)
+
+
+def call(lam: object, name: str, event: object = None) -> tuple[dict, object]:
+    response = lam.invoke(  # type: ignore[attr-defined]
+        FunctionName=name, Payload=json.dumps(event or {}).encode()
+    )
+    return response, json.loads(response["Payload"].read())
+
+
+def answer(lam: object, name: str, event: object = None) -> object:
+    response, body = call(lam, name, event)
+    assert "FunctionError" not in response, body
+    return body
+
+
+def test_a_function_sees_no_process_beyond_its_own_sandbox(lam: object, backend: str) -> None:
+    name = make(
+        lam,
+        backend,
+        """
+import os
+def handler(event, context):
+    seen = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            seen[pid] = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
+        except OSError:
+            pass
+    return seen
+""",
+    )
+
+    seen = answer(lam, name)
+
+    # bubblewrap's init (pid 1), the runtime and its Runtime API relay; nothing of the host.
+    assert seen["1"].startswith("/usr/bin/bwrap\0")
+    others = [cmdline for pid, cmdline in seen.items() if pid != "1"]
+    assert all("\0/var/runtime/bootstrap.py" in cmdline for cmdline in others), others
+    assert len(seen) <= 4, seen
+
+
+def test_host_secrets_other_code_and_laminas_data_are_out_of_reach(
+    lam: object, server: Server, backend: str
+) -> None:
+    other = make(lam, backend, "def handler(event, context):\n    return 'secret code'\n")
+    answer(lam, other)
+    code_dirs = sorted(str(p) for p in server.data_dir.glob("workers/*/code/*"))
+    assert code_dirs
+    name = make(
+        lam,
+        backend,
+        """
+import os
+def handler(event, context):
+    result = {}
+    for path in event["paths"]:
+        try:
+            if os.path.isdir(path):
+                result[path] = os.listdir(path)
+            else:
+                result[path] = open(path).read()
+        except OSError as error:
+            result[path] = error.errno
+    return result
+""",
+    )
+    paths = ["/etc/shadow", "/root", str(server.data_dir), *code_dirs]
+
+    result = answer(lam, name, {"paths": paths})
+
+    assert result == {path: errno.ENOENT for path in paths}
+
+
+def test_the_functions_code_cannot_be_written(lam: object, backend: str) -> None:
+    name = make(
+        lam,
+        backend,
+        """
+import os
+def handler(event, context):
+    result = {}
+    for path in ("/var/task/index.py", "/var/task/new.py"):
+        try:
+            open(path, "a").write("# changed")
+            result[path] = 0
+        except OSError as error:
+            result[path] = error.errno
+    return result
+""",
+    )
+
+    result = answer(lam, name)
+
+    # The existing file is not the sandbox user's; a new one meets the read-only mount.
+    assert result["/var/task/index.py"] in (errno.EACCES, errno.EROFS)
+    assert result["/var/task/new.py"] == errno.EROFS
+
+
+def test_no_host_loopback_port_answers_a_function(
+    lam: object, server: Server, backend: str
+) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    host_ports = [int(server.url.rsplit(":", 1)[1]), listener.getsockname()[1]]
+    name = make(
+        lam,
+        backend,
+        """
+import socket
+def handler(event, context):
+    result = {}
+    for port in event["ports"]:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            result[str(port)] = 0
+        except OSError as error:
+            result[str(port)] = error.errno
+    return result
+""",
+    )
+
+    with listener:
+        result = answer(lam, name, {"ports": host_ports})
+
+    assert result == {str(port): errno.ECONNREFUSED for port in host_ports}
+
+
+def test_a_function_can_neither_trace_nor_signal_a_process_outside(
+    lam: object, backend: str
+) -> None:
+    name = make(
+        lam,
+        backend,
+        LIBC
+        + """
+import signal
+PTRACE_TRACEME, PTRACE_ATTACH = 0, 16
+def handler(event, context):
+    try:
+        os.kill(event["pid"], signal.SIGKILL)
+        killed = 0
+    except OSError as error:
+        killed = error.errno
+    traced = errno_of(libc.ptrace(PTRACE_ATTACH, os.getppid(), 0, 0))
+    traced_by_parent = errno_of(libc.ptrace(PTRACE_TRACEME, 0, 0, 0))
+    return {"kill": killed, "ptrace": traced, "traceme": traced_by_parent}
+""",
+    )
+
+    result = answer(lam, name, {"pid": os.getpid()})
+
+    assert result == {"kill": errno.ESRCH, "ptrace": errno.EPERM, "traceme": errno.EPERM}
+
+
+def test_a_function_cannot_mount_anything(lam: object, backend: str) -> None:
+    name = make(
+        lam,
+        backend,
+        LIBC
+        + """
+def handler(event, context):
+    os.makedirs("/tmp/m", exist_ok=True)
+    return {
+        "tmpfs": errno_of(libc.mount(b"none", b"/tmp/m", b"tmpfs", 0, None)),
+        "bind": errno_of(libc.mount(b"/", b"/tmp/m", None, 4096, None)),
+        "umount": errno_of(libc.umount2(b"/proc", 2)),
+    }
+""",
+    )
+
+    assert answer(lam, name) == {"tmpfs": errno.EPERM, "bind": errno.EPERM, "umount": errno.EPERM}
+
+
+def test_a_function_cannot_load_a_kernel_module(lam: object, backend: str) -> None:
+    name = make(
+        lam,
+        backend,
+        LIBC
+        + """
+SYS_init_module, SYS_finit_module = 175, 313
+def handler(event, context):
+    image = ctypes.create_string_buffer(b"\\x7fELF" + bytes(60))
+    module = os.open("/var/task/index.py", os.O_RDONLY)
+    return {
+        "init_module": errno_of(libc.syscall(SYS_init_module, image, 64, b"")),
+        "finit_module": errno_of(libc.syscall(SYS_finit_module, module, b"", 0)),
+    }
+""",
+    )
+
+    assert answer(lam, name) == {"init_module": errno.EPERM, "finit_module": errno.EPERM}
+
+
+def test_a_function_can_open_no_raw_socket_nor_a_new_user_namespace(
+    lam: object, backend: str
+) -> None:
+    name = make(
+        lam,
+        backend,
+        LIBC
+        + """
+import socket
+CLONE_NEWUSER = 0x10000000
+def handler(event, context):
+    result = {"userns": errno_of(libc.unshare(CLONE_NEWUSER))}
+    for label, family, kind in (("raw", socket.AF_INET, socket.SOCK_RAW),
+                                ("packet", socket.AF_PACKET, socket.SOCK_RAW)):
+        try:
+            socket.socket(family, kind).close()
+            result[label] = 0
+        except OSError as error:
+            result[label] = error.errno
+    return result
+""",
+    )
+
+    assert answer(lam, name) == {"userns": errno.EPERM, "raw": errno.EPERM, "packet": errno.EPERM}
+
+
+FORK_BOMB = """
+import os, signal, time
+def handler(event, context):
+    children, failure = [], None
+    while len(children) < 4096:
+        try:
+            pid = os.fork()
+        except OSError as error:
+            failure = error.errno
+            break
+        if pid == 0:
+            signal.pause()
+            os._exit(0)
+        children.append(pid)
+    time.sleep(event["hold"])
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    return {"forked": len(children), "failure": failure}
+"""
+
+
+def test_a_fork_bomb_stops_at_the_pids_limit_while_other_functions_answer(
+    lam: object, backend: str
+) -> None:
+    bomb = make(lam, backend, FORK_BOMB, MemorySize=1024, Timeout=120)
+    bystander = make(lam, backend, "def handler(event, context):\n    return 'still here'\n")
+
+    with ThreadPoolExecutor(1) as pool:
+        result = pool.submit(answer, lam, bomb, {"hold": 5})
+        _wait_for_a_full_sandbox()
+        assert answer(lam, bystander) == "still here"
+        outcome = result.result(timeout=120)
+
+    assert outcome["failure"] == errno.EAGAIN
+    assert outcome["forked"] < PIDS_LIMIT
+
+
+def _wait_for_a_full_sandbox() -> None:
+    """Until some sandbox's cgroup holds nearly its limit of processes."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for counter in Path("/sys/fs/cgroup").glob("pids/**/lamina-*/*/pids.current"):
+            if int(counter.read_text()) >= PIDS_LIMIT - 8:
+                return
+        time.sleep(0.05)
+    raise AssertionError("no sandbox reached its pids limit")
+
+
+def test_filling_tmp_past_ephemeral_storage_fails_with_enospc(lam: object, backend: str) -> None:
+    # /tmp is memory-backed, so the function gets the memory to fill it.
+    name = make(
+        lam,
+        backend,
+        """
+def handler(event, context):
+    written = 0
+    block = b"x" * (1 << 20)
+    try:
+        with open("/tmp/fill", "wb") as sink:
+            while True:
+                sink.write(block)
+                sink.flush()
+                written += len(block)
+    except OSError as error:
+        return {"errno": error.errno, "written_mb": written >> 20}
+""",
+        MemorySize=1024,
+        EphemeralStorage={"Size": 512},
+        Timeout=60,
+    )
+
+    result = answer(lam, name)
+
+    assert result["errno"] == errno.ENOSPC
+    assert 500 <= result["written_mb"] <= 512
+
+
+def test_allocating_past_memory_size_kills_the_runtime_as_lambda_reports_it(
+    lam: object, backend: str
+) -> None:
+    name = make(
+        lam,
+        backend,
+        """
+def handler(event, context):
+    hoard = []
+    while True:
+        hoard.append(bytearray(16 << 20))
+""",
+        MemorySize=128,
+        Timeout=60,
+    )
+
+    response, body = call(lam, name)
+
+    assert response["FunctionError"] == "Unhandled"
+    request_id = response["ResponseMetadata"]["RequestId"]
+    reason = "Runtime exited with error: signal: killed"
+    assert body == {
+        "errorType": "Runtime.ExitError",
+        "errorMessage": f"RequestId: {request_id} Error: {reason}",
+    }
+
+
+def test_a_busy_loop_is_stopped_at_the_timeout(lam: object, backend: str) -> None:
+    name = make(
+        lam, backend, "def handler(event, context):\n    while True:\n        pass\n", Timeout=2
+    )
+
+    response, body = call(lam, name)
+
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Sandbox.Timedout"
+    assert body["errorMessage"].endswith("Task timed out after 2.00 seconds")
+
+
+LINGERER = """
+import os, subprocess, sys
+def handler(event, context):
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time\\nwhile True: time.sleep(1)", event["marker"]],
+        start_new_session=True,
+    )
+    return child.pid
+"""
+
+# Lists the processes whose command line holds the marker.
+LOOKOUT = """
+import os
+def handler(event, context):
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if event["marker"] in open(f"/proc/{pid}/cmdline").read():
+                found.append(pid)
+        except OSError:
+            pass
+    return found
+"""
+
+
+def test_a_child_left_running_never_outlives_its_sandbox_nor_meets_another_function(
+    lam: object, backend: str
+) -> None:
+    marker = f"lingerer-{os.getpid()}-{time.monotonic_ns()}"
+    name = make(lam, backend, LINGERER)
+    answer(lam, name, {"marker": marker})
+    host_pids = _pids_with(marker)
+    assert len(host_pids) == 1
+    cgroup = Path(f"/proc/{host_pids[0]}/cgroup").read_text()
+    assert "/lamina-" in cgroup
+
+    other = make(lam, backend, LOOKOUT)
+    assert answer(lam, other, {"marker": marker}) == []
+
+    lam.delete_function(FunctionName=name)  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 30
+    while _pids_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _pids_with(marker) == []
+
+
+def _pids_with(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
