@@ -3,8 +3,8 @@
 Both cgroup versions are served. Version 2 is used when the unified hierarchy offers the
 memory, pids and cpu controllers; otherwise each controller's version 1 hierarchy is. The
 parent lives under the worker's own cgroup in each hierarchy and is named after the worker and
-its state directory, so a worker restarted after a crash finds and removes what its previous
-run left (see `leftovers.py`).
+its state directory (`leftovers.worker_name`), so a worker restarted after a crash finds and
+removes what its previous run left.
 
 A sandbox's limits are Lambda's: memory = MemorySize with no swap, 1,024 processes and
 threads, and a CPU quota proportional to memory (1,769 MB = one vCPU). The sandbox's first
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import signal
@@ -123,10 +122,9 @@ class SandboxCgroup:
 class CgroupTree:
     """The worker's parent cgroup and the sandboxes' cgroups under it."""
 
-    def __init__(self, worker_id: str, state_dir: Path, root: Path = CGROUP_ROOT) -> None:
-        digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:8]
-        self.parent_name = f"lamina-{worker_id}-{digest}"
-        self.version, self.parents = _locate(root, self.parent_name)
+    def __init__(self, parent_name: str, root: Path = CGROUP_ROOT) -> None:
+        self.parent_name = parent_name
+        self.version, self.parents = _locate(root, parent_name)
 
     def prepare(self) -> None:
         for parent in self.parents:
@@ -135,6 +133,12 @@ class CgroupTree:
             # Each level down to the sandboxes' cgroups hands the controllers on.
             for level in (self.parents[0].parent, self.parents[0]):
                 _write(level / "cgroup.subtree_control", "+memory +pids +cpu")
+
+    def remove(self) -> None:
+        """Remove the worker's parent cgroup once its sandboxes' cgroups are gone."""
+        for parent in self.parents:
+            with contextlib.suppress(FileNotFoundError, OSError):
+                parent.rmdir()
 
     def create(self, sandbox_id: str, limits: Limits) -> SandboxCgroup:
         directories = tuple(parent / sandbox_id for parent in self.parents)

@@ -11,7 +11,6 @@ import logging
 import platform
 import secrets
 import shutil
-import tempfile
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from lamina.clock import Clock, SystemClock
 from lamina.logs.sink import StreamSink
 from lamina.logs.store import LogStore
 from lamina.registry.model import FunctionConfig, runtime_version_arn
-from lamina.sandbox import bwrap, entrypoint, seccomp
+from lamina.sandbox import bwrap, entrypoint, leftovers, seccomp
 from lamina.sandbox import logs as loglines
 from lamina.sandbox.cgroups import CgroupTree, Limits
 from lamina.sandbox.instance import INIT_TIMEOUT_S, InitOutcome, Invocation, Outcome, Sandbox
@@ -72,15 +71,17 @@ class WorkerAgent:
         self.runtime_api = RuntimeApiServer()
         self.sandboxes: dict[str, Sandbox] = {}
         self._detaching: set[asyncio.Task[None]] = set()
-        # Socket paths must stay short (108 bytes), so they live in a temporary directory.
-        self._socket_root = Path(tempfile.mkdtemp(prefix="lamina-"))
+        name = leftovers.worker_name(identity.worker_id, state_dir)
+        self._socket_root = leftovers.socket_root(name)
         self._runtime_dir = RUNTIME_SOURCE
-        self.cgroups = CgroupTree(identity.worker_id, state_dir)
+        self.cgroups = CgroupTree(name)
         self._seccomp = seccomp.compile_filter()
 
     async def start(self) -> None:
         bwrap.executable()
+        await leftovers.sweep(self.cgroups, self._socket_root)
         self.cgroups.prepare()
+        self._socket_root.mkdir(mode=0o755)
         bwrap.write_identity_files(self.state_dir / "etc")
         await self.runtime_api.start()
         log.info(
@@ -101,6 +102,7 @@ class WorkerAgent:
         await self.runtime_api.close()
         self.logs.close()
         shutil.rmtree(self._socket_root, ignore_errors=True)
+        self.cgroups.remove()
         log.info("worker stopped id=%s", self.identity.worker_id)
 
     # Reports

@@ -1,0 +1,124 @@
+"""A worker killed with SIGKILL cleans nothing; its next start removes what its sandboxes left."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+from lamina.sandbox import leftovers
+from tests.conftest import create_function, start_server, stop_server
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+# A function that leaves a process of its own running in its sandbox.
+LINGERER = """
+import subprocess, sys
+def handler(event, context):
+    subprocess.Popen([sys.executable, "-c", "import time\\nwhile True: time.sleep(1)"])
+    return "left a child"
+"""
+
+
+def test_a_worker_restarted_after_sigkill_leaves_no_process_mount_cgroup_or_netns(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    server = start_server(data_dir, "--workers", "1", "--keep-alive", "600")
+    name = leftovers.worker_name("worker-1", data_dir / "workers" / "worker-1")
+    try:
+        lam = server.client()
+        for _ in range(3):
+            function = create_function(lam, LINGERER)
+            lam.invoke(FunctionName=function, Payload=b"{}")
+        sandboxed = _pids_in_cgroups(name)
+        assert len(sandboxed) >= 9
+        namespaces = _namespaces(sandboxed)
+        cgroups = _sandbox_cgroups(name)
+        assert len(cgroups) >= 3
+
+        worker = _worker_pid(data_dir)
+        os.kill(worker, signal.SIGKILL)
+        _wait_until(lambda: not Path(f"/proc/{worker}").exists())
+        # The dead worker removed nothing: its sandboxes' cgroups are still there.
+        assert all(path.exists() for path in cgroups)
+    finally:
+        stop_server(server)
+
+    server = start_server(data_dir, "--workers", "1")
+    try:
+        assert _pids_in_cgroups(name) == []
+        assert [path for path in cgroups if path.exists()] == []
+        assert _sandbox_cgroups(name) == []
+        # Namespace numbers are reused once freed, so a holder of one may be a stranger's.
+        holders = [pid for pid in _all_pids() if _namespaces([pid]) & namespaces]
+        assert [pid for pid in holders if _belongs_to(pid, name, data_dir)] == []
+        assert [line for line in _mounts() if str(data_dir) in line] == []
+        assert sorted(leftovers.socket_root(name).iterdir()) == []
+    finally:
+        stop_server(server)
+
+
+def _sandbox_cgroups(name: str) -> list[Path]:
+    return sorted(p for p in CGROUP_ROOT.glob(f"*/**/{name}/*") if p.is_dir())
+
+
+def _pids_in_cgroups(name: str) -> list[int]:
+    found = []
+    for pid in _all_pids():
+        try:
+            if f"/{name}/" in Path(f"/proc/{pid}/cgroup").read_text():
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+def _belongs_to(pid: int, name: str, data_dir: Path) -> bool:
+    try:
+        cgroups = Path(f"/proc/{pid}/cgroup").read_text()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return f"/{name}/" in cgroups or str(data_dir).encode() in argv
+
+
+def _namespaces(pids: list[int]) -> set[str]:
+    """The network and mount namespaces the processes are in."""
+    found = set()
+    for pid in pids:
+        for kind in ("net", "mnt"):
+            try:
+                found.add(os.readlink(f"/proc/{pid}/ns/{kind}"))
+            except OSError:
+                continue
+    # Those of this test's own process are the host's, not a sandbox's.
+    return found - {os.readlink(f"/proc/self/ns/{kind}") for kind in ("net", "mnt")}
+
+
+def _all_pids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+
+
+def _mounts() -> list[str]:
+    return Path("/proc/self/mountinfo").read_text().splitlines()
+
+
+def _worker_pid(data_dir: Path) -> int:
+    for pid in _all_pids():
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"worker" in argv and str(data_dir / "workers" / "worker-1").encode() in argv:
+            return pid
+    raise AssertionError(f"no worker process for {json.dumps(str(data_dir))}")
+
+
+def _wait_until(condition: object) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
