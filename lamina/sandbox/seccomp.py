@@ -20,6 +20,7 @@ import pyseccomp
 # Flags and values the argument rules test, as the kernel defines them.
 _CLONE_NEWUSER = 0x10000000
 _SOCK_TYPE_MASK = 0xF
+_SOCK_PACKET = 10
 
 DENIED = (
     "mount",
@@ -85,9 +86,14 @@ def compile_filter() -> CompiledFilter:
     # back to clone, whose flags the rule above sees.
     rules.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "clone3")
 
+    # Packet sockets, and raw IP ones (netlink's raw sockets stay: the C library lists
+    # network interfaces through them).
     rules.add_rule(deny, "socket", pyseccomp.Arg(0, pyseccomp.EQ, socket.AF_PACKET))
-    raw = pyseccomp.Arg(1, pyseccomp.MASKED_EQ, _SOCK_TYPE_MASK, socket.SOCK_RAW)
-    rules.add_rule(deny, "socket", raw)
+    for family in (socket.AF_INET, socket.AF_INET6):
+        for kind in (socket.SOCK_RAW, _SOCK_PACKET):
+            ip_family = pyseccomp.Arg(0, pyseccomp.EQ, family)
+            kind_is = pyseccomp.Arg(1, pyseccomp.MASKED_EQ, _SOCK_TYPE_MASK, kind)
+            rules.add_rule(deny, "socket", ip_family, kind_is)
 
     fd = os.memfd_create("lamina-seccomp-build", os.MFD_CLOEXEC)
     with os.fdopen(fd, "w+b") as program:
