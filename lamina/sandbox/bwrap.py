@@ -9,6 +9,7 @@ its own loopback, on which the runtime's relay serves AWS_LAMBDA_RUNTIME_API.
 
 from __future__ import annotations
 
+import os
 import resource
 import shutil
 import signal
@@ -52,6 +53,9 @@ class LaunchSpec:
     etc_dir: Path
     seccomp: CompiledFilter | None = None
     cgroup: SandboxCgroup | None = None
+    # The unprivileged host uid and gid the sandbox user maps to (see `hostids.py`); without
+    # it the sandbox user is the worker's own uid.
+    host_id: int | None = None
 
 
 def write_identity_files(etc_dir: Path) -> None:
@@ -81,23 +85,40 @@ def preexec(spec: LaunchSpec) -> Callable[[], None]:
     def prepare() -> None:
         # bubblewrap takes its sandbox with it; a killed worker must take bubblewrap.
         orphaned()
-        if spec.cgroup is not None:
-            spec.cgroup.join()
         resource.setrlimit(resource.RLIMIT_NOFILE, (MAX_OPEN_FILES, MAX_OPEN_FILES))
 
     return prepare
 
 
-def command(spec: LaunchSpec, info_fd: int, seccomp_fd: int | None = None) -> list[str]:
-    """The argv that starts the runtime of one sandbox; `seccomp_fd` holds `spec.seccomp`'s
-    program (see `CompiledFilter.open`)."""
+def map_ids(child_pid: int, host_id: int) -> None:
+    """Write the user namespace's id maps for bubblewrap waiting on its `--userns-block-fd`.
+
+    The namespace's root is the worker's own uid, for bubblewrap's set-up only: it reaches the
+    host paths it mounts as their owner. The sandbox user is `host_id`, which the runtime
+    becomes (see `command`) before any of the function's code runs.
+    """
+    with open(f"/proc/{child_pid}/uid_map", "w") as uid_map:
+        uid_map.write(f"0 {os.getuid()} 1\n{SANDBOX_UID} {host_id} 1\n")
+    with open(f"/proc/{child_pid}/gid_map", "w") as gid_map:
+        gid_map.write(f"0 {os.getgid()} 1\n{SANDBOX_GID} {host_id} 1\n")
+
+
+def command(
+    spec: LaunchSpec,
+    info_fd: int,
+    seccomp_fd: int | None = None,
+    userns_block_fd: int | None = None,
+) -> list[str]:
+    """The argv that starts the runtime of one sandbox.
+
+    `seccomp_fd` holds `spec.seccomp`'s program (see `CompiledFilter.open`). With
+    `spec.host_id`, bubblewrap waits on `userns_block_fd` until `map_ids` has run.
+    """
     args = [
         executable(),
         "--unshare-all",
         "--die-with-parent",
         "--new-session",
-        "--uid", str(SANDBOX_UID),
-        "--gid", str(SANDBOX_GID),
         "--hostname", "localhost",
         "--ro-bind", "/usr", "/usr",
         "--symlink", "usr/lib", "/lib",
@@ -106,7 +127,13 @@ def command(spec: LaunchSpec, info_fd: int, seccomp_fd: int | None = None) -> li
         "--symlink", "usr/sbin", "/sbin",
         "--proc", "/proc",
         "--dev", "/dev",
+        # Directories bubblewrap would make only for its own user, so that the sandbox
+        # user, unprivileged on the host, can reach what is mounted under them.
+        "--dir", "/etc",
+        "--dir", "/var",
+        "--dir", "/var/run",
         "--size", str(spec.tmp_size_mb * 1024 * 1024),
+        "--perms", "1777",
         "--tmpfs", "/tmp",
         "--ro-bind", str(spec.code_dir), TASK_ROOT,
         "--ro-bind", str(spec.runtime_dir), RUNTIME_DIR,
@@ -120,6 +147,11 @@ def command(spec: LaunchSpec, info_fd: int, seccomp_fd: int | None = None) -> li
         args += ["--ro-bind-try", path, path]
     if seccomp_fd is not None:
         args += ["--seccomp", str(seccomp_fd)]
+    if spec.host_id is None:
+        args += ["--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_GID)]
+    else:
+        assert userns_block_fd is not None
+        args += ["--unshare-user", "--userns-block-fd", str(userns_block_fd)]
     if spec.interpreter.mounted_at_lang:
         args += ["--ro-bind", spec.interpreter.host_prefix, SANDBOX_LANG_DIR]
 
@@ -128,4 +160,32 @@ def command(spec: LaunchSpec, info_fd: int, seccomp_fd: int | None = None) -> li
     if spec.interpreter.custom:
         # Lamina's runtime opens the Runtime API relay, then becomes the function's bootstrap.
         argv += ["--exec", CUSTOM_BOOTSTRAP]
-    return [*args, "--", *argv]
+    if spec.host_id is not None:
+        # The namespace's root becomes the sandbox user and gives up every capability.
+        argv = [
+            "/usr/bin/setpriv",
+            f"--reuid={SANDBOX_UID}",
+            f"--regid={SANDBOX_GID}",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--",
+            *argv,
+        ]
+    return [*_cgroup_join(spec), *args, "--", *argv]
+
+
+# Writes its pid into each cgroup named before "--", then becomes the command after it.
+_JOIN_SCRIPT = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
+
+
+def _cgroup_join(spec: LaunchSpec) -> list[str]:
+    """The prefix that moves the sandbox's first process into its cgroup before bubblewrap.
+
+    The move is done after exec rather than between fork and exec: moving a process between
+    version 1 cgroups waits for an RCU grace period, and the worker waits for the exec.
+    """
+    if spec.cgroup is None:
+        return []
+    files = [str(path) for path in spec.cgroup.procs_files()]
+    return ["/bin/sh", "-c", _JOIN_SCRIPT, "lamina-cgroup-join", *files, "--"]

@@ -8,8 +8,8 @@ removes what its previous run left.
 
 A sandbox's limits are Lambda's: memory = MemorySize with no swap, 1,024 processes and
 threads, and a CPU quota proportional to memory (1,769 MB = one vCPU). The sandbox's first
-process joins its cgroup before it executes bubblewrap, so nothing of the sandbox ever runs
-outside it.
+process joins its cgroup before it executes bubblewrap (see `bwrap.command`), so nothing of
+the sandbox ever runs outside it.
 """
 
 from __future__ import annotations
@@ -57,16 +57,9 @@ class SandboxCgroup:
     directories: tuple[Path, ...]
     version: int
 
-    def join(self) -> None:
-        """Move the calling process into the cgroup; made for a child between fork and exec,
-        so it uses nothing but system calls."""
-        pid = str(os.getpid()).encode()
-        for directory in self.directories:
-            fd = os.open(directory / "cgroup.procs", os.O_WRONLY)
-            try:
-                os.write(fd, pid)
-            finally:
-                os.close(fd)
+    def procs_files(self) -> list[Path]:
+        """The files a process writes its pid to, one per hierarchy, to join the cgroup."""
+        return [directory / "cgroup.procs" for directory in self.directories]
 
     def throttle(self, limits: Limits) -> None:
         """Apply the CPU quota; the init phase runs before it, unthrottled, so a cold start

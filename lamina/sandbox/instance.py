@@ -128,6 +128,7 @@ class Sandbox:
         self._output: SandboxOutput | None = None
         self._info_fd = -1
         self._runtime_pid_cache: int | None = None
+        self._reaper_pid_cache: int | None = None
         self._peak_memory_mb = 0
         self._ready: asyncio.Future[None] | None = None
         self._init_error: tuple[str, bytes] | None = None
@@ -160,10 +161,12 @@ class Sandbox:
         telemetry_r, telemetry_w = os.pipe()
         info_r, info_w = os.pipe()
         seccomp_fd = self.spec.seccomp.open() if self.spec.seccomp is not None else None
-        inherited = (info_w, telemetry_w) + ((seccomp_fd,) if seccomp_fd is not None else ())
+        block_r, block_w = os.pipe() if self.spec.host_id is not None else (None, None)
+        extra = tuple(fd for fd in (seccomp_fd, block_r) if fd is not None)
+        inherited = (info_w, telemetry_w, *extra)
         try:
             self._process = await asyncio.create_subprocess_exec(
-                *bwrap.command(self.spec, info_w, seccomp_fd),
+                *bwrap.command(self.spec, info_w, seccomp_fd, block_r),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_w,
                 stderr=log_w,
@@ -177,12 +180,28 @@ class Sandbox:
                 os.close(fd)
         self._info_fd = info_r
         self._output = SandboxOutput(log_r, telemetry_r, self._log_sink)
+        if block_w is not None:
+            await self._map_ids(block_w)
         self._exit_watch = asyncio.create_task(
             self._watch_exit(), name=f"sandbox-exit-{self.sandbox_id}"
         )
 
         await asyncio.wait([self._ready], timeout=init_timeout)
         return self._init_outcome(started, init_timeout)
+
+    async def _map_ids(self, block_w: int) -> None:
+        """Map the sandbox's ids while bubblewrap waits, then let it go on."""
+        assert self.spec.host_id is not None
+        try:
+            reaper = await self._read_reaper_pid()
+            if reaper is not None:
+                bwrap.map_ids(reaper, self.spec.host_id)
+                os.write(block_w, b"1")
+        except OSError as error:
+            # bubblewrap died meanwhile: its exit is reported as the init's outcome.
+            log.info("sandbox ids not mapped id=%s: %s", self.sandbox_id, error)
+        finally:
+            os.close(block_w)
 
     def _init_outcome(self, started: float, init_timeout: float) -> InitOutcome:
         duration_ms = (self._clock.monotonic() - started) * 1000
@@ -389,14 +408,38 @@ class Sandbox:
 
     # Measurements
 
+    async def _read_reaper_pid(self) -> int | None:
+        """`_reaper_pid` without blocking the loop until bubblewrap has written it."""
+        loop = asyncio.get_running_loop()
+        readable = loop.create_future()
+        loop.add_reader(self._info_fd, lambda: readable.done() or readable.set_result(None))
+        try:
+            await readable
+        finally:
+            loop.remove_reader(self._info_fd)
+        return self._reaper_pid()
+
+    def _reaper_pid(self) -> int | None:
+        """The host pid of the pid namespace's init, bubblewrap's reaper (read once)."""
+        if self._reaper_pid_cache is None and self._info_fd >= 0:
+            text = b""
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                # bubblewrap writes the document in one go, then keeps the pipe open.
+                while chunk := os.read(self._info_fd, 4096):
+                    text += chunk
+                    with contextlib.suppress(ValueError):
+                        self._reaper_pid_cache = int(json.loads(text)["child-pid"])
+                        break
+        return self._reaper_pid_cache
+
     def _runtime_pid(self) -> int | None:
-        if self._runtime_pid_cache is not None or self._info_fd < 0:
+        reaper = self._reaper_pid()
+        if self._runtime_pid_cache is not None or reaper is None:
             return self._runtime_pid_cache
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            reaper = int(json.loads(os.read(self._info_fd, 4096))["child-pid"])
-            # The pid namespace's init is bubblewrap's reaper; the runtime is its child.
-            with open(f"/proc/{reaper}/task/{reaper}/children") as handle:
-                self._runtime_pid_cache = int(handle.read().split()[0])
+        # The runtime is the reaper's child.
+        children = f"/proc/{reaper}/task/{reaper}/children"
+        with contextlib.suppress(OSError, ValueError, IndexError), open(children) as handle:
+            self._runtime_pid_cache = int(handle.read().split()[0])
         return self._runtime_pid_cache
 
     def _max_memory_mb(self) -> int:

@@ -24,6 +24,7 @@ from lamina.registry.model import FunctionConfig, runtime_version_arn
 from lamina.sandbox import bwrap, entrypoint, leftovers, seccomp
 from lamina.sandbox import logs as loglines
 from lamina.sandbox.cgroups import CgroupTree, Limits
+from lamina.sandbox.hostids import HostIds
 from lamina.sandbox.instance import INIT_TIMEOUT_S, InitOutcome, Invocation, Outcome, Sandbox
 from lamina.sandbox.runtime_api import RuntimeApiServer
 from lamina.sandbox.states import SandboxState
@@ -75,11 +76,12 @@ class WorkerAgent:
         self._socket_root = leftovers.socket_root(name)
         self._runtime_dir = RUNTIME_SOURCE
         self.cgroups = CgroupTree(name)
+        self.host_ids = HostIds(name)
         self._seccomp = seccomp.compile_filter()
 
     async def start(self) -> None:
         bwrap.executable()
-        await leftovers.sweep(self.cgroups, self._socket_root)
+        await leftovers.sweep(self.cgroups, self.host_ids, self._socket_root)
         self.cgroups.prepare()
         self._socket_root.mkdir(mode=0o755)
         bwrap.write_identity_files(self.state_dir / "etc")
@@ -153,6 +155,7 @@ class WorkerAgent:
             etc_dir=self.state_dir / "etc",
             seccomp=self._seccomp,
             cgroup=self.cgroups.create(sandbox_id, limits),
+            host_id=self.host_ids.claim(),
         )
         sink = StreamSink(self.logs, config.log_group, stream, self.clock)
         arn = runtime_version_arn(self.identity.region, config.runtime)
@@ -217,9 +220,14 @@ class WorkerAgent:
         shutil.rmtree(sandbox.spec.socket_dir, ignore_errors=True)
         # Stopping the socket's site is asynchronous; the sandbox is gone either way.
         self._in_background(self.runtime_api.detach(sandbox))
-        if sandbox.spec.cgroup is not None:
-            # Whatever the sandbox left running dies with its cgroup.
-            self._in_background(sandbox.spec.cgroup.release())
+        self._in_background(self._release(sandbox.spec))
+
+    async def _release(self, spec: bwrap.LaunchSpec) -> None:
+        # Whatever the sandbox left running dies with its cgroup; only then is its id free.
+        if spec.cgroup is not None:
+            await spec.cgroup.release()
+        if spec.host_id is not None:
+            self.host_ids.release(spec.host_id)
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)

@@ -107,8 +107,9 @@ class Network:
         host = self.hosts[zone]
         log_path = state_dir.parent / f"{host.name}.log"
         with open(log_path, "wb") as handle:
+            # nsenter, unlike `ip netns exec`, leaves /sys (and so the cgroups) as it is.
             host.process = subprocess.Popen(
-                ["ip", "netns", "exec", host.namespace,
+                ["nsenter", f"--net=/run/netns/{host.namespace}",
                  sys.executable, "-m", "lamina", "worker", "--id", host.name,
                  "--zone", zone, "--host", host.address, "--memory-mb", str(memory_mb),
                  "--state-dir", str(state_dir), "--join", join_url, "--log-level", "debug"],

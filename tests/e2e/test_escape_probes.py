@@ -427,3 +427,29 @@ def _pids_with(marker: str) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+def test_a_functions_processes_are_a_distinct_unprivileged_user_on_the_host(
+    lam: object, backend: str
+) -> None:
+    marker = f"owner-{os.getpid()}-{time.monotonic_ns()}"
+    first, second = make(lam, backend, LINGERER), make(lam, backend, LINGERER)
+
+    host_uids = []
+    for name in (first, second):
+        answer(lam, name, {"marker": f"{marker}-{name}"})
+        (pid,) = _pids_with(f"{marker}-{name}")
+        host_uids.append(_uids(pid))
+
+    assert all(uids[0] not in (0, 993) and len(set(uids)) == 1 for uids in host_uids)
+    assert host_uids[0] != host_uids[1]
+    for name in (first, second):
+        lam.delete_function(FunctionName=name)  # type: ignore[attr-defined]
+
+
+def _uids(pid: int) -> list[int]:
+    """The real, effective, saved and file-system uids of a host process."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return [int(uid) for uid in line.split()[1:]]
+    raise AssertionError(f"no Uid line for {pid}")
