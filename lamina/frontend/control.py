@@ -92,6 +92,7 @@ async def create_function(ctx: FrontendContext, request: web.Request) -> web.Res
         code_size=info.size,
         revision_id=lifecycle.new_revision(),
         last_modified=now_stamp(ctx),
+        network=validation.network_mode(create.tags),
     )
     # A concurrent create of the same name may have won while the code was stored.
     if ctx.registry.get(create.name) is not None:

@@ -78,7 +78,8 @@ async def untag_resource(ctx: FrontendContext, request: web.Request) -> web.Resp
 
 
 def _retag(ctx: FrontendContext, config: FunctionConfig, tags: dict[str, str]) -> None:
+    mode = validation.network_mode(tags)
     ctx.registry.set_tags(config.name, tags)
     current = ctx.registry.require(config.name)
-    ctx.registry.put(current.replace(revision_id=lifecycle.new_revision()))
+    ctx.registry.put(current.replace(revision_id=lifecycle.new_revision(), network=mode))
     log.info("function tags set name=%s count=%d", config.name, len(tags))

@@ -34,6 +34,7 @@ from lamina.frontend.errors import (
     ValidationFailed,
 )
 from lamina.frontend.shapes import Scope
+from lamina.sandbox import network
 
 FUNCTION_NAME_PATTERN = (
     r"(arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?"
@@ -841,6 +842,14 @@ def validate_tags(body: Mapping[str, Any]) -> dict[str, str]:
 def check_tag_count(tags: Mapping[str, str]) -> None:
     if len(tags) > MAX_TAGS:
         raise InvalidParameterValue("Number of tags exceeds resource tag limit.")
+
+
+def network_mode(tags: Mapping[str, str]) -> str:
+    """The sandbox network mode Lamina's `lamina:network` tag asks for."""
+    try:
+        return network.mode_of(dict(tags)).value
+    except ValueError as error:
+        raise InvalidParameterValue(str(error)) from None
 
 
 def validate_provisioned(

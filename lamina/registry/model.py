@@ -39,6 +39,8 @@ class FunctionConfig:
     # Lambda shows Environment only for functions that were given one, even an empty one.
     environment_set: bool = True
     ephemeral_storage: int = 512
+    # The sandbox's network mode, from the function's `lamina:network` tag (a Lamina setting).
+    network: str = "outbound"
     architectures: tuple[str, ...] = ("x86_64",)
     tracing_mode: str = "PassThrough"
     log_format: str = "Text"

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lamina.orphans import die_with_parent
+from lamina.sandbox import network
 from lamina.sandbox.cgroups import SandboxCgroup
+from lamina.sandbox.network import NetworkMode
 from lamina.sandbox.seccomp import CompiledFilter
 from lamina.worker.interpreters import SANDBOX_LANG_DIR, Interpreter
 
@@ -56,6 +58,8 @@ class LaunchSpec:
     # The unprivileged host uid and gid the sandbox user maps to (see `hostids.py`); without
     # it the sandbox user is the worker's own uid.
     host_id: int | None = None
+    # OUTBOUND needs `host_id`: the link is made while bubblewrap waits for its id maps.
+    network: NetworkMode = NetworkMode.NONE
 
 
 def write_identity_files(etc_dir: Path) -> None:
@@ -67,6 +71,7 @@ def write_identity_files(etc_dir: Path) -> None:
         f"sbx_user1051:x:{SANDBOX_UID}:{SANDBOX_GID}::/home/sbx_user1051:/sbin/nologin\n"
     )
     (etc_dir / "group").write_text(f"root:x:0:\nsbx_user1051:x:{SANDBOX_GID}:\n")
+    network.write_resolv_conf(etc_dir)
 
 
 def executable() -> str:
@@ -152,6 +157,9 @@ def command(
     else:
         assert userns_block_fd is not None
         args += ["--unshare-user", "--userns-block-fd", str(userns_block_fd)]
+        args += ["--block-fd", str(userns_block_fd)]
+    if spec.network is NetworkMode.OUTBOUND:
+        args += ["--ro-bind", str(spec.etc_dir / "resolv.conf"), "/etc/resolv.conf"]
     if spec.interpreter.mounted_at_lang:
         args += ["--ro-bind", spec.interpreter.host_prefix, SANDBOX_LANG_DIR]
 
@@ -172,20 +180,6 @@ def command(
             "--",
             *argv,
         ]
-    return [*_cgroup_join(spec), *args, "--", *argv]
-
-
-# Writes its pid into each cgroup named before "--", then becomes the command after it.
-_JOIN_SCRIPT = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
-
-
-def _cgroup_join(spec: LaunchSpec) -> list[str]:
-    """The prefix that moves the sandbox's first process into its cgroup before bubblewrap.
-
-    The move is done after exec rather than between fork and exec: moving a process between
-    version 1 cgroups waits for an RCU grace period, and the worker waits for the exec.
-    """
-    if spec.cgroup is None:
-        return []
-    files = [str(path) for path in spec.cgroup.procs_files()]
-    return ["/bin/sh", "-c", _JOIN_SCRIPT, "lamina-cgroup-join", *files, "--"]
+    # Nothing of the sandbox runs before its first process is in the sandbox's cgroup.
+    join = spec.cgroup.exec_prefix() if spec.cgroup is not None else []
+    return [*join, *args, "--", *argv]

@@ -34,6 +34,8 @@ _V1_CONTROLLERS = ("memory", "pids", "cpu")
 # How long a removal waits for the processes it killed to leave the cgroup.
 _RELEASE_TRIES = 200
 _RELEASE_PAUSE_S = 0.01
+# Writes its pid into each cgroup.procs file named before "--", then becomes what follows.
+_JOIN_SCRIPT = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
 
 
 class CgroupsUnavailable(Exception):
@@ -57,9 +59,14 @@ class SandboxCgroup:
     directories: tuple[Path, ...]
     version: int
 
-    def procs_files(self) -> list[Path]:
-        """The files a process writes its pid to, one per hierarchy, to join the cgroup."""
-        return [directory / "cgroup.procs" for directory in self.directories]
+    def exec_prefix(self) -> list[str]:
+        """An argv prefix that moves the process into the cgroup, then executes the rest.
+
+        The move is made after exec rather than between fork and exec: moving a process
+        between version 1 cgroups may wait for the kernel, and the worker waits for the exec.
+        """
+        files = [str(directory / "cgroup.procs") for directory in self.directories]
+        return ["/bin/sh", "-c", _JOIN_SCRIPT, "lamina-cgroup-join", *files, "--"]
 
     def throttle(self, limits: Limits) -> None:
         """Apply the CPU quota; the init phase runs before it, unthrottled, so a cold start

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 
 from lamina.clock import Clock
 from lamina.registry.model import FunctionConfig
-from lamina.sandbox import bwrap
+from lamina.sandbox import bwrap, network, pipes
 from lamina.sandbox import logs as loglines
+from lamina.sandbox.network import NetworkMode, NetworkUnavailable
 from lamina.sandbox.output import TELEMETRY_FD_VARIABLE, LogSink, SandboxOutput
 from lamina.sandbox.states import RUNTIME_ALLOWED_FROM, Lifecycle, RuntimeState, SandboxState
 
@@ -129,6 +130,7 @@ class Sandbox:
         self._info_fd = -1
         self._runtime_pid_cache: int | None = None
         self._reaper_pid_cache: int | None = None
+        self._network: asyncio.subprocess.Process | None = None
         self._peak_memory_mb = 0
         self._ready: asyncio.Future[None] | None = None
         self._init_error: tuple[str, bytes] | None = None
@@ -181,7 +183,7 @@ class Sandbox:
         self._info_fd = info_r
         self._output = SandboxOutput(log_r, telemetry_r, self._log_sink)
         if block_w is not None:
-            await self._map_ids(block_w)
+            await self._prepare_namespaces(block_w)
         self._exit_watch = asyncio.create_task(
             self._watch_exit(), name=f"sandbox-exit-{self.sandbox_id}"
         )
@@ -189,14 +191,23 @@ class Sandbox:
         await asyncio.wait([self._ready], timeout=init_timeout)
         return self._init_outcome(started, init_timeout)
 
-    async def _map_ids(self, block_w: int) -> None:
-        """Map the sandbox's ids while bubblewrap waits, then let it go on."""
+    async def _prepare_namespaces(self, block_w: int) -> None:
+        """Map the sandbox's ids and connect its network while bubblewrap waits, then let it
+        go on: the runtime starts with both in place. bubblewrap reads one byte from the pipe
+        once the ids are mapped and a second before it starts the runtime."""
         assert self.spec.host_id is not None
         try:
             reaper = await self._read_reaper_pid()
-            if reaper is not None:
-                bwrap.map_ids(reaper, self.spec.host_id)
-                os.write(block_w, b"1")
+            if reaper is None:
+                return
+            bwrap.map_ids(reaper, self.spec.host_id)
+            os.write(block_w, b"1")
+            if self.spec.network is NetworkMode.OUTBOUND:
+                self._network = await network.connect(reaper, self.spec.cgroup)
+            os.write(block_w, b"1")
+        except NetworkUnavailable as error:
+            log.warning("sandbox network failed id=%s: %s", self.sandbox_id, error)
+            self.kill()
         except OSError as error:
             # bubblewrap died meanwhile: its exit is reported as the init's outcome.
             log.info("sandbox ids not mapped id=%s: %s", self.sandbox_id, error)
@@ -383,6 +394,8 @@ class Sandbox:
     async def _watch_exit(self) -> None:
         assert self._process is not None
         self.returncode = await self._process.wait()
+        if self._network is not None and self._network.returncode is None:
+            self._network.kill()
         if self._output is not None:
             # The pid namespace died with the runtime, so nobody else holds the pipes open.
             self._output.drain()
@@ -410,13 +423,7 @@ class Sandbox:
 
     async def _read_reaper_pid(self) -> int | None:
         """`_reaper_pid` without blocking the loop until bubblewrap has written it."""
-        loop = asyncio.get_running_loop()
-        readable = loop.create_future()
-        loop.add_reader(self._info_fd, lambda: readable.done() or readable.set_result(None))
-        try:
-            await readable
-        finally:
-            loop.remove_reader(self._info_fd)
+        await pipes.readable(self._info_fd)
         return self._reaper_pid()
 
     def _reaper_pid(self) -> int | None:

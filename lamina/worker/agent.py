@@ -26,6 +26,7 @@ from lamina.sandbox import logs as loglines
 from lamina.sandbox.cgroups import CgroupTree, Limits
 from lamina.sandbox.hostids import HostIds
 from lamina.sandbox.instance import INIT_TIMEOUT_S, InitOutcome, Invocation, Outcome, Sandbox
+from lamina.sandbox.network import NetworkMode
 from lamina.sandbox.runtime_api import RuntimeApiServer
 from lamina.sandbox.states import SandboxState
 from lamina.worker.codecache import CodeCache, Fetch
@@ -156,6 +157,7 @@ class WorkerAgent:
             seccomp=self._seccomp,
             cgroup=self.cgroups.create(sandbox_id, limits),
             host_id=self.host_ids.claim(),
+            network=NetworkMode(config.network),
         )
         sink = StreamSink(self.logs, config.log_group, stream, self.clock)
         arn = runtime_version_arn(self.identity.region, config.runtime)

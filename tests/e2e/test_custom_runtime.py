@@ -229,7 +229,7 @@ def test_a_python_runtime_sandbox_also_serves_the_runtime_api_on_its_loopback(
     assert json.loads(response["Body"]) == ["127.0.0.1:9001", 403, "InvalidStateTransition"]
 
 
-def test_the_sandbox_has_its_loopback_and_no_other_network(lam: object) -> None:
+def test_without_network_the_sandbox_has_its_loopback_and_nothing_else(lam: object) -> None:
     code = (
         "import socket\n"
         "def handler(event, context):\n"
@@ -241,7 +241,7 @@ def test_the_sandbox_has_its_loopback_and_no_other_network(lam: object) -> None:
         "        outside = type(error).__name__\n"
         "    return [interfaces, outside]\n"
     )
-    name = create_function(lam, code)
+    name = create_function(lam, code, Tags={"lamina:network": "none"})
 
     interfaces, outside = json.loads(invoke(lam, name)["Body"])
 

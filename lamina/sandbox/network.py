@@ -1,0 +1,121 @@
+"""A sandbox's network: `outbound` (the default) or `none`, chosen per function with the
+`lamina:network` tag.
+
+Every sandbox has its own network namespace, whose loopback carries the Runtime API relay
+(AWS_LAMBDA_RUNTIME_API) in both modes. Under `outbound`, slirp4netns gives the namespace a tap
+device whose traffic leaves through ordinary sockets of the host, as any host process's
+would, but never to the host's loopback: a function cannot reach Lamina's control plane or
+any other service listening on 127.0.0.1. Under `none` the loopback is all there is.
+
+slirp4netns reads what the function sends, so it runs with every capability dropped but the
+one it needs, in a mount namespace of its own and under its own seccomp filter; it joins the
+sandbox's cgroup, so it is killed with the sandbox and counted against its limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+from enum import Enum
+from pathlib import Path
+
+from lamina.orphans import die_with_parent
+from lamina.sandbox import pipes
+from lamina.sandbox.cgroups import SandboxCgroup
+
+log = logging.getLogger(__name__)
+
+TAG = "lamina:network"
+# slirp4netns's defaults: the sandbox is 10.0.2.100, its DNS forwarder 10.0.2.3.
+NAMESERVER = "10.0.2.3"
+_MTU = 65520
+_TAP = "tap0"
+_LOOPBACK_TRIES = 2000
+_LOOPBACK_PAUSE_S = 0.001
+
+
+class NetworkMode(Enum):
+    OUTBOUND = "outbound"
+    NONE = "none"
+
+
+class NetworkUnavailable(Exception):
+    """The sandbox's outbound network could not be set up."""
+
+
+def mode_of(tags: dict[str, str]) -> NetworkMode:
+    """The network mode a function's tags ask for; ValueError names the allowed values."""
+    value = tags.get(TAG, NetworkMode.OUTBOUND.value)
+    try:
+        return NetworkMode(value)
+    except ValueError:
+        allowed = " or ".join(m.value for m in NetworkMode)
+        raise ValueError(f"Tag {TAG} must be {allowed}, not {value!r}") from None
+
+
+def write_resolv_conf(etc_dir: Path) -> Path:
+    path = etc_dir / "resolv.conf"
+    path.write_text(f"nameserver {NAMESERVER}\n")
+    return path
+
+
+async def connect(reaper_pid: int, cgroup: SandboxCgroup | None) -> asyncio.subprocess.Process:
+    """Give the network namespace of `reaper_pid` its outbound link; returns once it is up."""
+    executable = shutil.which("slirp4netns")
+    if executable is None:
+        raise NetworkUnavailable("slirp4netns is not installed: apt-get install slirp4netns")
+    # The sandbox's loopback comes first: slirp4netns would bring it up before bubblewrap
+    # gives it its address, which bubblewrap takes for a failure.
+    await _loopback_ready(reaper_pid)
+    ready_r, ready_w = os.pipe()
+    argv = [
+        *(cgroup.exec_prefix() if cgroup is not None else []),
+        executable,
+        "--configure",
+        f"--mtu={_MTU}",
+        "--disable-host-loopback",
+        "--enable-sandbox",
+        "--enable-seccomp",
+        f"--ready-fd={ready_w}",
+        str(reaper_pid),
+        _TAP,
+    ]  # fmt: skip
+    try:
+        helper = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            pass_fds=(ready_w,),
+            start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGKILL),
+        )
+    finally:
+        os.close(ready_w)
+    try:
+        await pipes.readable(ready_r)
+        ready = os.read(ready_r, 1)
+    finally:
+        os.close(ready_r)
+    if not ready:
+        with contextlib.suppress(ProcessLookupError):
+            helper.kill()
+        raise NetworkUnavailable(f"slirp4netns exited with {await helper.wait()}")
+    return helper
+
+
+async def _loopback_ready(reaper_pid: int) -> None:
+    for _ in range(_LOOPBACK_TRIES):
+        if _has_loopback_address(reaper_pid):
+            return
+        await asyncio.sleep(_LOOPBACK_PAUSE_S)
+    raise NetworkUnavailable("the sandbox's loopback never came up")
+
+
+def _has_loopback_address(pid: int) -> bool:
+    with open(f"/proc/{pid}/net/fib_trie") as routes:
+        return "127.0.0.1" in routes.read()
