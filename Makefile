@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 9000
-DEBS := bubblewrap libseccomp2
+DEBS := bubblewrap libseccomp2 slirp4netns
 
 .PHONY: run test setup system-packages lint clean
 

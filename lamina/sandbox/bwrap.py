@@ -74,6 +74,15 @@ def write_identity_files(etc_dir: Path) -> None:
     network.write_resolv_conf(etc_dir)
 
 
+def require_root() -> None:
+    """Sandboxes need root: cgroups, and id maps naming uids other than the worker's."""
+    if os.geteuid() != 0:
+        raise BackendUnavailable(
+            "the namespace backend needs root (cgroups and per-sandbox host uids): "
+            "run the worker as root"
+        )
+
+
 def executable() -> str:
     path = shutil.which("bwrap")
     if path is None:

@@ -82,6 +82,7 @@ class WorkerAgent:
 
     async def start(self) -> None:
         bwrap.executable()
+        bwrap.require_root()
         await leftovers.sweep(self.cgroups, self.host_ids, self._socket_root)
         self.cgroups.prepare()
         self._socket_root.mkdir(mode=0o755)
