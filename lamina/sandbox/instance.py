@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100
 INIT_TIMEOUT_S = 10.0
+# How long a runtime told to shut down (SIGTERM) has before it is killed.
+SHUTDOWN_GRACE_S = 0.5
 
 _SIGNAL_WORDS = {
     signal.SIGKILL: "killed",
@@ -390,6 +392,17 @@ class Sandbox:
         if self._process is not None and self._process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self._process.kill()
+
+    async def stop(self, grace: float = SHUTDOWN_GRACE_S) -> None:
+        """Shut the sandbox down: SIGTERM to the runtime, SIGKILL to all once `grace` passed."""
+        runtime = self._runtime_pid()
+        if runtime is not None and self._exit_watch is not None and not self._exit_watch.done():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(runtime, signal.SIGTERM)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._exit_watch), grace)
+        self.kill()
+        await self.wait_closed()
 
     async def _watch_exit(self) -> None:
         assert self._process is not None

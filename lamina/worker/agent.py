@@ -97,10 +97,7 @@ class WorkerAgent:
         )
 
     async def close(self) -> None:
-        for sandbox in list(self.sandboxes.values()):
-            sandbox.kill()
-        for sandbox in list(self.sandboxes.values()):
-            await sandbox.wait_closed()
+        await asyncio.gather(*(s.stop() for s in list(self.sandboxes.values())))
         if self._detaching:
             await asyncio.gather(*self._detaching, return_exceptions=True)
         await self.runtime_api.close()
@@ -215,8 +212,7 @@ class WorkerAgent:
         sandbox = self.sandboxes.get(sandbox_id)
         if sandbox is None:
             return
-        sandbox.kill()
-        await sandbox.wait_closed()
+        await sandbox.stop()
 
     def _forget(self, sandbox: Sandbox) -> None:
         self.sandboxes.pop(sandbox.sandbox_id, None)
