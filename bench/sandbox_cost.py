@@ -1,0 +1,110 @@
+"""What a sandbox costs per network mode: the cold start a client sees on top of a warm invoke,
+and the memory (PSS) an idle warm sandbox holds.
+
+    .venv/bin/python bench/sandbox_cost.py [--functions 30] [--runtime python3.11]
+
+For each mode (`lamina:network` = outbound, none), each of N fresh functions is invoked twice:
+the first invoke starts its sandbox, the second is warm; the extra time is their difference.
+Then, with every sandbox idle, the PSS of all the processes in each sandbox's cgroup is
+summed (from /proc/PID/smaps_rollup). Needs root, as Lamina's sandboxes do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import boto3
+from warm_invoke import create_function_zip, free_port, start_lamina, wait_until_up
+
+from lamina.sandbox import leftovers
+
+HELLO = "def handler(event, context):\n    return {'hello': 'world'}\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--functions", type=int, default=30)
+    parser.add_argument("--runtime", default=f"python3.{sys.version_info.minor}")
+    args = parser.parse_args()
+
+    for mode in ("outbound", "none"):
+        extra_ms, pss_kb = measure(mode, args.functions, args.runtime)
+        extra_ms.sort()
+        p99 = extra_ms[min(len(extra_ms) - 1, int(len(extra_ms) * 0.99))]
+        mean_pss = statistics.mean(pss_kb)
+        print(
+            f"{mode}: cold start extra p50 {statistics.median(extra_ms):.1f} ms, "
+            f"p99 {p99:.1f} ms; idle sandbox PSS mean {mean_pss / 1024:.1f} MiB "
+            f"({1024 * 1024 / mean_pss:.0f} per GiB) over {len(pss_kb)} sandboxes"
+        )
+
+
+def measure(mode: str, functions: int, runtime: str) -> tuple[list[float], list[int]]:
+    data_dir = tempfile.mkdtemp(prefix="lamina-bench-")
+    port = free_port()
+    lamina = start_lamina(port, data_dir)
+    extra_ms = []
+    try:
+        wait_until_up(port, "/_lamina/health")
+        client = boto3.client(
+            "lambda", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+            aws_access_key_id="test", aws_secret_access_key="test",
+        )  # fmt: skip
+        code = create_function_zip(HELLO)
+        for index in range(functions):
+            name = f"{mode}-{index}"
+            client.create_function(
+                FunctionName=name, Runtime=runtime, Handler="index.handler",
+                Role="arn:aws:iam::000000000000:role/bench", Code={"ZipFile": code},
+                Tags={"lamina:network": mode},
+            )  # fmt: skip
+            client.get_waiter("function_active_v2").wait(
+                FunctionName=name, WaiterConfig={"Delay": 1}
+            )
+            cold = timed(client, name)
+            warm = timed(client, name)
+            extra_ms.append(cold - warm)
+        name = leftovers.worker_name("worker-1", Path(data_dir) / "workers" / "worker-1")
+        pss_kb = sandbox_pss(name)
+    finally:
+        lamina.send_signal(signal.SIGTERM)
+        lamina.wait(30)
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return extra_ms, pss_kb
+
+
+def timed(client: object, name: str) -> float:
+    started = time.perf_counter()
+    client.invoke(FunctionName=name)  # type: ignore[attr-defined]
+    return (time.perf_counter() - started) * 1000
+
+
+def sandbox_pss(worker: str) -> list[int]:
+    """PSS in KiB of each sandbox of the worker, summed over the processes in its cgroup."""
+    per_sandbox: dict[str, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cgroups = (entry / "cgroup").read_text()
+            rollup = (entry / "smaps_rollup").read_text()
+        except OSError:
+            continue
+        marker = f"/{worker}/"
+        if marker not in cgroups:
+            continue
+        sandbox = cgroups.split(marker, 1)[1].split("\n", 1)[0]
+        pss = next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
+        per_sandbox[sandbox] = per_sandbox.get(sandbox, 0) + pss
+    return list(per_sandbox.values())
+
+
+if __name__ == "__main__":
+    main()
