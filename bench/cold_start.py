@@ -20,8 +20,14 @@ import sys
 import tempfile
 import time
 
-import boto3
-from warm_invoke import create_function_zip, free_port, start_lamina, wait_until_up
+from warm_invoke import (
+    boto3_lambda,
+    create_and_wait,
+    create_function_zip,
+    free_port,
+    start_lamina,
+    wait_until_up,
+)
 
 
 def main() -> None:
@@ -36,20 +42,11 @@ def main() -> None:
     init_ms, first_ms = [], []
     try:
         wait_until_up(port, "/_lamina/health")
-        client = boto3.client(
-            "lambda", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-            aws_access_key_id="test", aws_secret_access_key="test",
-        )  # fmt: skip
+        client = boto3_lambda(port)
         code = create_function_zip("def handler(event, context):\n    return None\n")
         for index in range(args.functions):
             name = f"cold-{index}"
-            client.create_function(
-                FunctionName=name, Runtime=args.runtime, Handler="index.handler",
-                Role="arn:aws:iam::000000000000:role/bench", Code={"ZipFile": code},
-            )  # fmt: skip
-            client.get_waiter("function_active_v2").wait(
-                FunctionName=name, WaiterConfig={"Delay": 1}
-            )
+            create_and_wait(client, name, args.runtime, code)
             started = time.perf_counter()
             response = client.invoke(FunctionName=name, LogType="Tail")
             first_ms.append((time.perf_counter() - started) * 1000)

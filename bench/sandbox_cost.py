@@ -20,8 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import boto3
-from warm_invoke import create_function_zip, free_port, start_lamina, wait_until_up
+import warm_invoke as lamina_bench
 
 from lamina.sandbox import leftovers
 
@@ -48,25 +47,17 @@ def main() -> None:
 
 def measure(mode: str, functions: int, runtime: str) -> tuple[list[float], list[int]]:
     data_dir = tempfile.mkdtemp(prefix="lamina-bench-")
-    port = free_port()
-    lamina = start_lamina(port, data_dir)
+    port = lamina_bench.free_port()
+    lamina = lamina_bench.start_lamina(port, data_dir)
     extra_ms = []
     try:
-        wait_until_up(port, "/_lamina/health")
-        client = boto3.client(
-            "lambda", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-            aws_access_key_id="test", aws_secret_access_key="test",
-        )  # fmt: skip
-        code = create_function_zip(HELLO)
+        lamina_bench.wait_until_up(port, "/_lamina/health")
+        client = lamina_bench.boto3_lambda(port)
+        code = lamina_bench.create_function_zip(HELLO)
         for index in range(functions):
             name = f"{mode}-{index}"
-            client.create_function(
-                FunctionName=name, Runtime=runtime, Handler="index.handler",
-                Role="arn:aws:iam::000000000000:role/bench", Code={"ZipFile": code},
-                Tags={"lamina:network": mode},
-            )  # fmt: skip
-            client.get_waiter("function_active_v2").wait(
-                FunctionName=name, WaiterConfig={"Delay": 1}
+            lamina_bench.create_and_wait(
+                client, name, runtime, code, Tags={"lamina:network": mode}
             )
             cold = timed(client, name)
             warm = timed(client, name)

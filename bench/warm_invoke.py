@@ -33,8 +33,10 @@ import sys
 import tempfile
 import time
 import zipfile
+from typing import Any
 
 import aiohttp
+import boto3
 
 from lamina.auth.signing import signed_headers
 
@@ -117,6 +119,23 @@ def create_function(port: int, name: str, runtime: str, code: bytes) -> None:
 def create_noop(port: int) -> None:
     code = create_function_zip("def handler(event, context):\n    return None\n")
     create_function(port, "noop", f"python3.{sys.version_info.minor}", code)
+
+
+def boto3_lambda(port: int) -> Any:
+    """A boto3 Lambda client of the development key, for Lamina on a loopback port."""
+    return boto3.client(
+        "lambda", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+        aws_access_key_id="test", aws_secret_access_key="test",
+    )  # fmt: skip
+
+
+def create_and_wait(client: Any, name: str, runtime: str, code: bytes, **extra: Any) -> None:
+    """CreateFunction through boto3, then wait until the function is Active."""
+    client.create_function(
+        FunctionName=name, Runtime=runtime, Handler="index.handler",
+        Role="arn:aws:iam::000000000000:role/bench", Code={"ZipFile": code}, **extra,
+    )  # fmt: skip
+    client.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
 
 
 def start_lamina(port: int, data_dir: str) -> subprocess.Popen[bytes]:

@@ -24,18 +24,25 @@ pytestmark = pytest.mark.parametrize("backend", ISOLATION_BACKENDS)
 
 PIDS_LIMIT = 1024
 
-# Calls a function would make through the C library, returning the errno it got (0 if none).
-LIBC = """
-import ctypes, ctypes.util, os
+# What the probes share: the errno a call through the C library or Python got (0 if none).
+PRELUDE = """
+import ctypes, ctypes.util, os, socket
 libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 def errno_of(result):
     return ctypes.get_errno() if result == -1 else 0
+
+def attempt(action, *args):
+    try:
+        action(*args)
+        return 0
+    except OSError as error:
+        return error.errno
 """
 
 
 def make(lam: object, backend: str, code: str, **extra: object) -> str:
-    return create_function(lam, code, Tags={"lamina:isolation": backend}, **extra)
+    return create_function(lam, PRELUDE + code, Tags={"lamina:isolation": backend}, **extra)
 
 
 def call(lam: object, name: str, event: object = None) -> tuple[dict, object]:
@@ -88,18 +95,11 @@ def test_host_secrets_other_code_and_laminas_data_are_out_of_reach(
         lam,
         backend,
         """
-import os
+def read(path):
+    return os.listdir(path) if os.path.isdir(path) else open(path).read()
+
 def handler(event, context):
-    result = {}
-    for path in event["paths"]:
-        try:
-            if os.path.isdir(path):
-                result[path] = os.listdir(path)
-            else:
-                result[path] = open(path).read()
-        except OSError as error:
-            result[path] = error.errno
-    return result
+    return {path: attempt(read, path) for path in event["paths"]}
 """,
     )
     paths = ["/etc/shadow", "/root", str(server.data_dir), *code_dirs]
@@ -114,16 +114,9 @@ def test_the_functions_code_cannot_be_written(lam: object, backend: str) -> None
         lam,
         backend,
         """
-import os
 def handler(event, context):
-    result = {}
-    for path in ("/var/task/index.py", "/var/task/new.py"):
-        try:
-            open(path, "a").write("# changed")
-            result[path] = 0
-        except OSError as error:
-            result[path] = error.errno
-    return result
+    paths = ("/var/task/index.py", "/var/task/new.py")
+    return {path: attempt(lambda: open(path, "a").write("# changed")) for path in paths}
 """,
     )
 
@@ -143,16 +136,9 @@ def test_no_host_loopback_port_answers_a_function(
         lam,
         backend,
         """
-import socket
 def handler(event, context):
-    result = {}
-    for port in event["ports"]:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=2).close()
-            result[str(port)] = 0
-        except OSError as error:
-            result[str(port)] = error.errno
-    return result
+    connect = lambda port: socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    return {str(port): attempt(connect, port) for port in event["ports"]}
 """,
     )
 
@@ -168,16 +154,11 @@ def test_a_function_can_neither_trace_nor_signal_a_process_outside(
     name = make(
         lam,
         backend,
-        LIBC
-        + """
+        """
 import signal
 PTRACE_TRACEME, PTRACE_ATTACH = 0, 16
 def handler(event, context):
-    try:
-        os.kill(event["pid"], signal.SIGKILL)
-        killed = 0
-    except OSError as error:
-        killed = error.errno
+    killed = attempt(os.kill, event["pid"], signal.SIGKILL)
     traced = errno_of(libc.ptrace(PTRACE_ATTACH, os.getppid(), 0, 0))
     traced_by_parent = errno_of(libc.ptrace(PTRACE_TRACEME, 0, 0, 0))
     return {"kill": killed, "ptrace": traced, "traceme": traced_by_parent}
@@ -193,8 +174,7 @@ def test_a_function_cannot_mount_anything(lam: object, backend: str) -> None:
     name = make(
         lam,
         backend,
-        LIBC
-        + """
+        """
 def handler(event, context):
     os.makedirs("/tmp/m", exist_ok=True)
     return {
@@ -212,8 +192,7 @@ def test_a_function_cannot_load_a_kernel_module(lam: object, backend: str) -> No
     name = make(
         lam,
         backend,
-        LIBC
-        + """
+        """
 SYS_init_module, SYS_finit_module = 175, 313
 def handler(event, context):
     image = ctypes.create_string_buffer(b"\\x7fELF" + bytes(60))
@@ -234,20 +213,15 @@ def test_a_function_can_open_no_raw_socket_nor_a_new_user_namespace(
     name = make(
         lam,
         backend,
-        LIBC
-        + """
-import socket
+        """
 CLONE_NEWUSER = 0x10000000
 def handler(event, context):
-    result = {"userns": errno_of(libc.unshare(CLONE_NEWUSER))}
-    for label, family, kind in (("raw", socket.AF_INET, socket.SOCK_RAW),
-                                ("packet", socket.AF_PACKET, socket.SOCK_RAW)):
-        try:
-            socket.socket(family, kind).close()
-            result[label] = 0
-        except OSError as error:
-            result[label] = error.errno
-    return result
+    opened = lambda family: socket.socket(family, socket.SOCK_RAW).close()
+    return {
+        "userns": errno_of(libc.unshare(CLONE_NEWUSER)),
+        "raw": attempt(opened, socket.AF_INET),
+        "packet": attempt(opened, socket.AF_PACKET),
+    }
 """,
     )
 
