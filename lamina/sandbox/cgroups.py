@@ -31,6 +31,11 @@ CPU_PERIOD_US = 100_000
 # The kernel refuses a quota under 1 ms per period.
 _MIN_QUOTA_US = 1000
 _V1_CONTROLLERS = ("memory", "pids", "cpu")
+_V1_MAX_SHARES = 262144
+_V2_MAX_WEIGHT = 10000
+# A sandbox's weight per MB of memory: one vCPU's worth (1,769 MB) weighs the default 1024.
+_V1_SHARES_PER_VCPU = 1024
+_V2_WEIGHT_PER_VCPU = 100
 # How long a removal waits for the processes it killed to leave the cgroup.
 _RELEASE_TRIES = 200
 _RELEASE_PAUSE_S = 0.01
@@ -49,6 +54,10 @@ class Limits:
     @property
     def cpu_quota_us(self) -> int:
         return max(_MIN_QUOTA_US, CPU_PERIOD_US * self.memory_mb // MB_PER_VCPU)
+
+    def cpu_weight(self, per_vcpu: int) -> int:
+        """The sandbox's share of contended CPU against its siblings."""
+        return max(2, per_vcpu * self.memory_mb // MB_PER_VCPU)
 
 
 @dataclass(frozen=True)
@@ -129,10 +138,18 @@ class CgroupTree:
     def prepare(self) -> None:
         for parent in self.parents:
             parent.mkdir(exist_ok=True)
+        # The sandboxes together weigh as much as the scheduler allows: as one group at the
+        # default weight they would share one process's worth of CPU on a busy host.
         if self.version == 2:
             # Each level down to the sandboxes' cgroups hands the controllers on.
             for level in (self.parents[0].parent, self.parents[0]):
                 _write(level / "cgroup.subtree_control", "+memory +pids +cpu")
+            _write(self.parents[0] / "cpu.weight", str(_V2_MAX_WEIGHT))
+        else:
+            _write(self._v1_parent("cpu") / "cpu.shares", str(_V1_MAX_SHARES))
+
+    def _v1_parent(self, controller: str) -> Path:
+        return self.parents[_V1_CONTROLLERS.index(controller)]
 
     def remove(self) -> None:
         """Remove the worker's parent cgroup once its sandboxes' cgroups are gone."""
@@ -152,6 +169,7 @@ class CgroupTree:
             _write(unified / "memory.max", megabytes)
             _write(unified / "memory.swap.max", "0")
             _write(unified / "pids.max", str(PIDS_MAX))
+            _write(unified / "cpu.weight", str(limits.cpu_weight(_V2_WEIGHT_PER_VCPU)))
             return cgroup
 
         memory = cgroup._v1("memory")
@@ -162,6 +180,7 @@ class CgroupTree:
             _write(swap, megabytes)
         _write(memory / "memory.swappiness", "0")
         _write(cgroup._v1("pids") / "pids.max", str(PIDS_MAX))
+        _write(cgroup._v1("cpu") / "cpu.shares", str(limits.cpu_weight(_V1_SHARES_PER_VCPU)))
         return cgroup
 
     def existing(self) -> list[SandboxCgroup]:
