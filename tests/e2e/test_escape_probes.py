@@ -137,15 +137,44 @@ def test_no_host_loopback_port_answers_a_function(
         backend,
         """
 def handler(event, context):
-    connect = lambda port: socket.create_connection(("127.0.0.1", port), timeout=2).close()
-    return {str(port): attempt(connect, port) for port in event["ports"]}
+    # The sandbox's own loopback, and the host as slirp4netns's gateway shows it.
+    result = {}
+    for host in ("127.0.0.1", "10.0.2.2"):
+        for port in event["ports"]:
+            connect = lambda: socket.create_connection((host, port), timeout=2).close()
+            result[f"{host}:{port}"] = attempt(connect)
+    return result
 """,
     )
 
     with listener:
         result = answer(lam, name, {"ports": host_ports})
 
-    assert result == {str(port): errno.ECONNREFUSED for port in host_ports}
+    assert result == {
+        **{f"127.0.0.1:{port}": errno.ECONNREFUSED for port in host_ports},
+        **{f"10.0.2.2:{port}": errno.ENETUNREACH for port in host_ports},
+    }
+
+
+def test_a_function_opens_at_most_1024_files(lam: object, backend: str) -> None:
+    name = make(
+        lam,
+        backend,
+        """
+import resource
+def handler(event, context):
+    held = []
+    failure = attempt(lambda: [held.append(open("/var/task/index.py")) for _ in range(2048)])
+    return {"limit": resource.getrlimit(resource.RLIMIT_NOFILE), "failure": failure,
+            "opened": len(held)}
+""",
+    )
+
+    result = answer(lam, name)
+
+    assert result["limit"] == [1024, 1024]
+    assert result["failure"] == errno.EMFILE
+    assert result["opened"] < 1024
 
 
 def test_a_function_can_neither_trace_nor_signal_a_process_outside(
