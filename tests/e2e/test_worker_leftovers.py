@@ -9,9 +9,8 @@ import time
 from pathlib import Path
 
 from lamina.sandbox import leftovers
+from lamina.sandbox.cgroups import CgroupTree
 from tests.conftest import create_function, start_server, stop_server
-
-CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 # A function that leaves a process of its own running in its sandbox.
 LINGERER = """
@@ -62,7 +61,9 @@ def test_a_worker_restarted_after_sigkill_leaves_no_process_mount_cgroup_or_netn
 
 
 def _sandbox_cgroups(name: str) -> list[Path]:
-    return sorted(p for p in CGROUP_ROOT.glob(f"*/**/{name}/*") if p.is_dir())
+    # The worker's parents sit where this test's own cgroups are, as the worker is its child.
+    parents = [parent for parent in CgroupTree(name).parents if parent.is_dir()]
+    return sorted(p for parent in parents for p in parent.iterdir() if p.is_dir())
 
 
 def _pids_in_cgroups(name: str) -> list[int]:
