@@ -16,6 +16,7 @@ from aiohttp import web
 
 from lamina.assignment import NoCapacity, PlatformFailure
 from lamina.assignment.manager import version_key
+from lamina.counting import ReservationRejected
 from lamina.frontend import validation
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.errors import (
@@ -77,7 +78,10 @@ async def put_config(ctx: FrontendContext, request: web.Request) -> web.Response
     if config.version == LATEST:  # an alias of $LATEST
         raise unpublished
     _check_conflicts(ctx, name, qualifier)
-    _check_limits(ctx, requested)
+    try:
+        ctx.counting.check_provisioned(name, config.version, requested)
+    except ReservationRejected as exc:
+        raise InvalidParameterValue(str(exc), typed=exc.typed) from exc
 
     entry = ProvisionedConcurrency(qualifier, requested, _stamp(ctx))
     ctx.registry.versions.put_provisioned(name, entry)
@@ -145,24 +149,6 @@ def _check_conflicts(ctx: FrontendContext, name: str, qualifier: str) -> None:
         )
 
 
-def _check_limits(ctx: FrontendContext, requested: int) -> None:
-    # Shortcoming: provisioned executions are checked against the pool but not taken out of it.
-    unreserved = ctx.counting.unreserved_limit()
-    if requested > unreserved:
-        raise InvalidParameterValue(
-            "Specified ConcurrentExecutions for function is greater than account's unreserved "
-            f"concurrency [{unreserved}].",
-            typed=False,
-        )
-    if unreserved - requested < ctx.counting.min_unreserved:
-        raise InvalidParameterValue(
-            "Specified ConcurrentExecutions for function decreases account's "
-            "UnreservedConcurrentExecution below its minimum value of "
-            f"[{ctx.counting.min_unreserved}].",
-            typed=False,
-        )
-
-
 def _render(
     ctx: FrontendContext, entry: ProvisionedConcurrency, config: FunctionConfig
 ) -> dict[str, Any]:
@@ -201,6 +187,9 @@ def sync(ctx: FrontendContext, name: str) -> None:
             ctx.registry.versions.delete_provisioned(name, entry.qualifier)
             continue
         wanted[version_key(config)] = (config, entry)
+    ctx.counting.set_provisioned(
+        name, {key[1]: entry.requested for key, (_, entry) in wanted.items()}
+    )
     ctx.assignment.provision(name, {key: entry.requested for key, (_, entry) in wanted.items()})
     for config, entry in wanted.values():
         ctx.spawn(fill(ctx, config, entry), name=f"provision-{name}-{entry.qualifier}")
