@@ -206,8 +206,9 @@ class AssignmentService:
                 self.worker_lost(exc.worker_id, str(exc))
         raise PlatformFailure(f"no usable sandbox after {MAX_CLAIM_ATTEMPTS} attempts")
 
-    async def prewarm(self, config: FunctionConfig) -> bool:
-        """Start one sandbox of `config` and leave it idle; False when its init failed.
+    async def prewarm(self, config: FunctionConfig) -> InvokeResult | None:
+        """Start one sandbox of `config` and leave it idle; the init failure, if its init
+        failed.
 
         Raises NoCapacity or PlatformFailure when no sandbox could be started at all.
         """
@@ -218,11 +219,11 @@ class AssignmentService:
             self.worker_lost(exc.worker_id, str(exc))
             raise PlatformFailure(str(exc)) from exc
         if failure is not None:
-            return False
+            return failure
         # A loaded sandbox stays for the policy's keep-alive; it is not unloaded again at once.
         keep_alive_s = self.policy.window(config.name).keep_alive_s
         self._release(record, alive=True, window=Window(0.0, keep_alive_s))
-        return True
+        return None
 
     def _claim_idle(self, key: VersionKey) -> SandboxRecord | None:
         idle = self._idle.get(key)

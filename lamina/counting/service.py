@@ -98,6 +98,7 @@ class CountingService:
         self._reserved: dict[str, int] = {}
         self._reserved_total = 0  # kept with `_reserved`, so acquire need not sum it
         self._provisioned: dict[str, dict[str, int]] = {}
+        self._outside = 0  # provisioned executions of functions without a reservation
         self._in_flight: dict[str, int] = {}
         self._unreserved_in_flight = 0
         self._provisioned_in_flight: dict[str, dict[str, int]] = {}
@@ -116,7 +117,7 @@ class CountingService:
     def unreserved_limit(self) -> int:
         """UnreservedConcurrentExecutions: the account limit less every reservation and the
         provisioned concurrency of functions without one."""
-        return self.account_limit - self.reserved_total() - self._provisioned_outside()
+        return self.account_limit - self.reserved_total() - self._outside
 
     def set_reserved(self, function: str, value: int) -> None:
         """Reserve `value` concurrent executions for `function`, as PutFunctionConcurrency."""
@@ -128,7 +129,7 @@ class CountingService:
             )
         others = self.reserved_total() - self._reserved.get(function, 0)
         # The function's provisioned concurrency moves into the reservation.
-        outside = self._provisioned_outside() - (0 if function in self._reserved else provisioned)
+        outside = self._outside - (0 if function in self._reserved else provisioned)
         if self.account_limit - others - outside - value < self.min_unreserved:
             raise ReservationRejected(
                 "Specified ReservedConcurrentExecutions for function decreases account's "
@@ -137,18 +138,21 @@ class CountingService:
             )
         self._reserved_total += value - self._reserved.get(function, 0)
         self._reserved[function] = value
+        self._outside = self._provisioned_outside()
         log.info("reserved concurrency set function=%s value=%d", function, value)
 
     def clear_reserved(self, function: str) -> None:
         value = self._reserved.pop(function, None)
         if value is not None:
             self._reserved_total -= value
+            self._outside = self._provisioned_outside()
             log.info("reserved concurrency removed function=%s", function)
 
     def forget(self, function: str) -> None:
         """Drop what is known of a deleted function; its live leases still release cleanly."""
         self.clear_reserved(function)
         self._provisioned.pop(function, None)
+        self._outside = self._provisioned_outside()
 
     # Provisioned concurrency
 
@@ -193,10 +197,12 @@ class CountingService:
             self._provisioned[function] = wanted
         else:
             self._provisioned.pop(function, None)
+        self._outside = self._provisioned_outside()
         log.info("provisioned concurrency set function=%s versions=%s", function, wanted)
 
     def _provisioned_outside(self) -> int:
-        """Provisioned executions of functions without a reservation."""
+        """Provisioned executions of functions without a reservation; kept in `_outside`,
+        since acquire reads it on every call and it changes only with the limits."""
         return sum(
             sum(versions.values())
             for function, versions in self._provisioned.items()

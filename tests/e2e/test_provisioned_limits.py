@@ -1,10 +1,11 @@
-"""Provisioned concurrency against the account's limits, answered as AWS did."""
+"""Provisioned concurrency against the account's limits, and when its sandboxes cannot start,
+answered as AWS did."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import Server, unique_name
+from tests.conftest import Server, create_function, unique_name
 from tests.e2e.recorded import mismatches, recording
 from tests.e2e.test_provisioned import wait_ready
 from tests.e2e.test_recorded_shapes import answer, wait_updated
@@ -50,11 +51,13 @@ def test_provisioned_concurrency_shrinks_the_unreserved_pool_and_respects_its_mi
     )
     put(FunctionName=name, Qualifier="1", ProvisionedConcurrentExecutions=2)
     during = unreserved(lam)
+    counted = server.state()["counting"]["provisioned"].get(name)
     lam.delete_provisioned_concurrency_config(FunctionName=name, Qualifier="1")
     after = unreserved(lam)
 
     assert {label: found for label, found in run.differences.items() if found} == {}
     assert (during, after) == (before - 2, before)
+    assert counted == {"1": 2}
 
 
 def test_provisioned_concurrency_inside_a_reservation_answers_as_aws_did(server: Server) -> None:
@@ -100,3 +103,19 @@ def test_provisioned_concurrency_inside_a_reservation_answers_as_aws_did(server:
     assert {label: found for label, found in run.differences.items() if found} == {}
     assert served["StatusCode"] == 200
     assert (reserved, outside, unreserved(lam)) == (before - 2, before - 2, before)
+
+
+def test_a_configuration_whose_init_fails_is_failed_with_lambdas_reason(lam: Any) -> None:
+    code = "raise RuntimeError('init refused')\ndef handler(event, context):\n    return 1\n"
+    name = create_function(lam, code)
+    lam.publish_version(FunctionName=name)
+    run = InvokeScenario("TestLambdaConcurrency::test_provisioned_concurrency_init_failure")
+
+    put = lam.put_provisioned_concurrency_config(
+        FunctionName=name, Qualifier="1", ProvisionedConcurrentExecutions=1
+    )
+    run.record("put_provisioned", put)
+    run.record("get_provisioned_postwait", wait_ready(lam, name, "1"))
+    lam.delete_provisioned_concurrency_config(FunctionName=name, Qualifier="1")
+
+    assert {label: found for label, found in run.differences.items() if found} == {}

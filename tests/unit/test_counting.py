@@ -227,6 +227,7 @@ operations = st.lists(
     st.one_of(
         st.tuples(st.just("acquire"), st.sampled_from("abc"), st.sampled_from(["1", "2"])),
         st.tuples(st.just("release"), st.integers(0, 50)),
+        st.tuples(st.just("crash"), st.integers(0, 50)),
         st.tuples(st.just("advance"), st.floats(0, 3)),
         st.tuples(st.just("reserve"), st.sampled_from("abc"), st.integers(0, 4)),
         st.tuples(st.just("unreserve"), st.sampled_from("abc")),
@@ -267,6 +268,7 @@ def test_never_more_in_flight_than_the_limits_allow(ops: list[tuple]) -> None:
     clock = FakeClock()
     counting = CountingService(account_limit=8, min_unreserved=2, clock=clock)
     held: list = []
+    crashed: list = []  # leases whose caller died: never released, they must expire
 
     for op in ops:
         if op[0] == "acquire":
@@ -276,10 +278,12 @@ def test_never_more_in_flight_than_the_limits_allow(ops: list[tuple]) -> None:
                 lease = counting.acquire(op[1], ttl=2, version=op[2])
             except Throttled:
                 continue
-            _check_grant(lease, before, held, clock, reserved)
+            _check_grant(lease, before, held + crashed, clock, reserved)
             held.append(lease)
         elif op[0] == "release" and held:
             counting.release(held.pop(op[1] % len(held)))
+        elif op[0] == "crash" and held:
+            crashed.append(held.pop(op[1] % len(held)))
         elif op[0] == "advance":
             clock.advance(op[1])
         elif op[0] == "reserve":
@@ -294,13 +298,19 @@ def test_never_more_in_flight_than_the_limits_allow(ops: list[tuple]) -> None:
                 counting.set_provisioned(op[1], versions | {op[2]: op[3]})
 
         snapshot = counting.snapshot()
-        live = _live(held, clock)
+        live = _live(held + crashed, clock)
         assert snapshot.total_in_flight == len(live)
         assert snapshot.unreserved_in_flight == sum(x.pool is Pool.UNRESERVED for x in live)
         provisioned = sum(x.pool is Pool.PROVISIONED for x in live)
         assert sum(sum(v.values()) for v in snapshot.provisioned_in_flight.values()) == provisioned
         # The limits themselves never break the minimum unreserved pool.
         assert snapshot.unreserved_limit >= counting.min_unreserved
+        outside = sum(
+            sum(versions.values())
+            for function, versions in snapshot.provisioned.items()
+            if counting.reserved(function) is None
+        )
+        assert snapshot.unreserved_limit == 8 - snapshot.reserved_total - outside
         for function, versions in snapshot.provisioned.items():
             reserved = counting.reserved(function)
             assert reserved is None or sum(versions.values()) <= reserved
