@@ -92,7 +92,8 @@ def test_a_burst_of_two_hundred_short_invokes_creates_sandboxes_for_its_concurre
     server = start_server(tmp_path / "data", "--worker-memory", "32768", "--lease", "60")
     try:
         lam = server.client(max_pool_connections=200)
-        name = create_function(lam, SHORT)
+        # The sandboxes share two cores: a 100 ms sleep may take seconds to be scheduled.
+        name = create_function(lam, SHORT, Timeout=30)
 
         outcomes = burst(lam, name, 200)
 
