@@ -2,7 +2,8 @@
 
 Measures, in one process and without I/O:
 - acquire + release of a lease, for one function and spread over many functions,
-- with reserved concurrency in force and with the unreserved pool,
+- with reserved concurrency in force, with the unreserved pool, and in a version's
+  provisioned concurrency,
 - one scaling-budget token taken (a cold start's extra cost).
 
     .venv/bin/python bench/counting_cost.py [--rounds 200000]
@@ -33,6 +34,7 @@ def main() -> None:
     counting = CountingService()
     for n in range(50):
         counting.set_reserved(f"reserved-{n}", 10)
+    counting.set_provisioned("provisioned", {"1": 100})
     held = [counting.acquire(f"other-{n}", ttl=900) for n in range(200)]  # a busy account
     names = [f"fn-{n}" for n in range(1000)]
 
@@ -45,6 +47,9 @@ def main() -> None:
     def reserved(n: int) -> None:
         counting.release(counting.acquire(f"reserved-{n % 50}", ttl=900))
 
+    def provisioned(_: int) -> None:
+        counting.release(counting.acquire("provisioned", ttl=900, version="1"))
+
     budget = ScalingBudget(capacity=10**9)
 
     def token(n: int) -> None:
@@ -55,6 +60,7 @@ def main() -> None:
         ("acquire+release, one function", one_function),
         ("acquire+release, 1000 functions", many_functions),
         ("acquire+release, reserved concurrency", reserved),
+        ("acquire+release, provisioned concurrency", provisioned),
         ("scaling-budget token (cold start only)", token),
     ):
         print(f"{label:<42} {per_call_us(body, args.rounds):>12.2f}")

@@ -95,7 +95,7 @@ class HybridHistogramPolicy:
         tail_pct: float = 99.0,
         margin: float = 0.10,
         cv_threshold: float = 2.0,
-        min_samples: int = 2,
+        min_samples: int = 5,
         max_out_of_range: float = 0.5,
         fallback: Window = Window(0.0, 3600.0),
     ) -> None:

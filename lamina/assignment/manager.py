@@ -18,8 +18,9 @@ import json
 import logging
 import secrets
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from lamina.assignment.keepalive import FixedKeepAlive, KeepAlivePolicy, Window
 from lamina.clock import Clock, SystemClock
@@ -205,8 +206,9 @@ class AssignmentService:
                 self.worker_lost(exc.worker_id, str(exc))
         raise PlatformFailure(f"no usable sandbox after {MAX_CLAIM_ATTEMPTS} attempts")
 
-    async def prewarm(self, config: FunctionConfig) -> bool:
-        """Start one sandbox of `config` and leave it idle; False when its init failed.
+    async def prewarm(self, config: FunctionConfig) -> InvokeResult | None:
+        """Start one sandbox of `config` and leave it idle; the init failure, if its init
+        failed.
 
         Raises NoCapacity or PlatformFailure when no sandbox could be started at all.
         """
@@ -217,11 +219,11 @@ class AssignmentService:
             self.worker_lost(exc.worker_id, str(exc))
             raise PlatformFailure(str(exc)) from exc
         if failure is not None:
-            return False
+            return failure
         # A loaded sandbox stays for the policy's keep-alive; it is not unloaded again at once.
         keep_alive_s = self.policy.window(config.name).keep_alive_s
         self._release(record, alive=True, window=Window(0.0, keep_alive_s))
-        return True
+        return None
 
     def _claim_idle(self, key: VersionKey) -> SandboxRecord | None:
         idle = self._idle.get(key)
@@ -251,21 +253,19 @@ class AssignmentService:
         if self.handoff_wait_s <= 0 or candidates <= len(waiters):
             return None
 
-        loop = asyncio.get_running_loop()
-        handed: asyncio.Future[SandboxRecord] = loop.create_future()
+        handed: asyncio.Future[SandboxRecord] = asyncio.get_running_loop().create_future()
         waiters.append(handed)
-        began = loop.time()
+        began = self._clock.monotonic()
         try:
             while not handed.done():
                 # The sandbox waited for finishes its start, if any, and then its invoke.
                 cold = self._cold_start_estimate(config.name)
                 limit = min(self.handoff_wait_s, cold + self._duration_s.get(config.name, cold))
-                remaining = began + limit - loop.time()
+                remaining = began + limit - self._clock.monotonic()
                 if remaining <= 0:
                     handed.cancel()  # so a sandbox released from now on goes elsewhere
                     return None
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(handed), remaining)
+                await _first_of(handed, self._clock.sleep(remaining))
             return handed.result()
         finally:
             if handed in waiters:
@@ -672,6 +672,17 @@ class AssignmentService:
             prewarms_scheduled=len(self._prewarm_due),
             keep_alive=self.policy.snapshot(),
         )
+
+
+async def _first_of(
+    future: asyncio.Future[SandboxRecord], timer: Coroutine[Any, Any, None]
+) -> None:
+    """Wait until `future` is done or `timer` has run out, whichever comes first."""
+    sleeping = asyncio.ensure_future(timer)
+    try:
+        await asyncio.wait({future, sleeping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        sleeping.cancel()
 
 
 def _average_in(averages: dict[str, float], function: str, sample: float) -> None:

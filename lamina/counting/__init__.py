@@ -4,8 +4,16 @@ from lamina.counting.service import (
     CountingService,
     CountingSnapshot,
     Lease,
+    Pool,
     ReservationRejected,
     Throttled,
 )
 
-__all__ = ["CountingService", "CountingSnapshot", "Lease", "ReservationRejected", "Throttled"]
+__all__ = [
+    "CountingService",
+    "CountingSnapshot",
+    "Lease",
+    "Pool",
+    "ReservationRejected",
+    "Throttled",
+]

@@ -105,6 +105,9 @@ def build_app(ctx: FrontendContext, ready: Callable[[], bool]) -> web.Applicatio
                     "account_limit": counting.account_limit,
                     "unreserved_limit": counting.unreserved_limit,
                     "in_flight": counting.in_flight,
+                    "unreserved_in_flight": counting.unreserved_in_flight,
+                    "provisioned": counting.provisioned,
+                    "provisioned_in_flight": counting.provisioned_in_flight,
                 },
                 "sandboxes": {
                     "idle": sandboxes.idle,

@@ -38,6 +38,8 @@ class FrontendContext:
     verifier: Verifier
     # The random source of weighted alias routing: a number in [0, 1) per invoke.
     draw: Callable[[], float] = random.random
+    # Provisioned configurations (function, qualifier) being filled, each with its wake-up.
+    provisioning: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:

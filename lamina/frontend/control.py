@@ -247,7 +247,7 @@ async def put_concurrency(ctx: FrontendContext, request: web.Request) -> web.Res
     try:
         ctx.counting.set_reserved(config.name, value)
     except ReservationRejected as exc:
-        raise InvalidParameterValue(str(exc), typed=False) from exc
+        raise InvalidParameterValue(str(exc), typed=exc.typed) from exc
     ctx.registry.set_reserved(config.name, value)
     return reply({"ReservedConcurrentExecutions": value})
 

@@ -102,7 +102,8 @@ async def invoke(ctx: FrontendContext, request: web.Request) -> web.StreamRespon
 async def run(ctx: FrontendContext, config: FunctionConfig, job: InvokeRequest) -> InvokeResult:
     """Count, assign and run one invoke; raises Lambda's error when it cannot run."""
     try:
-        lease = ctx.counting.acquire(config.name, ttl=config.timeout + LEASE_GRACE_S)
+        ttl = config.timeout + LEASE_GRACE_S
+        lease = ctx.counting.acquire(config.name, ttl, version=config.version)
     except Throttled as exc:
         log.info("throttled function=%s reason=%s", config.name, exc.reason)
         raise TooManyRequests(exc.reason) from exc

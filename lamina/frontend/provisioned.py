@@ -3,11 +3,13 @@
 Put, Get, Delete and List ProvisionedConcurrencyConfig(s). A configuration belongs to one
 qualifier (a version number or an alias, never $LATEST). Assignment keeps that many sandboxes
 of the version (an alias's version) out of the keep-alive reaper, and `fill` starts them; the
-configuration is READY once they have all initialised. Invokes use them like any warm sandbox.
+configuration is READY once they have all initialised, FAILED (and retried) when they cannot
+start. Invokes use them like any warm sandbox.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -16,6 +18,7 @@ from aiohttp import web
 
 from lamina.assignment import NoCapacity, PlatformFailure
 from lamina.assignment.manager import version_key
+from lamina.counting import ReservationRejected
 from lamina.frontend import validation
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.errors import (
@@ -29,6 +32,12 @@ from lamina.frontend.qualifiers import find_latest, not_found
 from lamina.registry.model import LATEST, FunctionConfig, ProvisionedConcurrency
 
 log = logging.getLogger(__name__)
+
+# The StatusReason of a configuration whose sandboxes fail their init, as Lambda gives it.
+INIT_FAILURE = "FUNCTION_ERROR_INIT_FAILURE"
+# Backoff between attempts to start the sandboxes of a FAILED configuration.
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 300.0
 
 
 def routes(ctx: FrontendContext) -> list[web.RouteDef]:
@@ -77,7 +86,10 @@ async def put_config(ctx: FrontendContext, request: web.Request) -> web.Response
     if config.version == LATEST:  # an alias of $LATEST
         raise unpublished
     _check_conflicts(ctx, name, qualifier)
-    _check_limits(ctx, requested)
+    try:
+        ctx.counting.check_provisioned(name, config.version, requested)
+    except ReservationRejected as exc:
+        raise InvalidParameterValue(str(exc), typed=exc.typed) from exc
 
     entry = ProvisionedConcurrency(qualifier, requested, _stamp(ctx))
     ctx.registry.versions.put_provisioned(name, entry)
@@ -145,24 +157,6 @@ def _check_conflicts(ctx: FrontendContext, name: str, qualifier: str) -> None:
         )
 
 
-def _check_limits(ctx: FrontendContext, requested: int) -> None:
-    # Shortcoming: provisioned executions are checked against the pool but not taken out of it.
-    unreserved = ctx.counting.unreserved_limit()
-    if requested > unreserved:
-        raise InvalidParameterValue(
-            "Specified ConcurrentExecutions for function is greater than account's unreserved "
-            f"concurrency [{unreserved}].",
-            typed=False,
-        )
-    if unreserved - requested < ctx.counting.min_unreserved:
-        raise InvalidParameterValue(
-            "Specified ConcurrentExecutions for function decreases account's "
-            "UnreservedConcurrentExecution below its minimum value of "
-            f"[{ctx.counting.min_unreserved}].",
-            typed=False,
-        )
-
-
 def _render(
     ctx: FrontendContext, entry: ProvisionedConcurrency, config: FunctionConfig
 ) -> dict[str, Any]:
@@ -201,9 +195,12 @@ def sync(ctx: FrontendContext, name: str) -> None:
             ctx.registry.versions.delete_provisioned(name, entry.qualifier)
             continue
         wanted[version_key(config)] = (config, entry)
+    ctx.counting.set_provisioned(
+        name, {key[1]: entry.requested for key, (_, entry) in wanted.items()}
+    )
     ctx.assignment.provision(name, {key: entry.requested for key, (_, entry) in wanted.items()})
-    for config, entry in wanted.values():
-        ctx.spawn(fill(ctx, config, entry), name=f"provision-{name}-{entry.qualifier}")
+    for _, entry in wanted.values():
+        _start_filling(ctx, name, entry.qualifier)
 
 
 def resume(ctx: FrontendContext) -> None:
@@ -215,32 +212,76 @@ def resume(ctx: FrontendContext) -> None:
             sync(ctx, name)
 
 
-async def fill(
-    ctx: FrontendContext, config: FunctionConfig, entry: ProvisionedConcurrency
-) -> None:
-    """Start sandboxes of `config` until there are as many as `entry` asks for.
-
-    A configuration that failed is not retried by itself: a new Put starts over.
-    """
-    if entry.failure is not None:
+def _start_filling(ctx: FrontendContext, name: str, qualifier: str) -> None:
+    """Fill a configuration, or wake the fill already running for it to look again now."""
+    running = ctx.provisioning.get((name, qualifier))
+    if running is not None:
+        running.set()
         return
-    key = version_key(config)
-    while ctx.assignment.sandboxes_of(key) < entry.requested:
-        current = ctx.registry.versions.provisioned_for(config.name, entry.qualifier)
-        if current != entry:
-            return  # changed or deleted meanwhile; its own fill takes over
-        try:
-            started = await ctx.assignment.prewarm(config)
-        except (NoCapacity, PlatformFailure) as exc:
-            _fail(ctx, config, entry, f"Lamina could not start a sandbox: {exc}")
-            return
-        if not started:
-            _fail(ctx, config, entry, "The function's initialization failed.")
-            return
+    wake = ctx.provisioning[(name, qualifier)] = asyncio.Event()
+    ctx.spawn(fill(ctx, name, qualifier, wake), name=f"provision-{name}-{qualifier}")
 
 
-def _fail(
-    ctx: FrontendContext, config: FunctionConfig, entry: ProvisionedConcurrency, reason: str
-) -> None:
-    log.warning("provisioned sandboxes not started function=%s: %s", config.name, reason)
-    ctx.registry.versions.put_provisioned(config.name, entry.replace(failure=reason))
+async def fill(ctx: FrontendContext, name: str, qualifier: str, wake: asyncio.Event) -> None:
+    """Start sandboxes until the configuration of `qualifier` has as many as it asks for.
+
+    A start that fails marks the configuration FAILED and is retried, as Lambda does, after a
+    backoff on the injected clock that doubles up to `RETRY_MAX_S`; a new Put, a deletion or a
+    sandbox to replace wakes the retry at once. Ends when the configuration is met or gone.
+    """
+    delay = RETRY_FIRST_S
+    try:
+        while True:
+            wake.clear()
+            entry = ctx.registry.versions.provisioned_for(name, qualifier)
+            config = _config_of(ctx, name, qualifier)
+            if entry is None or config is None:
+                return
+            if ctx.assignment.sandboxes_of(version_key(config)) >= entry.requested:
+                if entry.failure is not None:
+                    ctx.registry.versions.put_provisioned(name, entry.replace(failure=None))
+                return
+
+            reason = await _start_one(ctx, config)
+            if reason is None:
+                delay = RETRY_FIRST_S
+                continue
+            _fail(ctx, name, qualifier, reason)
+            await _sleep_unless_woken(ctx, delay, wake)
+            delay = min(2 * delay, RETRY_MAX_S)
+    finally:
+        ctx.provisioning.pop((name, qualifier), None)
+
+
+async def _start_one(ctx: FrontendContext, config: FunctionConfig) -> str | None:
+    """Start one provisioned sandbox; None when it started, else the StatusReason."""
+    try:
+        failure = await ctx.assignment.prewarm(config)
+    except (NoCapacity, PlatformFailure) as exc:
+        return f"Lamina could not start a sandbox: {exc}"
+    if failure is None:
+        return None
+    log.warning(
+        "provisioned sandbox init failed function=%s version=%s error=%s: %s",
+        config.name, config.version, failure.error_type, failure.payload[:500],
+    )  # fmt: skip
+    return INIT_FAILURE
+
+
+async def _sleep_unless_woken(ctx: FrontendContext, delay: float, wake: asyncio.Event) -> None:
+    sleeping = asyncio.ensure_future(ctx.clock.sleep(delay))
+    woken = asyncio.ensure_future(wake.wait())
+    try:
+        await asyncio.wait({sleeping, woken}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        sleeping.cancel()
+        woken.cancel()
+
+
+def _fail(ctx: FrontendContext, name: str, qualifier: str, reason: str) -> None:
+    entry = ctx.registry.versions.provisioned_for(name, qualifier)
+    if entry is None:
+        return
+    log.warning("provisioned sandboxes not started function=%s: %s", name, reason)
+    if entry.failure != reason:
+        ctx.registry.versions.put_provisioned(name, entry.replace(failure=reason))

@@ -84,12 +84,14 @@ def registration(
 
 
 async def setup(*workers: FakeWorker) -> tuple[AssignmentService, FakeClock]:
+    """A service over fake workers; invokes start sandboxes at once rather than wait for a
+    busy one (the hand-over has its own tests)."""
     by_id = {fake.worker_id: fake for fake in workers}
     fleet = Fleet(connect=lambda worker_id, url: by_id[worker_id])  # type: ignore[arg-type,return-value]
     for fake in workers:
         fleet.register(registration(fake.worker_id, fake.zone))
     clock = FakeClock()
-    return AssignmentService(fleet, clock, keep_alive_s=60), clock
+    return AssignmentService(fleet, clock, keep_alive_s=60, handoff_wait_s=0), clock
 
 
 async def test_a_second_invoke_reuses_the_warm_sandbox() -> None:

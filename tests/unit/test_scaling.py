@@ -8,6 +8,7 @@ import pytest
 
 from lamina.assignment import AssignmentService, InvokeResult, ScaleThrottled
 from lamina.assignment.keepalive import HybridHistogramPolicy, Window
+from lamina.assignment.manager import HANDOFF_FLOOR_S
 from lamina.clock import FakeClock
 from lamina.counting.budget import RATE_LIMIT_EXCEEDED, ScalingBudget
 from lamina.placement.fleet import Fleet
@@ -69,6 +70,14 @@ async def until_waiting(assignment: AssignmentService, count: int) -> None:
     raise AssertionError(f"never {count} invokes waiting")
 
 
+async def until_sleeping(clock: FakeClock) -> None:
+    for _ in range(1000):
+        if clock.sleepers:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("nothing sleeps on the clock")
+
+
 async def one_running(
     fake: FakeWorker, clock: FakeClock
 ) -> tuple[AssignmentService, asyncio.Task[InvokeResult]]:
@@ -114,21 +123,49 @@ async def test_an_invoke_waits_no_longer_than_the_functions_cold_start_time() ->
     assignment, first = await one_running(fake, clock)
 
     second = asyncio.create_task(assignment.invoke(config(), request(2)))
+    await until_waiting(assignment, 1)
+    await until_sleeping(clock)
+    # The floor of a cold start, plus as long again for the invoke it waits for.
+    clock.advance(HANDOFF_FLOOR_S)
+    still_waiting = assignment.snapshot().waiting
+    clock.advance(HANDOFF_FLOOR_S * 1.01)  # past the limit despite rounding
     await until_invoked(2, fake)
     fake.gate.set()
     await asyncio.gather(first, second)
 
+    assert still_waiting == 1
     assert len(fake.created) == 2
 
 
+async def test_the_hand_over_wait_passes_only_on_the_injected_clock() -> None:
+    clock = FakeClock()
+    fake = FakeWorker("w1")
+    assignment, first = await one_running(fake, clock)
+
+    second = asyncio.create_task(assignment.invoke(config(), request(2)))
+    await until_waiting(assignment, 1)
+    await asyncio.sleep(HANDOFF_FLOOR_S * 2)  # real time passing changes nothing
+    waiting_after_real_time = assignment.snapshot().waiting
+    fake.gate.set()
+    results = await asyncio.gather(first, second)
+
+    assert waiting_after_real_time == 1
+    assert [r.cold for r in results] == [True, False]
+    assert len(fake.created) == 1
+
+
 async def test_a_wait_that_times_out_starts_a_sandbox() -> None:
+    clock = FakeClock()
     fake = FakeWorker("w1")
     fake.gate = asyncio.Event()
-    assignment = await service(fake, FakeClock(), handoff_wait_s=0.01)
+    assignment = await service(fake, clock, handoff_wait_s=0.01)
     first = asyncio.create_task(assignment.invoke(config(), request(1)))
     await until_invoked(1, fake)
 
     second = asyncio.create_task(assignment.invoke(config(), request(2)))
+    await until_waiting(assignment, 1)
+    await until_sleeping(clock)
+    clock.advance(0.011)
     await until_invoked(2, fake)
     fake.gate.set()
     results = await asyncio.gather(first, second)
