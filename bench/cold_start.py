@@ -21,7 +21,8 @@ import tempfile
 import time
 
 import boto3
-from warm_invoke import create_function_zip, free_port, start_lamina, wait_until_up
+from suite import free_port, wait_until_up
+from warm_invoke import create_function_zip, start_lamina
 
 
 def main() -> None:
