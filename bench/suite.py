@@ -81,6 +81,13 @@ class Lamina:
         """The frontend and every process below it (workers, bubblewrap, runtimes)."""
         return [self.process.pid, *descendants(self.process.pid)]
 
+    def roles(self) -> dict[str, list[int]]:
+        """The processes by role: the frontend, the workers, the sandboxes (bubblewrap, the
+        runtime and its Runtime API relay)."""
+        workers = self.worker_pids()
+        sandboxes = [p for p in descendants(self.process.pid) if p not in workers]
+        return {"frontend": [self.process.pid], "worker": workers, "sandboxes": sandboxes}
+
     def worker_pids(self) -> list[int]:
         return [p for p in descendants(self.process.pid) if "worker" in cmdline(p)]
 

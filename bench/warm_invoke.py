@@ -146,11 +146,16 @@ def latency(port: int, path: str, count: int) -> list[float]:
     return samples
 
 
-def measure(port: int, path: str, count: int, pids: list[int]) -> tuple[list[float], float]:
-    """Sequential invokes: their latencies (ms) and the CPU µs per invoke of `pids`."""
-    before = cpu_seconds(pids)
+def measure(
+    port: int, path: str, count: int, groups: dict[str, list[int]]
+) -> tuple[list[float], dict[str, float]]:
+    """Sequential invokes: their latencies (ms) and the CPU µs per invoke of each group."""
+    before = {name: cpu_seconds(pids) for name, pids in groups.items()}
     samples = latency(port, path, count)
-    return samples, (cpu_seconds(pids) - before) / count * 1e6
+    spent = {
+        name: (cpu_seconds(pids) - before[name]) / count * 1e6 for name, pids in groups.items()
+    }
+    return samples, spent
 
 
 def main() -> None:
@@ -170,20 +175,21 @@ def main() -> None:
         pin_self(generator_cpus)
         create_noop(platform.port)
         create_weighted_alias(platform.port)
+        roles = platform.roles()
         targets = {
-            "bare aiohttp reply (baseline)": (baseline_port, "/", [server.pid]),
-            "Lamina warm invoke": (platform.port, INVOKE_PATH, platform.pids()),
-            "Lamina warm invoke, alias 90/10": (platform.port, ALIAS_PATH, platform.pids()),
+            "bare aiohttp reply (baseline)": (baseline_port, "/", {"server": [server.pid]}),
+            "Lamina warm invoke": (platform.port, INVOKE_PATH, roles),
+            "Lamina warm invoke, alias 90/10": (platform.port, ALIAS_PATH, roles),
         }
         for port, path, _ in targets.values():
             latency(port, path, 300)  # warm connections, caches and the sandboxes
         runs: dict[str, list[list[float]]] = {label: [] for label in targets}
-        cpu: dict[str, list[float]] = {label: [] for label in targets}
+        cpu: dict[str, list[dict[str, float]]] = {label: [] for label in targets}
         own: dict[str, list[float]] = {label: [] for label in targets}
         for _ in range(args.rounds):  # interleaved, so background load hits all alike
-            for label, (port, path, pids) in targets.items():
+            for label, (port, path, groups) in targets.items():
                 own_before = own_cpu_seconds()
-                samples, cpu_us = measure(port, path, per_round, pids)
+                samples, cpu_us = measure(port, path, per_round, groups)
                 own[label].append((own_cpu_seconds() - own_before) / per_round * 1e6)
                 runs[label].append(samples)
                 cpu[label].append(cpu_us)
@@ -196,13 +202,18 @@ def main() -> None:
             label, f"{figure.median:.3f}", f"{figure.p99:.3f}",
             f"{figure.median - base.median:.3f}" if figure is not base else "",
             f"{figure.median / base.median:.1f}x",
-            f"{statistics.median(cpu[label]):.0f}", f"{statistics.median(own[label]):.0f}",
+            f"{statistics.median(sum(r.values()) for r in cpu[label]):.0f}",
+            f"{statistics.median(own[label]):.0f}",
         ])  # fmt: skip
     print(f"{args.rounds} interleaved rounds of {per_round} sequential requests each; medians "
           "over rounds; the no-op handler's own time (under 1 µs) is not subtracted")  # fmt: skip
     header = ["target", "p50 ms", "p99 ms", "added p50 ms", "vs baseline",
               "CPU µs/request (target)", "CPU µs/request (load generator)"]  # fmt: skip
     print(table(header, rows))
+    lamina_cpu = cpu["Lamina warm invoke"]
+    print("\nCPU µs per warm invoke, by process (medians over rounds):")
+    print(table(list(roles), [[f"{statistics.median(r[n] for r in lamina_cpu):.0f}"
+                               for n in roles]]))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The event loop Lamina's processes run on: uvloop, libuv's loop.
+"""The event loop Lamina's processes run on (uvloop, libuv's loop), and how they listen.
 
 uvloop serves the same asyncio API with its loop, transports and socket calls in C, which cuts
 the per-request cost of the frontend and the workers.
@@ -13,6 +13,12 @@ from typing import Any, TypeVar
 import uvloop
 
 T = TypeVar("T")
+
+# Connections a listening socket holds before they are accepted (the kernel caps it at
+# net.core.somaxconn). A burst of invokes opens one connection each, to the frontend and from
+# it to a worker; with the usual 128 the rest are dropped, retried a second later, and a busy
+# worker looks unreachable to the frontend.
+LISTEN_BACKLOG = 4096
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
