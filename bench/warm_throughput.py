@@ -47,6 +47,8 @@ from suite import (
 from warm_invoke import INVOKE_PATH, create_noop, signed
 
 RESIGN_S = 60.0
+# An invoke not answered within this counts as an error (an overloaded platform may stall).
+TIMEOUT = aiohttp.ClientTimeout(total=60)
 
 
 class Signer:
@@ -92,7 +94,7 @@ async def _one(session: aiohttp.ClientSession, target: Target, run: Run, since: 
         async with session.post(target.url, data=b"{}", headers=target.signer.headers()) as reply:
             await reply.read()
             ok = reply.status == 200 and "X-Amz-Function-Error" not in reply.headers
-    except aiohttp.ClientError:
+    except (aiohttp.ClientError, TimeoutError):
         ok = False
     run.latencies_ms.append((time.perf_counter() - since) * 1000)
     run.invokes += ok
@@ -102,7 +104,7 @@ async def _one(session: aiohttp.ClientSession, target: Target, run: Run, since: 
 async def closed_loop(target: Target, clients: int, seconds: float) -> Run:
     run = Run()
     connector = aiohttp.TCPConnector(limit=clients)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(connector=connector, timeout=TIMEOUT) as session:
         deadline = time.perf_counter() + seconds
 
         async def client() -> None:
@@ -118,7 +120,7 @@ async def open_loop(target: Target, rate: float, seconds: float, seed: int) -> R
     run = Run()
     draw = random.Random(seed)
     connector = aiohttp.TCPConnector(limit=1024)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(connector=connector, timeout=TIMEOUT) as session:
         loop = asyncio.get_running_loop()
 
         async def arrivals() -> None:
@@ -203,7 +205,7 @@ def main() -> None:
                 for label, target in targets.items():
                     results[label].append(uvloop.run(measure(target, index)))  # type: ignore[arg-type]
             rows += [row(label, point, runs) for label, runs in results.items()]
-            print(f"  {point}: {rows[-1][2]} invokes/s", flush=True)
+            print("  " + " | ".join(rows[-2]) + "\n  " + " | ".join(rows[-1]), flush=True)
 
     print(f"{args.runs} runs of {args.seconds:.0f} s per point, medians over runs")
     header = ["target", "load", "invokes/s", "p50 ms", "p99 ms", "errors",
