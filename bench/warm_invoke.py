@@ -175,14 +175,18 @@ def main() -> None:
         pin_self(generator_cpus)
         create_noop(platform.port)
         create_weighted_alias(platform.port)
-        roles = platform.roles()
-        targets = {
-            "bare aiohttp reply (baseline)": (baseline_port, "/", {"server": [server.pid]}),
-            "Lamina warm invoke": (platform.port, INVOKE_PATH, roles),
-            "Lamina warm invoke, alias 90/10": (platform.port, ALIAS_PATH, roles),
+        paths = {
+            "bare aiohttp reply (baseline)": (baseline_port, "/"),
+            "Lamina warm invoke": (platform.port, INVOKE_PATH),
+            "Lamina warm invoke, alias 90/10": (platform.port, ALIAS_PATH),
         }
-        for port, path, _ in targets.values():
+        for port, path in paths.values():
             latency(port, path, 300)  # warm connections, caches and the sandboxes
+        roles = platform.roles()  # now that the sandboxes exist
+        targets = {
+            label: (port, path, roles if port == platform.port else {"server": [server.pid]})
+            for label, (port, path) in paths.items()
+        }
         runs: dict[str, list[list[float]]] = {label: [] for label in targets}
         cpu: dict[str, list[dict[str, float]]] = {label: [] for label in targets}
         own: dict[str, list[float]] = {label: [] for label in targets}
