@@ -33,7 +33,8 @@ from typing import Any
 
 import aiohttp
 import boto3
-from warm_invoke import create_function_zip, free_port, percentile, wait_until_up
+from suite import free_port, percentile, wait_until_up
+from warm_invoke import create_function_zip
 
 from lamina.auth.signing import signed_headers
 

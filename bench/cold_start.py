@@ -20,14 +20,8 @@ import sys
 import tempfile
 import time
 
-from warm_invoke import (
-    boto3_lambda,
-    create_and_wait,
-    create_function_zip,
-    free_port,
-    start_lamina,
-    wait_until_up,
-)
+from suite import free_port, wait_until_up
+from warm_invoke import boto3_lambda, create_and_wait, create_function_zip, start_lamina
 
 
 def main() -> None:

@@ -27,23 +27,15 @@ import re
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
-from warm_invoke import (
-    create_function,
-    free_port,
-    latency,
-    percentile,
-    start_lamina,
-    wait_until_up,
-)
+from suite import free_port, percentile, vendored, wait_until_up
+from warm_invoke import create_function, latency, start_lamina
 
 ROOT = Path(__file__).resolve().parents[1]
-CACHE = ROOT / ".bench-cache"
 SYSTEM_PYTHON = "/usr/bin/python3"
 RIC = "awslambdaric==4.2.2"
 HANDLER = "def handler(event, context):\n    return None\n"
@@ -52,19 +44,7 @@ RIC_BOOTSTRAP = "#!/bin/sh\nexec python3 -m awslambdaric index.handler\n"
 
 
 def vendored_ric() -> Path:
-    version = subprocess.run(
-        [SYSTEM_PYTHON, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
-    target = CACHE / f"{RIC.replace('==', '-')}-py{version}"
-    if not (target / ".complete").exists():
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target),
-             "--python-version", version, "--only-binary=:all:", RIC],
-            check=True,
-        )  # fmt: skip
-        (target / ".complete").touch()
-    return target
+    return vendored(RIC, SYSTEM_PYTHON)
 
 
 def package(files: dict[str, str], tree: Path | None = None) -> bytes:

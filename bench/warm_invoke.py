@@ -1,85 +1,57 @@
-"""Warm invoke latency and throughput of Lamina, next to a bare HTTP reply on the same machine.
+"""Warm invoke overhead: Lamina's latency next to a bare HTTP reply on the same machine.
 
-    .venv/bin/python bench/warm_invoke.py [--requests 5000] [--seconds 5]
+    .venv/bin/python bench/warm_invoke.py [--requests 5000] [--rounds 10] [--pin]
 
-Starts `lamina up` on a free loopback port with a fresh data directory, creates a no-op
-Python function and warms it, then measures, in the same run and with the same client code:
-
-- latency: one client, sequential requests on one keep-alive connection (p50, p99, mean);
-- throughput: closed loops of C concurrent clients for a fixed time (invokes per second);
-
-against Lamina's Invoke API and against a bare aiohttp server that answers `null` on loopback
-(the floor for one HTTP exchange with this client on this machine), and through an alias that
-sends 10% of the invokes to a second version (the cost of resolving and routing). Prints a
-Markdown table.
+Starts `lamina up` (default configuration) on a free loopback port with a fresh data
+directory, creates a no-op Python function and warms it, then measures, in the same run and
+with the same client code (one client, sequential requests on one keep-alive connection,
+each signed with SigV4): Lamina's Invoke API, the same through an alias that sends 10% of the
+invokes to a second version (the cost of resolving and routing), and a bare aiohttp server
+that answers `null` on loopback (the floor for one HTTP exchange with this client here).
+The three are measured in interleaved rounds; each figure is the median over rounds, with
+the CPU of the target's processes and of the load generator per request. `--pin` puts the
+load generator on the last core and the servers on the others. The other benchmarks of the
+suite use this module's helpers.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import http.client
 import io
 import json
-import os
-import platform
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import zipfile
 from typing import Any
 
-import aiohttp
 import boto3
+from suite import (
+    Figure,
+    baseline,
+    commit,
+    cpu_seconds,
+    lamina,
+    machine,
+    own_cpu_seconds,
+    pin_self,
+    split_cpus,
+    table,
+)
 
 from lamina.auth.signing import signed_headers
 
 INVOKE_PATH = "/2015-03-31/functions/noop/invocations"
 ALIAS_PATH = f"{INVOKE_PATH}?Qualifier=live"
-BASELINE_SERVER = """
-import sys
-from aiohttp import web
-
-async def reply(request):
-    await request.read()
-    return web.Response(body=b"null", content_type="application/json")
-
-app = web.Application()
-app.router.add_post("/{tail:.*}", reply)
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
-"""
 
 
 def signed(port: int, method: str, path: str, body: bytes) -> dict[str, str]:
     """Headers signing the request with the development key, as every API request must be."""
     url = f"http://127.0.0.1:{port}{path}"
     return signed_headers(method, url, body, ("test", "test"), "us-east-1")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until_up(port: int, path: str, method: str = "GET") -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request(method, path, body=b"{}" if method == "POST" else None)
-            if connection.getresponse().status < 500:
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing answered on port {port}")
 
 
 def create_function_zip(source: str) -> bytes:
@@ -193,91 +165,78 @@ def latency(port: int, path: str, count: int) -> list[float]:
     return samples
 
 
-async def throughput(port: int, path: str, clients: int, seconds: float) -> float:
-    """Closed loop: each client sends its next request when the last one answered."""
-    url = f"http://127.0.0.1:{port}{path}"
-    done = 0
-    connector = aiohttp.TCPConnector(limit=clients)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        deadline = time.perf_counter() + seconds
-
-        async def client() -> None:
-            nonlocal done
-            while time.perf_counter() < deadline:
-                headers = signed(port, "POST", path, b"{}")
-                async with session.post(url, data=b"{}", headers=headers) as response:
-                    await response.read()
-                    if response.status != 200:
-                        raise RuntimeError(f"status {response.status}")
-                done += 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(clients)))
-        elapsed = time.perf_counter() - started
-    return done / elapsed
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def measure(port: int, path: str, args: argparse.Namespace) -> dict[str, float]:
-    latency(port, path, 200)  # warm connections, caches and the sandbox
-    samples = latency(port, path, args.requests)
-    result = {
-        "p50": statistics.median(samples),
-        "p99": percentile(samples, 0.99),
-        "mean": statistics.fmean(samples),
+def measure(
+    port: int, path: str, count: int, groups: dict[str, list[int]]
+) -> tuple[list[float], dict[str, float]]:
+    """Sequential invokes: their latencies (ms) and the CPU µs per invoke of each group."""
+    before = {name: cpu_seconds(pids) for name, pids in groups.items()}
+    samples = latency(port, path, count)
+    spent = {
+        name: (cpu_seconds(pids) - before[name]) / count * 1e6 for name, pids in groups.items()
     }
-    for clients in args.clients:
-        result[f"rps@{clients}"] = asyncio.run(throughput(port, path, clients, args.seconds))
-    return result
+    return samples, spent
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=5000)
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--pin", action="store_true", help="load generator on its own core")
     args = parser.parse_args()
 
-    data_dir = tempfile.mkdtemp(prefix="lamina-bench-")
-    lamina_port, baseline_port = free_port(), free_port()
-    lamina = start_lamina(lamina_port, data_dir)
-    baseline = subprocess.Popen([sys.executable, "-c", BASELINE_SERVER, str(baseline_port)])
-    try:
-        wait_until_up(lamina_port, "/_lamina/health")
-        wait_until_up(baseline_port, "/", method="POST")
-        create_noop(lamina_port)
-        create_weighted_alias(lamina_port)
-        rows = {
-            "bare aiohttp reply (baseline)": measure(baseline_port, "/", args),
-            "Lamina warm invoke": measure(lamina_port, INVOKE_PATH, args),
-            "Lamina warm invoke, alias 90/10 over two versions": measure(
-                lamina_port, ALIAS_PATH, args
-            ),
+    platform_cpus, generator_cpus = split_cpus(args.pin)
+    print(f"machine: {machine()}; commit {commit()}; pinned: {args.pin}")
+    per_round = max(1, args.requests // args.rounds)
+    with (
+        baseline(platform_cpus) as (baseline_port, server),
+        lamina(cpus=platform_cpus) as platform,
+    ):
+        pin_self(generator_cpus)
+        create_noop(platform.port)
+        create_weighted_alias(platform.port)
+        paths = {
+            "bare aiohttp reply (baseline)": (baseline_port, "/"),
+            "Lamina warm invoke": (platform.port, INVOKE_PATH),
+            "Lamina warm invoke, alias 90/10": (platform.port, ALIAS_PATH),
         }
-    finally:
-        lamina.send_signal(signal.SIGTERM)
-        baseline.send_signal(signal.SIGTERM)
-        lamina.wait(30)
-        baseline.wait(30)
-        shutil.rmtree(data_dir, ignore_errors=True)
+        for port, path in paths.values():
+            latency(port, path, 300)  # warm connections, caches and the sandboxes
+        roles = platform.roles()  # now that the sandboxes exist
+        targets = {
+            label: (port, path, roles if port == platform.port else {"server": [server.pid]})
+            for label, (port, path) in paths.items()
+        }
+        runs: dict[str, list[list[float]]] = {label: [] for label in targets}
+        cpu: dict[str, list[dict[str, float]]] = {label: [] for label in targets}
+        own: dict[str, list[float]] = {label: [] for label in targets}
+        for _ in range(args.rounds):  # interleaved, so background load hits all alike
+            for label, (port, path, groups) in targets.items():
+                own_before = own_cpu_seconds()
+                samples, cpu_us = measure(port, path, per_round, groups)
+                own[label].append((own_cpu_seconds() - own_before) / per_round * 1e6)
+                runs[label].append(samples)
+                cpu[label].append(cpu_us)
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}; {args.requests} sequential requests, "
-          f"{args.seconds:.0f} s per throughput point")  # fmt: skip
-    columns = ["p50 ms", "p99 ms", "mean ms"] + [f"rps, {c} clients" for c in args.clients]
-    print("| | " + " | ".join(columns) + " |")
-    print("|---" * (len(columns) + 1) + "|")
-    for label, result in rows.items():
-        values = [result["p50"], result["p99"], result["mean"]]
-        cells = [f"{v:.3f}" for v in values] + [f"{result[f'rps@{c}']:.0f}" for c in args.clients]
-        print(f"| {label} | " + " | ".join(cells) + " |")
-    base, ours = rows["bare aiohttp reply (baseline)"], rows["Lamina warm invoke"]
-    print(f"\nplatform-added p50: {ours['p50'] - base['p50']:.3f} ms "
-          f"({ours['p50'] / base['p50']:.1f}x the baseline)")  # fmt: skip
+    figures = {label: Figure.of_runs(r) for label, r in runs.items()}
+    base = figures["bare aiohttp reply (baseline)"]
+    rows = []
+    for label, figure in figures.items():
+        rows.append([
+            label, f"{figure.median:.3f}", f"{figure.p99:.3f}",
+            f"{figure.median - base.median:.3f}" if figure is not base else "",
+            f"{figure.median / base.median:.1f}x",
+            f"{statistics.median(sum(r.values()) for r in cpu[label]):.0f}",
+            f"{statistics.median(own[label]):.0f}",
+        ])  # fmt: skip
+    print(f"{args.rounds} interleaved rounds of {per_round} sequential requests each; medians "
+          "over rounds; the no-op handler's own time (under 1 µs) is not subtracted")  # fmt: skip
+    header = ["target", "p50 ms", "p99 ms", "added p50 ms", "vs baseline",
+              "CPU µs/request (target)", "CPU µs/request (load generator)"]  # fmt: skip
+    print(table(header, rows))
+    lamina_cpu = cpu["Lamina warm invoke"]
+    print("\nCPU µs per warm invoke, by process (medians over rounds):")
+    print(table(list(roles), [[f"{statistics.median(r[n] for r in lamina_cpu):.0f}"
+                               for n in roles]]))  # fmt: skip
 
 
 if __name__ == "__main__":

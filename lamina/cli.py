@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 from pathlib import Path
 
 import click
 
-from lamina import fleet_cli, launcher
+from lamina import eventloop, fleet_cli, launcher
 from lamina.auth.commands import accounts, default_key_allowed, keys
 from lamina.eventqueue.commands import events
 from lamina.logs import tail
@@ -149,7 +148,7 @@ def up(
         account_id=account,
         default_key=allow_default_key,
     )
-    asyncio.run(launcher.run(settings))
+    eventloop.run(launcher.run(settings))
 
 
 @main.group(invoke_without_command=True)
@@ -204,7 +203,7 @@ def worker(
     identity = WorkerIdentity(worker_id, zone, memory_mb or launcher.memory_total_mb(), region)
     state_dir = state_dir or Path(".lamina-worker") / worker_id
     state_dir.mkdir(parents=True, exist_ok=True)
-    asyncio.run(
+    eventloop.run(
         server.serve(
             identity,
             host,

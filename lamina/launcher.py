@@ -30,6 +30,7 @@ from lamina.auth.signing import signed_headers
 from lamina.clock import SystemClock
 from lamina.counting import CountingService
 from lamina.counting.budget import ScalingBudget
+from lamina.eventloop import LISTEN_BACKLOG
 from lamina.eventqueue import EventQueue, EventStore, Poller
 from lamina.eventqueue.policy import Timing
 from lamina.frontend import lifecycle, provisioned
@@ -141,7 +142,9 @@ class Platform:
             build_app(self.ctx, lambda: self._ready), access_log=None, handle_signals=False
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        site = web.TCPSite(
+            self._runner, self.settings.host, self.settings.port, backlog=LISTEN_BACKLOG
+        )
         await site.start()
         bound = self._runner.addresses[0]
         self.url = f"http://{self.settings.host}:{bound[1]}"

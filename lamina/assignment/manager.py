@@ -526,7 +526,12 @@ class AssignmentService:
 
     async def run_membership(self, interval_s: float) -> None:
         while True:
+            due = self._clock.monotonic() + interval_s
             await asyncio.sleep(interval_s)
+            # Waking late means this loop was too busy to read renewals for that long.
+            late = self._clock.monotonic() - due
+            if late > 0:
+                self.fleet.excuse(late)
             self.expire_members()
 
     def _evict_idle(self, worker_id: str, needed_mb: int) -> None:

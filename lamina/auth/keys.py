@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 DEFAULT_ACCOUNT = "000000000000"
 DEFAULT_KEY_ID = "test"
 DEFAULT_SECRET = "test"
+# Decrypted secrets kept in memory, by their sealed form; more keys than this start over.
+UNSEALED_KEPT = 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
@@ -72,6 +74,7 @@ class KeyStore:
     def __init__(self, data_dir: Path) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self._fernet = _master_key(data_dir / "accounts.key")
+        self._unsealed: dict[str, str] = {}
         self._db = sqlite3.connect(data_dir / "accounts.db", check_same_thread=False)
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
@@ -154,10 +157,21 @@ class KeyStore:
         if row is None:
             return None
         try:
-            return row[0], self._fernet.decrypt(row[1].encode()).decode()
+            return row[0], self._unseal(row[1])
         except InvalidToken:
             log.error("access key not readable with this master key key=%s", access_key_id)
             return None
+
+    def _unseal(self, sealed: str) -> str:
+        # The row is read on every request, so a disabled or deleted key is refused at once;
+        # only the decryption of a sealed secret seen before is spared.
+        secret = self._unsealed.get(sealed)
+        if secret is None:
+            secret = self._fernet.decrypt(sealed.encode()).decode()
+            if len(self._unsealed) >= UNSEALED_KEPT:
+                self._unsealed.clear()
+            self._unsealed[sealed] = secret
+        return secret
 
     def ensure_default(self, enabled: bool) -> None:
         """The development account and its `test` key, active only when `enabled`."""

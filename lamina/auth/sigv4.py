@@ -8,6 +8,7 @@ constant time. Both forms are accepted: the Authorization header and a presigned
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -98,6 +99,26 @@ class _ServerSigner(SigV4Auth):
             if name not in signed and name in request.headers:
                 signed[name] = request.headers[name]
         return signed
+
+    def signature(self, string_to_sign: str, request: AWSRequest) -> str:
+        # botocore derives the signing key with four HMACs on every call; it changes only
+        # with the secret, the day and the scope, so it is derived once for those.
+        key = _signing_key(
+            self.credentials.secret_key,
+            request.context["timestamp"][:8],
+            self._region_name,
+            self._service_name,
+        )
+        return hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+@functools.lru_cache(maxsize=1024)
+def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    """SigV4's signing key: HMAC chained over the date, region, service and request type."""
+    key = f"AWS4{secret}".encode()
+    for part in (date, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()
+    return key
 
 
 class Verifier:

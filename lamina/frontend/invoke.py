@@ -120,7 +120,7 @@ async def run(ctx: FrontendContext, config: FunctionConfig, job: InvokeRequest) 
     finally:
         ctx.counting.release(lease)
 
-    log.info(
+    log.debug(  # per invoke: kept off the default level, it costs a formatted line each
         "invoke function=%s request=%s cold=%s error=%s",
         config.name,
         job.request_id,

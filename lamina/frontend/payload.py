@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import sys
 
+import orjson
+
 from lamina.frontend.errors import InvalidRequestContent
 
 # Lambda's parser refuses documents nested deeper than this.
@@ -24,6 +26,19 @@ _EXPECTED_VALUE = (
 
 def check_json(payload: bytes) -> None:
     """Raise InvalidRequestContent unless `payload` is one UTF-8 JSON document."""
+    # orjson validates in C what the byte-by-byte scan below would take milliseconds per
+    # megabyte for; with fewer openers than the nesting limit no document can exceed it.
+    # Whatever orjson refuses goes the exact way, which words the refusal as Lambda does.
+    if payload.count(b"[") + payload.count(b"{") <= MAX_NESTING:
+        try:
+            orjson.loads(payload)
+            return
+        except orjson.JSONDecodeError:
+            pass
+    _check_exactly(payload)
+
+
+def _check_exactly(payload: bytes) -> None:
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:

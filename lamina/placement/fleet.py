@@ -156,6 +156,16 @@ class Fleet:
         )
         return True
 
+    def excuse(self, seconds: float) -> None:
+        """Extend every lease by `seconds` in which this process could not hear renewals.
+
+        A frontend whose event loop stalled (a burst of a thousand requests on two cores) has
+        renewals waiting in its sockets; without this it would give up workers that renewed
+        on time, and every invoke they were running with them.
+        """
+        for member in self.members.values():
+            member.lease_expires += seconds
+
     def expired(self) -> list[str]:
         """Workers whose lease has run out, now out of the fleet."""
         now = self._clock.monotonic()

@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from lamina.eventloop import LISTEN_BACKLOG
 from lamina.registry.model import FunctionConfig
 from lamina.sandbox import logs as loglines
 from lamina.sandbox.instance import Invocation
@@ -135,7 +136,7 @@ async def serve(
     try:
         await agent.start()
         await runner.setup()
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG).start()
         url = f"http://{advertise_host or host}:{runner.addresses[0][1]}"
         incarnation = secrets.token_hex(8)
 

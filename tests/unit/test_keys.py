@@ -84,3 +84,21 @@ def test_a_key_needs_an_existing_account_and_ids_are_unique(tmp_path: Path) -> N
         store.create_key("999999999999")
     with pytest.raises(AccountError, match="exists"):
         store.create_account("111122223333")
+
+
+def test_a_key_disabled_or_deleted_through_another_store_is_refused_at_once(
+    tmp_path: Path,
+) -> None:
+    serving, admin = KeyStore(tmp_path), KeyStore(tmp_path)
+    key_id, secret = admin.create_key(admin.create_account("111122223333"))
+    assert serving.secret(key_id) == ("111122223333", secret)
+
+    admin.set_status(key_id, "Inactive")
+    assert serving.secret(key_id) is None
+    admin.set_status(key_id, "Active")
+    assert serving.secret(key_id) == ("111122223333", secret)
+    admin.delete_key(key_id)
+    assert serving.secret(key_id) is None
+
+    admin.create_key("111122223333", key_id, "a-new-secret")
+    assert serving.secret(key_id) == ("111122223333", "a-new-secret")

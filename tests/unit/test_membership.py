@@ -200,3 +200,33 @@ async def test_a_renewal_names_the_idle_sandboxes_the_table_forgot_for_the_worke
     assignment.worker_lost("w1", "a connection to it failed")
 
     assert assignment.admit(registration("w1", idle=(kept,))) == (False, [kept])
+
+
+def test_time_the_frontend_could_not_listen_does_not_count_against_a_lease() -> None:
+    assignment, clock = cluster(FakeWorker("w1"))
+
+    clock.advance(5.0)
+    assignment.fleet.excuse(4.0)
+    assert assignment.expire_members() == []
+    clock.advance(2.0)
+
+    assert assignment.expire_members() == ["w1"]
+
+
+async def test_a_membership_sweep_that_wakes_late_excuses_the_workers_for_its_lateness() -> None:
+    assignment, clock = cluster(FakeWorker("w1"))
+    member = assignment.fleet.members["w1"]
+    granted = member.lease_expires
+    sweeping = asyncio.ensure_future(assignment.run_membership(0.01))
+    await asyncio.sleep(0)  # the sweep is asleep
+
+    clock.advance(10.0)  # ten seconds in which the frontend's loop read no renewal
+    for _ in range(100):  # until the sweep has woken and judged
+        if member.lease_expires != granted or member.lost.is_set():
+            break
+        await asyncio.sleep(0.01)
+    sweeping.cancel()
+
+    assert list(assignment.fleet.members) == ["w1"]
+    clock.advance(3.0)
+    assert assignment.expire_members() == ["w1"]

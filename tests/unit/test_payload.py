@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lamina.frontend.errors import InvalidRequestContent
-from lamina.frontend.payload import PREFIX, check_json
+from lamina.frontend.payload import PREFIX, _check_exactly, check_json
 
 LOCATION = "\n at [Source: REDACTED (`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION` disabled)"
 
@@ -61,3 +66,30 @@ def test_nesting_past_the_maximum_is_refused_in_lambdas_words() -> None:
 
 def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
     check_json(b'["' + b"[" * 2000 + b'"]')
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def _verdict(check: Callable[[bytes], None], payload: bytes) -> str | None:
+    try:
+        check(payload)
+    except InvalidRequestContent as refused:
+        return refused.message
+    return None
+
+
+@given(
+    document=_JSON_VALUES.map(lambda value: json.dumps(value).encode()),
+    cut=st.integers(min_value=0, max_value=64),
+    noise=st.binary(max_size=3),
+)
+def test_the_quick_check_accepts_and_refuses_exactly_what_the_exact_one_does(
+    document: bytes, cut: int, noise: bytes
+) -> None:
+    for payload in (document, document[: len(document) - cut] + noise, b"NaN", b"[1e999]"):
+        assert _verdict(check_json, payload) == _verdict(_check_exactly, payload)

@@ -222,3 +222,23 @@ def test_a_credential_scoped_to_a_region_not_served_is_refused() -> None:
         served_elsewhere.verify(sign(region="eu-west-1"), "lambda")
 
     assert served_elsewhere.verify(sign(region="us-east-1"), "lambda").region == "us-east-1"
+
+
+def test_a_key_whose_secret_changed_verifies_only_with_its_new_secret() -> None:
+    secrets = {"AKIAEXAMPLE": ("111122223333", "first-secret")}
+    checker = Verifier(secrets.get, now_clock())
+    checker.verify(sign(secret="first-secret"), "lambda")
+
+    secrets["AKIAEXAMPLE"] = ("111122223333", "second-secret")
+
+    with pytest.raises(SignatureMismatch):
+        checker.verify(sign(secret="first-secret"), "lambda")
+    assert checker.verify(sign(secret="second-secret"), "lambda").account_id == "111122223333"
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1", "ap-southeast-2"])
+def test_requests_scoped_to_different_regions_verify_one_after_another(region: str) -> None:
+    checker = verifier(now_clock())
+
+    for scope in ("eu-west-1", region, "eu-west-1"):
+        assert checker.verify(sign(region=scope), "lambda").region == scope
