@@ -96,7 +96,12 @@ def main() -> None:
 # Shrinks retry delays and back-offs so tests of a real platform need not wait minutes.
 @click.option("--event-retry-scale", default=1.0, hidden=True)
 @click.option("--example/--no-example", default=False, help="Deploy the `hello` function.")
-@click.option("--account", default="000000000000", show_default=True, help="Account served.")
+@click.option(
+    "--account",
+    default="000000000000",
+    show_default=True,
+    help="Account that functions kept before accounts existed belong to; the example's.",
+)
 @click.option(
     "--default-key/--no-default-key",
     default=None,

@@ -28,7 +28,7 @@ from lamina.assignment.keepalive import policy_named
 from lamina.auth import KeyStore, Verifier
 from lamina.auth.signing import signed_headers
 from lamina.clock import SystemClock
-from lamina.counting import CountingService
+from lamina.counting import CountingPools, CountingService
 from lamina.counting.budget import ScalingBudget
 from lamina.eventqueue import EventQueue, EventStore, Poller
 from lamina.eventqueue.policy import Timing
@@ -91,17 +91,20 @@ class Platform:
         self.settings = settings
         self.data_dir = settings.data_dir.resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.registry = Registry(self.data_dir / "registry.db")
+        account = settings.account_id
+        self.registry = Registry(self.data_dir / "registry.db", account)
         self.clock = SystemClock()
         self.fleet = Fleet(self.clock, settings.lease_s, self._connect)
-        self.counting = CountingService(settings.account_concurrency, clock=self.clock)
+        self.pools = CountingPools(
+            lambda: CountingService(settings.account_concurrency, clock=self.clock)
+        )
         self.assignment = AssignmentService(
             self.fleet,
             self.clock,
             policy=policy_named(settings.keep_alive_policy, settings.keep_alive_s),
             budget=ScalingBudget(settings.scaling_budget, clock=self.clock),
         )
-        self.events = EventQueue(EventStore(self.data_dir / "events.db"), self.clock)
+        self.events = EventQueue(EventStore(self.data_dir / "events.db", account), self.clock)
         self.keys = KeyStore(self.data_dir)
         self.keys.ensure_default(settings.default_key)
         self.url = f"http://{settings.host}:{settings.port}"
@@ -109,13 +112,14 @@ class Platform:
             scope=Scope(settings.region, settings.account_id),
             registry=self.registry,
             code=CodeStore(self.data_dir / "code"),
-            counting=self.counting,
+            counting=self.pools.for_account(account),
+            pools=self.pools,
             assignment=self.assignment,
             fleet=self.fleet,
             events=self.events,
             clock=self.clock,
             public_url=self.url,
-            logs=LogStore(self.data_dir / "logs.db", self.clock),
+            logs=LogStore(self.data_dir / "logs.db", self.clock, account_id=account),
             verifier=Verifier(self.keys.secret, self.clock, settings.region),
         )
         self.poller = Poller(
@@ -134,8 +138,10 @@ class Platform:
         return WorkerClient(worker_id, url, self._session)
 
     async def start(self) -> None:
-        for name, value in self.registry.reserved().items():
-            self.counting.set_reserved(name, value)
+        for account in self.registry.accounts():
+            reserved = self.registry.for_account(account).reserved()
+            for name, value in reserved.items():
+                self.pools.for_account(account).set_reserved(name, value)
 
         self._runner = web.AppRunner(
             build_app(self.ctx, lambda: self._ready), access_log=None, handle_signals=False

@@ -22,6 +22,7 @@ import requests
 from botocore.config import Config
 
 from lamina.auth.signing import signed_headers
+from lamina.tenancy import DEFAULT_ACCOUNT, FunctionKey
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -180,6 +181,11 @@ def make_zip(files: dict[str, str | bytes]) -> bytes:
 
 
 _counter = iter(range(1, 1_000_000))
+
+
+def key(name: str) -> str:
+    """How Lamina's state report names the development account's function `name`."""
+    return FunctionKey.of(DEFAULT_ACCOUNT, name)
 
 
 def unique_name(prefix: str = "fn") -> str:

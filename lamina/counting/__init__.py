@@ -1,5 +1,6 @@
 """Counting service: how many invokes are in flight, per account and per function."""
 
+from lamina.counting.accounts import CountingPools
 from lamina.counting.service import (
     CountingService,
     CountingSnapshot,
@@ -8,4 +9,11 @@ from lamina.counting.service import (
     Throttled,
 )
 
-__all__ = ["CountingService", "CountingSnapshot", "Lease", "ReservationRejected", "Throttled"]
+__all__ = [
+    "CountingPools",
+    "CountingService",
+    "CountingSnapshot",
+    "Lease",
+    "ReservationRejected",
+    "Throttled",
+]

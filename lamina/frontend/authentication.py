@@ -21,7 +21,7 @@ from lamina.auth.errors import (
     UnknownKey,
     WrongScope,
 )
-from lamina.frontend.errors import AccessDenied, SignatureRefused
+from lamina.frontend.errors import SignatureRefused
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 
-def signature_check(verifier: Verifier, account_id: str) -> Middleware:
-    """An aiohttp middleware that verifies each API request and records its principal."""
+def signature_check(verifier: Verifier) -> Middleware:
+    """An aiohttp middleware that verifies each API request and records its principal.
+
+    The principal's account is the one the request acts in (`handling.tenant`).
+    """
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -56,13 +59,6 @@ def signature_check(verifier: Verifier, account_id: str) -> Middleware:
         except AuthError as exc:
             log.debug("request refused %s %s: %s", request.method, request.raw_path, exc)
             raise SignatureRefused(_WIRE_CODES[type(exc)], str(exc)) from exc
-
-        # Functions, events and sandboxes are not keyed by account yet: one account is served.
-        if principal.account_id != account_id:
-            raise AccessDenied(
-                f"Account {principal.account_id} is not served by this Lamina "
-                f"(it serves {account_id})"
-            )
         request[PRINCIPAL] = principal
         return await handler(request)
 

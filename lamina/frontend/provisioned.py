@@ -27,6 +27,7 @@ from lamina.frontend.errors import (
 from lamina.frontend.handling import bind, read_json
 from lamina.frontend.qualifiers import find_latest, not_found
 from lamina.registry.model import LATEST, FunctionConfig, ProvisionedConcurrency
+from lamina.tenancy import FunctionKey
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +202,9 @@ def sync(ctx: FrontendContext, name: str) -> None:
             ctx.registry.versions.delete_provisioned(name, entry.qualifier)
             continue
         wanted[version_key(config)] = (config, entry)
-    ctx.assignment.provision(name, {key: entry.requested for key, (_, entry) in wanted.items()})
+    ctx.assignment.provision(
+        ctx.key(name), {key: entry.requested for key, (_, entry) in wanted.items()}
+    )
     for config, entry in wanted.values():
         ctx.spawn(fill(ctx, config, entry), name=f"provision-{name}-{entry.qualifier}")
 
@@ -209,10 +212,16 @@ def sync(ctx: FrontendContext, name: str) -> None:
 def resume(ctx: FrontendContext) -> None:
     """Start the provisioned sandboxes of every function, after a start of Lamina, and
     replace from then on every provisioned sandbox that dies."""
-    ctx.assignment.on_shortfall = lambda key: sync(ctx, key[0])
-    for name in ctx.registry.names():
-        if ctx.registry.versions.provisioned(name):
-            sync(ctx, name)
+    ctx.assignment.on_shortfall = lambda key: _sync_key(ctx, FunctionKey(key[0]))
+    for account_id in ctx.registry.accounts():
+        tenant = ctx.for_account(account_id)
+        for name in tenant.registry.names():
+            if tenant.registry.versions.provisioned(name):
+                sync(tenant, name)
+
+
+def _sync_key(ctx: FrontendContext, key: FunctionKey) -> None:
+    sync(ctx.for_account(key.account_id), key.name)
 
 
 async def fill(

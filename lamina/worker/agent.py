@@ -143,7 +143,8 @@ class WorkerAgent:
             tmp_size_mb=config.ephemeral_storage,
             etc_dir=self.state_dir / "etc",
         )
-        sink = StreamSink(self.logs, config.log_group, stream, self.clock)
+        logs = self.logs.for_account(config.account_id)
+        sink = StreamSink(logs, config.log_group, stream, self.clock)
         arn = runtime_version_arn(self.identity.region, config.runtime)
         sink.write(loglines.init_start(config.runtime, arn).encode())
         sandbox = Sandbox(

@@ -149,37 +149,6 @@ def test_a_key_made_with_the_admin_cli_works_until_disabled_and_deleted(own: Ser
     assert created["AccessKeyId"] not in admin(own, "keys", "list")
 
 
-def test_another_account_can_neither_read_nor_run_nor_change_a_function_by_name_or_arn(
-    own: Server,
-) -> None:
-    name = create_function(client(own), "def handler(event, context):\n    return 1\n")
-    arn = client(own).get_function(FunctionName=name)["Configuration"]["FunctionArn"]
-    before = client(own).get_function(FunctionName=name)["Configuration"]
-    other = admin(own, "accounts", "create")
-    created = json.loads(admin(own, "keys", "create", other))
-    intruder = client(own, created["AccessKeyId"], created["SecretAccessKey"])
-
-    attempts = [intruder.list_functions]
-    for target in (name, arn):
-        attempts += [
-            lambda t=target: intruder.get_function(FunctionName=t),
-            lambda t=target: intruder.get_function_configuration(FunctionName=t),
-            lambda t=target: intruder.invoke(FunctionName=t, Payload=b"{}"),
-            lambda t=target: intruder.update_function_configuration(FunctionName=t, Timeout=9),
-            lambda t=target: intruder.put_function_concurrency(
-                FunctionName=t, ReservedConcurrentExecutions=1
-            ),
-            lambda t=target: intruder.delete_function(FunctionName=t),
-        ]
-
-    outcomes = {refused(attempt)[:2] for attempt in attempts}
-
-    assert outcomes == {(403, "AccessDeniedException")}
-    after = client(own).get_function(FunctionName=name)
-    assert after["Configuration"]["RevisionId"] == before["RevisionId"]
-    assert "Concurrency" not in after
-
-
 def test_lamina_refuses_to_listen_beyond_loopback_with_the_development_key() -> None:
     result = CliRunner().invoke(main, ["up", "--host", "0.0.0.0"])
 
