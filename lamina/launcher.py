@@ -26,6 +26,8 @@ from aiohttp import web
 from lamina.assignment import AssignmentService
 from lamina.assignment.keepalive import policy_named
 from lamina.auth import KeyStore, Verifier
+from lamina.auth.platform import TOKEN_ENV, PlatformAuth, platform_token
+from lamina.auth.sessions import SessionAuthority, session_key
 from lamina.auth.signing import signed_headers
 from lamina.clock import SystemClock
 from lamina.counting import CountingPools, CountingService
@@ -107,6 +109,11 @@ class Platform:
         self.events = EventQueue(EventStore(self.data_dir / "events.db", account), self.clock)
         self.keys = KeyStore(self.data_dir)
         self.keys.ensure_default(settings.default_key)
+        self.token = platform_token(self.data_dir)
+        # A function's credentials are good while its sandbox is in the assignment table.
+        sessions = SessionAuthority(
+            session_key(self.token), self.clock, alive=self.assignment.has_sandbox
+        )
         self.url = f"http://{settings.host}:{settings.port}"
         self.ctx = FrontendContext(
             scope=Scope(settings.region, settings.account_id),
@@ -120,7 +127,8 @@ class Platform:
             clock=self.clock,
             public_url=self.url,
             logs=LogStore(self.data_dir / "logs.db", self.clock, account_id=account),
-            verifier=Verifier(self.keys.secret, self.clock, settings.region),
+            verifier=Verifier(self.keys.secret, self.clock, settings.region, sessions),
+            platform=PlatformAuth(self.token, self.clock, self.keys.is_admin),
         )
         self.poller = Poller(
             self.events, FrontendInvoker(self.ctx), self.clock,
@@ -192,7 +200,11 @@ class Platform:
             "--log-store", str(self.data_dir / "logs.db"),
         ]  # fmt: skip
         process = await asyncio.create_subprocess_exec(
-            *command, stdout=asyncio.subprocess.PIPE, preexec_fn=die_with_parent(signal.SIGTERM)
+            *command,
+            stdout=asyncio.subprocess.PIPE,
+            preexec_fn=die_with_parent(signal.SIGTERM),
+            # In the environment, not the command line, where other users could read it.
+            env={**os.environ, TOKEN_ENV: self.token},
         )
         self._processes.append(process)
 

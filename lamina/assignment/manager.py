@@ -462,6 +462,10 @@ class AssignmentService:
             del self._provisioned[key]
         self._provisioned.update({k: n for k, n in targets.items() if n > 0})
 
+    def has_sandbox(self, sandbox_id: str) -> bool:
+        """Whether the sandbox exists (starting, idle or busy) on any worker."""
+        return sandbox_id in self._records
+
     def sandboxes_of(self, key: VersionKey) -> int:
         """Sandboxes of a version key in any state, initialising ones included."""
         return sum(1 for record in self._records.values() if record.key == key)

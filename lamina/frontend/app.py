@@ -104,7 +104,7 @@ def _counting(pools: CountingPools) -> dict[str, Any]:
 
 
 def build_app(ctx: FrontendContext, ready: Callable[[], bool]) -> web.Application:
-    door = signature_check(ctx.verifier)
+    door = signature_check(ctx.verifier, ctx.platform)
     app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[lambda_errors, door])
 
     async def health(_: web.Request) -> web.Response:

@@ -16,6 +16,7 @@ from typing import Any
 
 from lamina.assignment import AssignmentService
 from lamina.auth import Verifier
+from lamina.auth.platform import PlatformAuth
 from lamina.clock import Clock
 from lamina.counting import CountingPools, CountingService
 from lamina.eventqueue import EventQueue
@@ -44,6 +45,8 @@ class FrontendContext:
     verifier: Verifier
     # Every account's counting service; `counting` is the one of this context's account.
     pools: CountingPools
+    # Who may use Lamina's own endpoints, and the code links GetFunction hands out.
+    platform: PlatformAuth
     # The random source of weighted alias routing: a number in [0, 1) per invoke.
     draw: Callable[[], float] = random.random
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)

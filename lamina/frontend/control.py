@@ -128,7 +128,8 @@ def _check_platform_support(
 async def get_function(ctx: FrontendContext, request: web.Request) -> web.Response:
     target = resolve(ctx, request.match_info["name"], request.query.get("Qualifier"))
     config = target.config
-    location = f"{ctx.public_url}/_lamina/v1/code/{config.code_sha256}"
+    sha256 = config.code_sha256
+    location = f"{ctx.public_url}/_lamina/v1/code/{sha256}?{ctx.platform.code_query(sha256)}"
     doc: dict[str, Any] = {
         "Configuration": function_configuration(config, ctx.scope, qualifier=target.qualifier),
         "Code": {"RepositoryType": "S3", "Location": location},

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from lamina.frontend import permissions
 from lamina.frontend.authentication import principal
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.errors import SerializationFailed
@@ -26,8 +27,14 @@ def bind(ctx: FrontendContext, handler: Handler) -> Route:
 
 
 def tenant(ctx: FrontendContext, request: web.Request) -> FrontendContext:
-    """The context of the account whose key signed `request`: it sees that account alone."""
-    return ctx.for_account(principal(request).account_id)
+    """The context of the account whose key signed `request`: it sees that account alone.
+
+    A function's own credentials act as its role, which may do nothing: they are refused.
+    """
+    caller = principal(request)
+    if caller.session is not None:
+        raise permissions.refusal(request, caller.session, caller.region)
+    return ctx.for_account(caller.account_id)
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from lamina.auth.signing import signed_headers
 from lamina.cli import main
-from tests.conftest import Server, create_function, start_server, stop_server
+from tests.conftest import Server, start_server, stop_server
 from tests.e2e.test_aws_cli import aws
 
 LAMINA = [sys.executable, "-m", "lamina"]
@@ -164,33 +164,6 @@ def test_with_the_development_key_off_its_requests_are_unrecognized(tmp_path: Pa
         stop_server(running)
 
     assert (status, code) == (403, "UnrecognizedClientException")
-
-
-REACH_CONTROL_PLANE = """
-import os, urllib.request
-
-def handler(event, context):
-    credentials = {k: v for k, v in os.environ.items()
-                   if k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")}
-    try:
-        with urllib.request.urlopen(event["url"], timeout=5) as reply:
-            answer = reply.status
-    except Exception as exc:
-        answer = type(exc).__name__
-    return {"credentials": credentials, "answer": answer}
-"""
-
-
-def test_a_function_holds_no_credentials_nor_a_way_to_the_control_plane(own: Server) -> None:
-    name = create_function(client(own), REACH_CONTROL_PLANE)
-
-    reply = client(own).invoke(
-        FunctionName=name, Payload=json.dumps({"url": f"{own.url}/2015-03-31/functions"})
-    )
-
-    result = json.loads(reply["Payload"].read())
-    assert result["credentials"] == {}
-    assert result["answer"] == "URLError"
 
 
 def test_a_presigned_url_lists_functions_and_a_changed_one_is_refused(own: Server) -> None:

@@ -51,9 +51,10 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
             "--default-key",
             host=FRONTEND_ADDRESS,
         )  # fmt: skip
+        token = server.platform_token()
         for zone in ZONES:
             state = tmp_path / f"worker-{zone}"
-            network.start_worker(zone, server.url, state, WORKER_MEMORY_MB)
+            network.start_worker(zone, server.url, state, WORKER_MEMORY_MB, token)
         wait_for(lambda: len(members(server.url)) == len(ZONES), 60, "three workers to join")
         yield Cluster(server, network)
     finally:

@@ -20,13 +20,15 @@ from tests.e2e.test_authentication import admin
 WHO = "def handler(event, context):\n    print('ran for', event)\n    return 'mine'\n"
 
 
-def client(server: Server, key: tuple[str, str], service: str = "lambda") -> Any:
+def client(server: Server, key: tuple[str, ...], service: str = "lambda") -> Any:
+    """A client signing with `key`: (access key id, secret[, session token])."""
     return boto3.client(
         service,
         endpoint_url=server.url,
         region_name="us-east-1",
         aws_access_key_id=key[0],
         aws_secret_access_key=key[1],
+        aws_session_token=key[2] if len(key) > 2 else None,
         config=Config(retries={"max_attempts": 1}, read_timeout=120),
     )
 

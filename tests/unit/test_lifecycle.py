@@ -59,6 +59,7 @@ def context(tmp_path: Path, assignment: FakeAssignment, runtimes: dict[str, str]
         public_url="http://127.0.0.1:1",
         verifier=None,  # type: ignore[arg-type]
         pools=None,  # type: ignore[arg-type]
+        platform=None,  # type: ignore[arg-type]
     )
 
 
