@@ -10,6 +10,7 @@ import click
 
 from lamina import eventloop, fleet_cli, launcher
 from lamina.auth.commands import accounts, default_key_allowed, keys
+from lamina.auth.platform import TOKEN_ENV, TOKEN_FILE
 from lamina.eventqueue.commands import events
 from lamina.logs import tail
 from lamina.worker import server
@@ -95,7 +96,12 @@ def main() -> None:
 # Shrinks retry delays and back-offs so tests of a real platform need not wait minutes.
 @click.option("--event-retry-scale", default=1.0, hidden=True)
 @click.option("--example/--no-example", default=False, help="Deploy the `hello` function.")
-@click.option("--account", default="000000000000", show_default=True, help="Account served.")
+@click.option(
+    "--account",
+    default="000000000000",
+    show_default=True,
+    help="Account that functions kept before accounts existed belong to; the example's.",
+)
 @click.option(
     "--default-key/--no-default-key",
     default=None,
@@ -172,6 +178,11 @@ def up(
     help="Where code and logs are kept [default: .lamina-worker/ID].",
 )
 @click.option("--join", "--control-url", "join_url", help="URL of the frontend to join.")
+@click.option(
+    "--token",
+    envvar=TOKEN_ENV,
+    help=f"The platform token (DATA_DIR/{TOKEN_FILE} of the frontend) [env: {TOKEN_ENV}].",
+)
 @click.option("--region", default="us-east-1", show_default=True)
 @click.option("--log-level", default="info", show_default=True)
 @click.option(
@@ -190,6 +201,7 @@ def worker(
     memory_mb: int | None,
     state_dir: Path | None,
     join_url: str | None,
+    token: str | None,
     region: str,
     log_level: str,
     log_store: Path | None,
@@ -199,6 +211,8 @@ def worker(
         return
     if join_url is None:
         raise click.UsageError("--join URL (the frontend to join) is required to run a worker")
+    if not token:
+        raise click.UsageError(f"--token (or {TOKEN_ENV}) is required to join the fleet")
     _logging(log_level)
     identity = WorkerIdentity(worker_id, zone, memory_mb or launcher.memory_total_mb(), region)
     state_dir = state_dir or Path(".lamina-worker") / worker_id
@@ -212,6 +226,7 @@ def worker(
             join_url.rstrip("/"),
             advertise_host,
             log_store,
+            token,
         )
     )
 

@@ -1,17 +1,23 @@
 """Operator commands about the fleet: `lamina worker drain|list`, `lamina placement explain`.
 
-They talk to a running frontend over its /_lamina endpoints.
+They talk to a running frontend over its /_lamina endpoints, with the platform token when it
+is in the environment (LAMINA_PLATFORM_TOKEN), or signed with the caller's AWS credentials,
+which must be an admin key.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.error
 import urllib.request
 from typing import Any
 
 import click
+
+from lamina.auth.platform import TOKEN_ENV, TOKEN_HEADER
+from lamina.auth.signing import caller_credentials, signed_headers
 
 DEFAULT_URL = "http://127.0.0.1:9000"
 # How often `drain --wait` looks whether the worker is empty yet.
@@ -27,7 +33,7 @@ url_option = click.option(
 
 
 def _call(method: str, url: str) -> Any:
-    request = urllib.request.Request(url, method=method)
+    request = urllib.request.Request(url, method=method, headers=_credentials(method, url))
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read())
@@ -38,6 +44,14 @@ def _call(method: str, url: str) -> Any:
         raise click.ClickException(f"{method} {url}: {exc.code} {detail}") from exc
     except urllib.error.URLError as exc:
         raise click.ClickException(f"cannot reach Lamina at {url}: {exc.reason}") from exc
+
+
+def _credentials(method: str, url: str) -> dict[str, str]:
+    token = os.environ.get(TOKEN_ENV)
+    if token:
+        return {TOKEN_HEADER: token}
+    credentials, region = caller_credentials()
+    return signed_headers(method, url, b"", credentials, region)
 
 
 @click.command()

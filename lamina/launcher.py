@@ -26,9 +26,11 @@ from aiohttp import web
 from lamina.assignment import AssignmentService
 from lamina.assignment.keepalive import policy_named
 from lamina.auth import KeyStore, Verifier
+from lamina.auth.platform import TOKEN_ENV, PlatformAuth, platform_token
+from lamina.auth.sessions import SessionAuthority, session_key
 from lamina.auth.signing import signed_headers
 from lamina.clock import SystemClock
-from lamina.counting import CountingService
+from lamina.counting import CountingPools, CountingService
 from lamina.counting.budget import ScalingBudget
 from lamina.eventloop import LISTEN_BACKLOG
 from lamina.eventqueue import EventQueue, EventStore, Poller
@@ -92,32 +94,42 @@ class Platform:
         self.settings = settings
         self.data_dir = settings.data_dir.resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.registry = Registry(self.data_dir / "registry.db")
+        account = settings.account_id
+        self.registry = Registry(self.data_dir / "registry.db", account)
         self.clock = SystemClock()
         self.fleet = Fleet(self.clock, settings.lease_s, self._connect)
-        self.counting = CountingService(settings.account_concurrency, clock=self.clock)
+        self.pools = CountingPools(
+            lambda: CountingService(settings.account_concurrency, clock=self.clock)
+        )
         self.assignment = AssignmentService(
             self.fleet,
             self.clock,
             policy=policy_named(settings.keep_alive_policy, settings.keep_alive_s),
             budget=ScalingBudget(settings.scaling_budget, clock=self.clock),
         )
-        self.events = EventQueue(EventStore(self.data_dir / "events.db"), self.clock)
+        self.events = EventQueue(EventStore(self.data_dir / "events.db", account), self.clock)
         self.keys = KeyStore(self.data_dir)
         self.keys.ensure_default(settings.default_key)
+        self.token = platform_token(self.data_dir)
+        # A function's credentials are good while its sandbox is in the assignment table.
+        sessions = SessionAuthority(
+            session_key(self.token), self.clock, alive=self.assignment.has_sandbox
+        )
         self.url = f"http://{settings.host}:{settings.port}"
         self.ctx = FrontendContext(
             scope=Scope(settings.region, settings.account_id),
             registry=self.registry,
             code=CodeStore(self.data_dir / "code"),
-            counting=self.counting,
+            counting=self.pools.for_account(account),
+            pools=self.pools,
             assignment=self.assignment,
             fleet=self.fleet,
             events=self.events,
             clock=self.clock,
             public_url=self.url,
-            logs=LogStore(self.data_dir / "logs.db", self.clock),
-            verifier=Verifier(self.keys.secret, self.clock, settings.region),
+            logs=LogStore(self.data_dir / "logs.db", self.clock, account_id=account),
+            verifier=Verifier(self.keys.secret, self.clock, settings.region, sessions),
+            platform=PlatformAuth(self.token, self.clock, self.keys.is_admin),
         )
         self.poller = Poller(
             self.events, FrontendInvoker(self.ctx), self.clock,
@@ -135,8 +147,10 @@ class Platform:
         return WorkerClient(worker_id, url, self._session)
 
     async def start(self) -> None:
-        for name, value in self.registry.reserved().items():
-            self.counting.set_reserved(name, value)
+        for account in self.registry.accounts():
+            reserved = self.registry.for_account(account).reserved()
+            for name, value in reserved.items():
+                self.pools.for_account(account).set_reserved(name, value)
 
         self._runner = web.AppRunner(
             build_app(self.ctx, lambda: self._ready), access_log=None, handle_signals=False
@@ -189,7 +203,11 @@ class Platform:
             "--log-store", str(self.data_dir / "logs.db"),
         ]  # fmt: skip
         process = await asyncio.create_subprocess_exec(
-            *command, stdout=asyncio.subprocess.PIPE, preexec_fn=die_with_parent(signal.SIGTERM)
+            *command,
+            stdout=asyncio.subprocess.PIPE,
+            preexec_fn=die_with_parent(signal.SIGTERM),
+            # In the environment, not the command line, where other users could read it.
+            env={**os.environ, TOKEN_ENV: self.token},
         )
         self._processes.append(process)
 

@@ -21,7 +21,9 @@ import pytest
 import requests
 from botocore.config import Config
 
+from lamina.auth.platform import TOKEN_FILE
 from lamina.auth.signing import signed_headers
+from lamina.tenancy import DEFAULT_ACCOUNT, FunctionKey
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -85,8 +87,14 @@ class Server:
         signed = signed_headers(method, url, body, ("test", "test"), "us-east-1", headers)
         return requests.request(method, url, data=body, headers=signed, timeout=60)
 
+    def platform_token(self) -> str:
+        """The token Lamina's own parts prove themselves with, as a worker on another host
+        is given it."""
+        return (self.data_dir / TOKEN_FILE).read_text().strip()
+
     def state(self) -> dict:
-        return requests.get(f"{self.url}/_lamina/v1/state", timeout=10).json()
+        """Lamina's own report, asked with the development key (an admin key)."""
+        return self.signed("GET", "/_lamina/v1/state").json()
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -180,6 +188,11 @@ def make_zip(files: dict[str, str | bytes]) -> bytes:
 
 
 _counter = iter(range(1, 1_000_000))
+
+
+def key(name: str) -> str:
+    """How Lamina's state report names the development account's function `name`."""
+    return FunctionKey.of(DEFAULT_ACCOUNT, name)
 
 
 def unique_name(prefix: str = "fn") -> str:

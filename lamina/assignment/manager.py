@@ -1,13 +1,13 @@
 """Hands each invoke a sandbox: a warm idle one of the same version, or a new one.
 
-The table keys sandboxes by function version and revision, so code or configuration never
-leaks from one revision into another. Idle sandboxes are kept newest last: a claim takes the
-most recently used (warmest) one. A keep-alive policy decides, as each invoke ends, how long
-its sandbox stays idle or whether it is unloaded and loaded again shortly before the next
-expected invoke. An invoke that finds no idle sandbox while others of its version are busy
-waits briefly for one of them before it starts a new one, so a burst of short invokes creates
-about as many sandboxes as it has invokes running at once. New sandboxes spend the function's
-scaling budget.
+The table keys sandboxes by function key (account and name), version and revision, so code
+or configuration never leaks from one revision, or one account, into another. Idle sandboxes
+are kept newest last: a claim takes the most recently used (warmest) one. A keep-alive policy
+decides, as each invoke ends, how long its sandbox stays idle or whether it is unloaded and
+loaded again shortly before the next expected invoke. An invoke that finds no idle sandbox
+while others of its version are busy waits briefly for one of them before it starts a new
+one, so a burst of short invokes creates about as many sandboxes as it has invokes running at
+once. New sandboxes spend the function's scaling budget.
 """
 
 from __future__ import annotations
@@ -79,11 +79,11 @@ class ScaleThrottled(AssignmentError):
         self.retry_after_s = retry_after_s
 
 
-VersionKey = tuple[str, str, str]  # function name, version, revision id
+VersionKey = tuple[str, str, str]  # function key (ACCOUNT:NAME), version, revision id
 
 
 def version_key(config: FunctionConfig) -> VersionKey:
-    return (config.name, config.version, config.revision_id)
+    return (config.key, config.version, config.revision_id)
 
 
 @dataclass
@@ -186,7 +186,7 @@ class AssignmentService:
         key = version_key(config)
         self._configs[key] = config
         self._prewarm_due.pop(key, None)  # it came before the policy expected it
-        self.policy.started(config.name, self._clock.monotonic())
+        self.policy.started(config.key, self._clock.monotonic())
         for _ in range(MAX_CLAIM_ATTEMPTS):
             record = self._claim_idle(key) or await self._await_handoff(config)
             cold = record is None
@@ -221,7 +221,7 @@ class AssignmentService:
         if failure is not None:
             return failure
         # A loaded sandbox stays for the policy's keep-alive; it is not unloaded again at once.
-        keep_alive_s = self.policy.window(config.name).keep_alive_s
+        keep_alive_s = self.policy.window(config.key).keep_alive_s
         self._release(record, alive=True, window=Window(0.0, keep_alive_s))
         return None
 
@@ -259,8 +259,8 @@ class AssignmentService:
         try:
             while not handed.done():
                 # The sandbox waited for finishes its start, if any, and then its invoke.
-                cold = self._cold_start_estimate(config.name)
-                limit = min(self.handoff_wait_s, cold + self._duration_s.get(config.name, cold))
+                cold = self._cold_start_estimate(config.key)
+                limit = min(self.handoff_wait_s, cold + self._duration_s.get(config.key, cold))
                 remaining = began + limit - self._clock.monotonic()
                 if remaining <= 0:
                     handed.cancel()  # so a sandbox released from now on goes elsewhere
@@ -291,15 +291,15 @@ class AssignmentService:
         """A cold start that spends one token of the function's scaling budget."""
         if self.budget is not None:
             try:
-                self.budget.take(config.name)
+                self.budget.take(config.key)
             except Throttled as exc:
-                raise ScaleThrottled(config.name, exc.reason, exc.retry_after_s) from exc
+                raise ScaleThrottled(config.key, exc.reason, exc.retry_after_s) from exc
         try:
             record, failure = await self._create(config, request)
         except (NoCapacity, WorkerUnreachable):
             # No sandbox was started, so no budget was used.
             if self.budget is not None:
-                self.budget.give_back(config.name)
+                self.budget.give_back(config.key)
             raise
         return record, failure
 
@@ -307,13 +307,13 @@ class AssignmentService:
         self, config: FunctionConfig, request: InvokeRequest
     ) -> tuple[SandboxRecord, InvokeResult | None]:
         views = self.fleet.views(self.occupancy())
-        decision = place(PlacementRequest(config.name, config.memory_size), views)
+        decision = place(PlacementRequest(config.key, config.memory_size), views)
         self.decisions.append(
-            PlacementRecord(self._clock.time(), config.name, config.memory_size, decision)
+            PlacementRecord(self._clock.time(), config.key, config.memory_size, decision)
         )
         if decision.worker_id is None:
             raise NoCapacity(decision.explain())
-        log.debug("placement function=%s %s", config.name, decision.explain())
+        log.debug("placement function=%s %s", config.key, decision.explain())
         chosen = next(v for v in views if v.worker_id == decision.worker_id)
         self._evict_idle(decision.worker_id, config.memory_size - chosen.memory_free_mb)
 
@@ -342,7 +342,7 @@ class AssignmentService:
             # The worker was given up while the sandbox started; the event has not been sent.
             self._destroy(record)
             raise WorkerUnreachable(record.worker_id, "given up while the sandbox started")
-        _average_in(self._cold_start_s, config.name, self._clock.monotonic() - began)
+        _average_in(self._cold_start_s, config.key, self._clock.monotonic() - began)
         record.lifecycle.to(SandboxState.IDLE)
         record.lifecycle.to(SandboxState.BUSY)
         self._busy_delta(+1)
@@ -461,6 +461,10 @@ class AssignmentService:
         for key in [k for k in self._provisioned if k[0] == function]:
             del self._provisioned[key]
         self._provisioned.update({k: n for k, n in targets.items() if n > 0})
+
+    def has_sandbox(self, sandbox_id: str) -> bool:
+        """Whether the sandbox exists (starting, idle or busy) on any worker."""
+        return sandbox_id in self._records
 
     def sandboxes_of(self, key: VersionKey) -> int:
         """Sandboxes of a version key in any state, initialising ones included."""
@@ -604,7 +608,7 @@ class AssignmentService:
         try:
             await self.prewarm(config)
         except AssignmentError as exc:
-            log.info("keep-alive pre-warm skipped function=%s: %s", config.name, exc)
+            log.info("keep-alive pre-warm skipped function=%s: %s", config.key, exc)
 
     async def run_reaper(self, interval_s: float) -> None:
         while True:

@@ -25,10 +25,10 @@ def _store(data_dir: Path) -> KeyStore:
     return KeyStore(data_dir.resolve())
 
 
-def _run(data_dir: Path, action: str, *args: str) -> object:
+def _run(data_dir: Path, action: str, *args: str, **options: object) -> object:
     store = _store(data_dir)
     try:
-        return getattr(store, action)(*args)
+        return getattr(store, action)(*args, **options)
     except AccountError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
@@ -63,10 +63,11 @@ def keys() -> None:
 
 @keys.command("create")
 @click.argument("account_id")
+@click.option("--admin", is_flag=True, help="It may also use Lamina's own /_lamina endpoints.")
 @_DATA_DIR
-def create_key(account_id: str, data_dir: Path) -> None:
+def create_key(account_id: str, admin: bool, data_dir: Path) -> None:
     """Create a key of ACCOUNT_ID and print it; the secret is shown this once."""
-    key_id, secret = _run(data_dir, "create_key", account_id)  # type: ignore[misc]
+    key_id, secret = _run(data_dir, "create_key", account_id, admin=admin)  # type: ignore[misc]
     click.echo(
         json.dumps({"AccessKeyId": key_id, "SecretAccessKey": secret, "AccountId": account_id})
     )

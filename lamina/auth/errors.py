@@ -6,6 +6,7 @@ AuthError
 ├── UnknownKey            an access key id that is not ours, or is disabled
 ├── SignatureMismatch     the signature does not match the one we compute
 ├── SignatureExpired      signed outside the allowed clock skew, or past its expiry
+├── TokenExpired          a function's credentials past their expiry, or their sandbox gone
 └── WrongScope            a credential scope for another service, or a date mismatch
 """
 
@@ -33,6 +34,10 @@ class SignatureMismatch(AuthError):
 
 
 class SignatureExpired(AuthError):
+    pass
+
+
+class TokenExpired(AuthError):
     pass
 
 

@@ -43,8 +43,15 @@ CREATE TABLE IF NOT EXISTS access_keys (
     status TEXT NOT NULL,
     created TEXT NOT NULL
 );
+-- Keys that may also use Lamina's own endpoints (/_lamina: state, fleet, code).
+CREATE TABLE IF NOT EXISTS admin_keys (access_key_id TEXT PRIMARY KEY);
 """
 _KEY_ID_ALPHABET = string.ascii_uppercase + "234567"
+
+
+def new_key_id(prefix: str) -> str:
+    """A fresh access key id as AWS shapes them: a 4-letter kind and 16 random characters."""
+    return prefix + "".join(secrets.choice(_KEY_ID_ALPHABET) for _ in range(16))
 
 
 @dataclass(frozen=True)
@@ -100,14 +107,19 @@ class KeyStore:
         return [row[0] for row in rows]
 
     def create_key(
-        self, account_id: str, access_key_id: str | None = None, secret: str | None = None
+        self,
+        account_id: str,
+        access_key_id: str | None = None,
+        secret: str | None = None,
+        admin: bool = False,
     ) -> tuple[str, str]:
-        """A new active key of the account: (access key id, secret), the secret shown once."""
+        """A new active key of the account: (access key id, secret), the secret shown once.
+
+        An `admin` key may also use Lamina's own endpoints.
+        """
         if account_id not in self.accounts():
             raise AccountError(f"no account {account_id}")
-        access_key_id = access_key_id or "AKIA" + "".join(
-            secrets.choice(_KEY_ID_ALPHABET) for _ in range(16)
-        )
+        access_key_id = access_key_id or new_key_id("AKIA")
         secret = secret or secrets.token_urlsafe(30)
         sealed = self._fernet.encrypt(secret.encode()).decode()
         with self._lock, self._db:
@@ -116,9 +128,11 @@ class KeyStore:
                     "INSERT INTO access_keys VALUES (?, ?, ?, 'Active', ?)",
                     (access_key_id, account_id, sealed, _now()),
                 )
+                if admin:
+                    self._db.execute("INSERT INTO admin_keys VALUES (?)", (access_key_id,))
             except sqlite3.IntegrityError as exc:
                 raise AccountError(f"access key {access_key_id} exists") from exc
-        log.info("access key created account=%s key=%s", account_id, access_key_id)
+        log.info("access key created account=%s key=%s admin=%s", account_id, access_key_id, admin)
         return access_key_id, secret
 
     def keys(self, account_id: str | None = None) -> list[AccessKey]:
@@ -144,6 +158,7 @@ class KeyStore:
             deleted = self._db.execute(
                 "DELETE FROM access_keys WHERE access_key_id = ?", (access_key_id,)
             ).rowcount
+            self._db.execute("DELETE FROM admin_keys WHERE access_key_id = ?", (access_key_id,))
         if not deleted:
             raise AccountError(f"no access key {access_key_id}")
 
@@ -173,10 +188,22 @@ class KeyStore:
             self._unsealed[sealed] = secret
         return secret
 
+    def is_admin(self, access_key_id: str) -> bool:
+        """Whether an active key may use Lamina's own endpoints."""
+        row = self._db.execute(
+            "SELECT 1 FROM admin_keys JOIN access_keys USING (access_key_id) "
+            "WHERE access_key_id = ? AND status = 'Active'",
+            (access_key_id,),
+        ).fetchone()
+        return row is not None
+
     def ensure_default(self, enabled: bool) -> None:
         """The development account and its `test` key, active only when `enabled`."""
         if DEFAULT_ACCOUNT not in self.accounts():
             self.create_account(DEFAULT_ACCOUNT)
         if not any(k.access_key_id == DEFAULT_KEY_ID for k in self.keys(DEFAULT_ACCOUNT)):
-            self.create_key(DEFAULT_ACCOUNT, DEFAULT_KEY_ID, DEFAULT_SECRET)
+            # An admin too, so that local tools need no set-up; it is on only on loopback.
+            self.create_key(DEFAULT_ACCOUNT, DEFAULT_KEY_ID, DEFAULT_SECRET, admin=True)
+        with self._lock, self._db:
+            self._db.execute("INSERT OR IGNORE INTO admin_keys VALUES (?)", (DEFAULT_KEY_ID,))
         self.set_status(DEFAULT_KEY_ID, "Active" if enabled else "Inactive")

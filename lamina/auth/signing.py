@@ -4,9 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import botocore.session
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+
+
+def caller_credentials() -> tuple[tuple[str, str], str]:
+    """The caller's AWS credentials and region as the AWS CLI finds them, or the development
+    key where none are configured."""
+    session = botocore.session.get_session()
+    found = session.get_credentials()
+    region = session.get_config_variable("region") or "us-east-1"
+    if found is None:
+        return ("test", "test"), region
+    frozen = found.get_frozen_credentials()
+    return (frozen.access_key, frozen.secret_key), region
 
 
 def signed_headers(

@@ -30,6 +30,7 @@ from lamina.auth.errors import (
     UnknownKey,
     WrongScope,
 )
+from lamina.auth.sessions import FunctionSession, SessionAuthority, is_session_key
 from lamina.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ class Principal:
     account_id: str
     access_key_id: str
     region: str
+    # Set when the key is a function's own temporary credentials.
+    session: FunctionSession | None = None
 
 
 @dataclass(frozen=True)
@@ -124,11 +127,18 @@ def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
 class Verifier:
     """Establishes the principal of a request, or raises an AuthError."""
 
-    def __init__(self, lookup: SecretLookup, clock: Clock, region: str | None = None) -> None:
+    def __init__(
+        self,
+        lookup: SecretLookup,
+        clock: Clock,
+        region: str | None = None,
+        sessions: SessionAuthority | None = None,
+    ) -> None:
         self._lookup = lookup
         self._clock = clock
         # The region served: a credential scoped to another was meant for another endpoint.
         self._region = region
+        self._sessions = sessions
 
     def verify(self, request: RawRequest, service: str) -> Principal:
         headers = {name.lower(): value for name, value in request.headers.items()}
@@ -142,12 +152,18 @@ class Verifier:
 
         self._check_scope(signed, service)
         self._check_time(signed)
-        account_id, secret = self._secret(signed.access_key_id)
+        session = None
+        if self._sessions is not None and is_session_key(signed.access_key_id):
+            token = headers.get("x-amz-security-token") or query.get("X-Amz-Security-Token")
+            session, secret = self._sessions.check(signed.access_key_id, token)
+            account_id = session.account_id
+        else:
+            account_id, secret = self._secret(signed.access_key_id)
         expected = _signature(request, headers, signed, secret)
         if not hmac.compare_digest(expected.encode(), signed.signature.encode()):
             log.debug("signature mismatch key=%s %s", signed.access_key_id, request.target)
             raise SignatureMismatch(_MISMATCH)
-        return Principal(account_id, signed.access_key_id, signed.region)
+        return Principal(account_id, signed.access_key_id, signed.region, session)
 
     def _secret(self, access_key_id: str) -> tuple[str, str]:
         found = self._lookup(access_key_id)

@@ -1,5 +1,6 @@
 """Counting service: how many invokes are in flight, per account and per function."""
 
+from lamina.counting.accounts import CountingPools
 from lamina.counting.service import (
     CountingService,
     CountingSnapshot,
@@ -10,6 +11,7 @@ from lamina.counting.service import (
 )
 
 __all__ = [
+    "CountingPools",
     "CountingService",
     "CountingSnapshot",
     "Lease",

@@ -13,6 +13,7 @@ import click
 
 from lamina.clock import SystemClock
 from lamina.eventqueue.store import EventStore
+from lamina.tenancy import DEFAULT_ACCOUNT, FunctionKey
 
 _DATA_DIR = click.option(
     "--data-dir",
@@ -20,6 +21,13 @@ _DATA_DIR = click.option(
     default=Path(".lamina"),
     show_default=True,
     help="The data directory of the Lamina to look at.",
+)
+
+_ACCOUNT = click.option(
+    "--account",
+    default=DEFAULT_ACCOUNT,
+    show_default=True,
+    help="The account FUNCTION belongs to.",
 )
 
 
@@ -38,12 +46,13 @@ def events() -> None:
 @events.command()
 @click.argument("function")
 @_DATA_DIR
+@_ACCOUNT
 @click.option("--json", "as_json", is_flag=True, help="One JSON document per line.")
-def failed(function: str, data_dir: Path, as_json: bool) -> None:
+def failed(function: str, data_dir: Path, account: str, as_json: bool) -> None:
     """List the failed events of FUNCTION, oldest failure first."""
     store = _store(data_dir)
     try:
-        kept = store.failed(function)
+        kept = store.failed(FunctionKey.of(account, function))
     finally:
         store.close()
     for item in kept:
@@ -51,7 +60,8 @@ def failed(function: str, data_dir: Path, as_json: bool) -> None:
         last = event.last
         doc = {
             "requestId": event.request_id,
-            "function": event.function,
+            "function": function,
+            "account": account,
             "condition": item.condition.value,
             "approximateInvokeCount": event.invokes,
             "failedAt": item.failed_at,
@@ -72,12 +82,16 @@ def failed(function: str, data_dir: Path, as_json: bool) -> None:
 @events.command()
 @click.argument("function", required=False)
 @_DATA_DIR
+@_ACCOUNT
 @click.option("--id", "request_ids", multiple=True, help="Only this request id (repeatable).")
-def replay(function: str | None, data_dir: Path, request_ids: tuple[str, ...]) -> None:
+def replay(
+    function: str | None, data_dir: Path, account: str, request_ids: tuple[str, ...]
+) -> None:
     """Queue failed events again (all, those of FUNCTION, or the given ids)."""
+    key = None if function is None else FunctionKey.of(account, function)
     store = _store(data_dir)
     try:
-        count = store.replay(SystemClock().time(), function, request_ids)
+        count = store.replay(SystemClock().time(), key, request_ids)
     finally:
         store.close()
     click.echo(f"replayed {count} event{'s' if count != 1 else ''}")

@@ -44,7 +44,7 @@ class QueuedEvent:
     """One accepted event. `invokes` counts runs of the function, `throttles` the refusals."""
 
     request_id: str
-    function: str
+    function: str  # the function's key, ACCOUNT:NAME
     function_arn: str  # qualified, as the invocation record names it
     invoked_arn: str  # as the caller named it, for the runtime's context
     payload: bytes
@@ -61,7 +61,7 @@ class QueuedEvent:
 class InvokeConfig:
     """A function's FunctionEventInvokeConfig; None means the setting was not given."""
 
-    function: str
+    function: str  # the function's key, ACCOUNT:NAME
     qualifier: str
     last_modified: float
     max_retries: int | None = None

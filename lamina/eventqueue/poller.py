@@ -19,6 +19,7 @@ from lamina.eventqueue import policy
 from lamina.eventqueue.model import Attempt, Condition, InvokeConfig, QueuedEvent
 from lamina.eventqueue.queue import LATEST, EventQueue
 from lamina.eventqueue.record import invocation_record
+from lamina.tenancy import FunctionKey
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class Target:
 
 class Invoker(Protocol):
     def target(self, function: str) -> Target | None:
-        """The function as it is now, or None when it no longer exists."""
+        """The function (by key, ACCOUNT:NAME) as it is now, or None when it no longer exists."""
 
     async def invoke(self, event: QueuedEvent) -> Attempt:
         """Run the event once through the sync invoke path."""
@@ -209,13 +210,14 @@ class Poller:
     def _record_event(self, destination: str, payload: bytes, now: float) -> QueuedEvent | None:
         """The invocation record as an event for the destination function, if it exists."""
         name, qualifier = function_of_arn(destination)
-        if self.invoker.target(name) is None:
+        key = FunctionKey.of(account_of_arn(destination), name)
+        if self.invoker.target(key) is None:
             log.warning("destination function missing arn=%s", destination)
             return None
         base = destination.rsplit(":", 1)[0] if qualifier else destination
         request_id = str(uuid.uuid4())
         return QueuedEvent(
-            request_id, name, f"{base}:{qualifier or LATEST}", destination, payload, "", now, now
+            request_id, key, f"{base}:{qualifier or LATEST}", destination, payload, "", now, now
         )
 
 
@@ -223,3 +225,8 @@ def function_of_arn(arn: str) -> tuple[str, str | None]:
     """The function name and qualifier of a Lambda function ARN."""
     parts = arn.split(":")
     return parts[6], parts[7] if len(parts) > 7 else None
+
+
+def account_of_arn(arn: str) -> str:
+    """The account a Lambda function ARN names."""
+    return arn.split(":")[4]

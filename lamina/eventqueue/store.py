@@ -29,13 +29,14 @@ from lamina.eventqueue.model import (
     QueueSnapshot,
 )
 from lamina.eventqueue.policy import Retry
+from lamina.tenancy import DEFAULT_ACCOUNT, adopt_unqualified
 
 log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     request_id TEXT PRIMARY KEY,
-    function TEXT NOT NULL,
+    function TEXT NOT NULL, -- the function's key, ACCOUNT:NAME
     function_arn TEXT NOT NULL,
     invoked_arn TEXT NOT NULL,
     payload BLOB NOT NULL,
@@ -74,13 +75,19 @@ FAILED = "failed"
 
 
 class EventStore:
-    def __init__(self, path: Path) -> None:
+    """Events and invoke configs of every account, each under its function's key."""
+
+    def __init__(self, path: Path, account_id: str = DEFAULT_ACCOUNT) -> None:
         self.path = path
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        # Events and configs kept before accounts belong to the account served then.
+        adopt_unqualified(
+            self._db, [("events", "function"), ("invoke_configs", "function")], account_id
+        )
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -279,8 +286,8 @@ class EventStore:
 
     def configs(self) -> list[InvokeConfig]:
         with self._lock:
-            rows = self._db.execute("SELECT config FROM invoke_configs").fetchall()
-        return [InvokeConfig(**json.loads(doc)) for (doc,) in rows]
+            rows = self._db.execute("SELECT function, config FROM invoke_configs").fetchall()
+        return [InvokeConfig(**{**json.loads(doc), "function": key}) for key, doc in rows]
 
     def put_config(self, config: InvokeConfig) -> None:
         with self._transaction() as db:

@@ -6,9 +6,11 @@ import dataclasses
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
+from lamina.counting import CountingPools
 from lamina.frontend import (
     aliases,
     control,
@@ -28,6 +30,7 @@ from lamina.frontend.errors import (
     RequestTooLarge,
     ServiceError,
 )
+from lamina.tenancy import qualify
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +84,35 @@ def _error_response(exc: LambdaError) -> web.Response:
     return web.Response(status=status, headers=headers, body=body)
 
 
+def _counting(pools: CountingPools) -> dict[str, Any]:
+    """Leases in flight and provisioned executions by function key, and each account's
+    limits."""
+    snapshots = {account: pool.snapshot() for account, pool in pools.accounts().items()}
+
+    def by_key(field: str) -> dict[str, Any]:
+        return {
+            qualify(account, name): value
+            for account, snapshot in snapshots.items()
+            for name, value in getattr(snapshot, field).items()
+        }
+
+    return {
+        "in_flight": by_key("in_flight"),
+        "provisioned": by_key("provisioned"),
+        "provisioned_in_flight": by_key("provisioned_in_flight"),
+        "accounts": {
+            account: {
+                "account_limit": snapshot.account_limit,
+                "unreserved_limit": snapshot.unreserved_limit,
+                "unreserved_in_flight": snapshot.unreserved_in_flight,
+            }
+            for account, snapshot in snapshots.items()
+        },
+    }
+
+
 def build_app(ctx: FrontendContext, ready: Callable[[], bool]) -> web.Application:
-    door = signature_check(ctx.verifier, ctx.scope.account_id)
+    door = signature_check(ctx.verifier, ctx.platform)
     app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[lambda_errors, door])
 
     async def health(_: web.Request) -> web.Response:
@@ -95,20 +125,12 @@ def build_app(ctx: FrontendContext, ready: Callable[[], bool]) -> web.Applicatio
         return web.json_response({"status": "ok", "workers": workers})
 
     async def state(_: web.Request) -> web.Response:
-        counting = ctx.counting.snapshot()
         sandboxes = ctx.assignment.snapshot()
         budget = ctx.assignment.budget
         events = await ctx.events.snapshot()
         return web.json_response(
             {
-                "counting": {
-                    "account_limit": counting.account_limit,
-                    "unreserved_limit": counting.unreserved_limit,
-                    "in_flight": counting.in_flight,
-                    "unreserved_in_flight": counting.unreserved_in_flight,
-                    "provisioned": counting.provisioned,
-                    "provisioned_in_flight": counting.provisioned_in_flight,
-                },
+                "counting": _counting(ctx.pools),
                 "sandboxes": {
                     "idle": sandboxes.idle,
                     "busy": sandboxes.busy,

@@ -88,6 +88,7 @@ async def create_function(ctx: FrontendContext, request: web.Request) -> web.Res
     info = await asyncio.to_thread(ctx.code.put, create.zip_bytes)
     config = FunctionConfig(
         **create.config_fields(),
+        account_id=ctx.scope.account_id,
         code_sha256=info.sha256_hex,
         code_size=info.size,
         revision_id=lifecycle.new_revision(),
@@ -128,7 +129,8 @@ def _check_platform_support(
 async def get_function(ctx: FrontendContext, request: web.Request) -> web.Response:
     target = resolve(ctx, request.match_info["name"], request.query.get("Qualifier"))
     config = target.config
-    location = f"{ctx.public_url}/_lamina/v1/code/{config.code_sha256}"
+    sha256 = config.code_sha256
+    location = f"{ctx.public_url}/_lamina/v1/code/{sha256}?{ctx.platform.code_query(sha256)}"
     doc: dict[str, Any] = {
         "Configuration": function_configuration(config, ctx.scope, qualifier=target.qualifier),
         "Code": {"RepositoryType": "S3", "Location": location},
@@ -215,9 +217,9 @@ async def delete_function(ctx: FrontendContext, request: web.Request) -> web.Res
 
     ctx.registry.delete(config.name)
     ctx.counting.forget(config.name)
-    await ctx.events.forget(config.name)
-    ctx.assignment.provision(config.name, {})
-    ctx.assignment.retire(config.name)
+    await ctx.events.forget(config.key)
+    ctx.assignment.provision(config.key, {})
+    ctx.assignment.retire(config.key)
     log.info("function deleted name=%s", config.name)
     return web.Response(status=204)
 

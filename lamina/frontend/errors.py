@@ -150,6 +150,10 @@ class LogsResourceNotFound(LogsError):
     code = "ResourceNotFoundException"
 
 
+class LogsAccessDenied(LogsError):
+    code = "AccessDeniedException"
+
+
 class LogsInvalidParameter(LogsError):
     code = "InvalidParameterException"
 

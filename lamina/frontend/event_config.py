@@ -6,7 +6,6 @@ bus or bucket ARN is refused rather than accepted and never delivered to.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +17,9 @@ from lamina.frontend import validation
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.control import find_function, read_json, reply
 from lamina.frontend.errors import InvalidParameterValue, ResourceNotFound
+from lamina.frontend.handling import bind
 from lamina.registry.model import LATEST, FunctionConfig
+from lamina.tenancy import FunctionKey
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +32,11 @@ NO_FUNCTION = "The function doesn't exist."
 def routes(ctx: FrontendContext) -> list[web.RouteDef]:
     path = "/2019-09-25/functions/{name}/event-invoke-config"
     return [
-        web.put(path, functools.partial(put_config, ctx)),
-        web.post(path, functools.partial(update_config, ctx)),
-        web.get(path, functools.partial(get_config, ctx)),
-        web.delete(path, functools.partial(delete_config, ctx)),
-        web.get(f"{path}/list", functools.partial(list_configs, ctx)),
+        web.put(path, bind(ctx, put_config)),
+        web.post(path, bind(ctx, update_config)),
+        web.get(path, bind(ctx, get_config)),
+        web.delete(path, bind(ctx, delete_config)),
+        web.get(f"{path}/list", bind(ctx, list_configs)),
     ]
 
 
@@ -65,7 +66,7 @@ async def put_config(ctx: FrontendContext, request: web.Request) -> web.Response
     settings = _settings(ctx, function, await read_json(request))
 
     config = InvokeConfig(
-        function.name,
+        function.key,
         qualifier,
         ctx.clock.time(),
         settings.max_retries,
@@ -81,12 +82,12 @@ async def put_config(ctx: FrontendContext, request: web.Request) -> web.Response
 async def update_config(ctx: FrontendContext, request: web.Request) -> web.Response:
     function, qualifier = _target(ctx, request, lambda _: NO_FUNCTION)
     settings = _settings(ctx, function, await read_json(request))
-    current = ctx.events.find_config(function.name, qualifier)
+    current = ctx.events.find_config(function.key, qualifier)
     if current is None:
         raise ResourceNotFound(_no_config(ctx.scope.function_arn(function.name, qualifier)))
 
     config = InvokeConfig(
-        function.name,
+        function.key,
         qualifier,
         ctx.clock.time(),
         _merged(settings, "MaximumRetryAttempts", settings.max_retries, current.max_retries),
@@ -103,7 +104,7 @@ async def update_config(ctx: FrontendContext, request: web.Request) -> web.Respo
 
 async def get_config(ctx: FrontendContext, request: web.Request) -> web.Response:
     function, qualifier = _target(ctx, request, _no_config)
-    config = ctx.events.find_config(function.name, qualifier)
+    config = ctx.events.find_config(function.key, qualifier)
     if config is None:
         raise ResourceNotFound(_no_config(ctx.scope.function_arn(function.name, qualifier)))
     return reply(_shape(ctx, config))
@@ -111,16 +112,16 @@ async def get_config(ctx: FrontendContext, request: web.Request) -> web.Response
 
 async def delete_config(ctx: FrontendContext, request: web.Request) -> web.Response:
     function, qualifier = _target(ctx, request, _no_config)
-    if ctx.events.find_config(function.name, qualifier) is None:
+    if ctx.events.find_config(function.key, qualifier) is None:
         raise ResourceNotFound(_no_config(ctx.scope.function_arn(function.name, qualifier)))
-    await ctx.events.delete_config(function.name, qualifier)
+    await ctx.events.delete_config(function.key, qualifier)
     return web.Response(status=204)
 
 
 async def list_configs(ctx: FrontendContext, request: web.Request) -> web.Response:
     function, _ = _target(ctx, request, lambda _: NO_FUNCTION)
     marker, max_items = validation.validate_event_invoke_config_list(request.query)
-    configs = ctx.events.configs_of(function.name)
+    configs = ctx.events.configs_of(function.key)
     start = int(marker) if marker and marker.isdigit() else 0
     page = configs[start : start + max_items]
 
@@ -196,7 +197,7 @@ def _shape(ctx: FrontendContext, config: InvokeConfig) -> dict[str, Any]:
     """FunctionEventInvokeConfig as the model shapes it; unset limits are left out."""
     doc: dict[str, Any] = {
         "LastModified": config.last_modified,
-        "FunctionArn": ctx.scope.function_arn(config.function, config.qualifier),
+        "FunctionArn": ctx.scope.function_arn(FunctionKey(config.function).name, config.qualifier),
     }
     if config.max_retries is not None:
         doc["MaximumRetryAttempts"] = config.max_retries

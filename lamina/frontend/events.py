@@ -15,6 +15,7 @@ from lamina.frontend.errors import (
 )
 from lamina.frontend.invoke import run
 from lamina.frontend.qualifiers import resolve, runnable
+from lamina.tenancy import FunctionKey
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +27,19 @@ class FrontendInvoker:
         self.ctx = ctx
 
     def target(self, function: str) -> Target | None:
-        config = self.ctx.registry.get(function)
+        key = FunctionKey(function)
+        ctx = self.ctx.for_account(key.account_id)
+        config = ctx.registry.get(key.name)
         if config is None:
             return None
-        return Target(config.timeout, self.ctx.counting.reserved(function) == 0)
+        return Target(config.timeout, ctx.counting.reserved(key.name) == 0)
 
     async def invoke(self, event: QueuedEvent) -> Attempt:
+        # The event runs as its function's account, whose ARN it was sent to.
+        ctx = self.ctx.for_account(FunctionKey(event.function).account_id)
         try:
             # The version or alias the event was sent to, resolved (and routed) now.
-            config = runnable(self.ctx, resolve(self.ctx, event.invoked_arn), self.ctx.draw)
+            config = runnable(ctx, resolve(ctx, event.invoked_arn), ctx.draw)
         except ResourceNotFound as exc:
             return Attempt(AttemptKind.PLATFORM_ERROR, status_code=exc.status)
         if config.state != "Active":
@@ -47,7 +52,7 @@ class FrontendInvoker:
             trace_id=event.trace_id,
         )
         try:
-            result = await run(self.ctx, config, job)
+            result = await run(ctx, config, job)
         except TooManyRequests:
             return Attempt(AttemptKind.THROTTLED, status_code=TooManyRequests.status)
         except LambdaError as exc:

@@ -8,6 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
+from lamina.frontend import permissions
+from lamina.frontend.authentication import principal
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.errors import SerializationFailed
 
@@ -16,12 +18,23 @@ Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def bind(ctx: FrontendContext, handler: Handler) -> Route:
-    """An aiohttp handler that calls `handler` with the frontend's context."""
+    """An aiohttp handler that calls `handler` with the context of the caller's account."""
 
     async def route(request: web.Request) -> web.StreamResponse:
-        return await handler(ctx, request)
+        return await handler(tenant(ctx, request), request)
 
     return route
+
+
+def tenant(ctx: FrontendContext, request: web.Request) -> FrontendContext:
+    """The context of the account whose key signed `request`: it sees that account alone.
+
+    A function's own credentials act as its role, which may do nothing: they are refused.
+    """
+    caller = principal(request)
+    if caller.session is not None:
+        raise permissions.refusal(request, caller.session, caller.region)
+    return ctx.for_account(caller.account_id)
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:

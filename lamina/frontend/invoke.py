@@ -29,6 +29,7 @@ from lamina.frontend.errors import (
     TooManyRequests,
     ValidationFailed,
 )
+from lamina.frontend.handling import tenant
 from lamina.frontend.payload import check_json
 from lamina.frontend.qualifiers import resolve, runnable
 from lamina.registry.model import LATEST, FunctionConfig
@@ -46,7 +47,7 @@ LOG_TYPES = ("None", "Tail")
 
 def routes(ctx: FrontendContext) -> list[web.RouteDef]:
     async def route(request: web.Request) -> web.StreamResponse:
-        return await invoke(ctx, request)
+        return await invoke(tenant(ctx, request), request)
 
     return [web.post("/2015-03-31/functions/{name}/invocations", route)]
 
@@ -87,7 +88,7 @@ async def invoke(ctx: FrontendContext, request: web.Request) -> web.StreamRespon
         # 202 only once the event is on disk: an accepted event is never lost.
         await ctx.events.accept(
             request_id=request_id,
-            function=config.name,
+            function=config.key,
             function_arn=ctx.scope.function_arn(config.name, config.version),
             invoked_arn=job.invoked_arn,
             payload=payload,

@@ -96,10 +96,12 @@ def start(ctx: FrontendContext, config: FunctionConfig, prewarm: bool) -> None:
 
 def resume(ctx: FrontendContext) -> None:
     """Finish the creates and updates that a stop interrupted: their work was lost with it."""
-    for name in ctx.registry.names():
-        config = ctx.registry.require(name)
-        if in_progress(config):
-            start(ctx, config, prewarm=config.state != "Pending")
+    for account_id in ctx.registry.accounts():
+        tenant = ctx.for_account(account_id)
+        for name in tenant.registry.names():
+            config = tenant.registry.require(name)
+            if in_progress(config):
+                start(tenant, config, prewarm=config.state != "Pending")
 
 
 async def activate(ctx: FrontendContext, config: FunctionConfig, prewarm: bool) -> None:
@@ -123,8 +125,8 @@ async def activate(ctx: FrontendContext, config: FunctionConfig, prewarm: bool) 
     if failure is None:
         # Invokes of $LATEST now run the new revision; the warm sandbox of it stays.
         ctx.registry.versions.set_serving(None, config.name)
-        keep = (config.name, LATEST, finished.revision_id)
-        ctx.assignment.retire(config.name, keep=keep, version=LATEST)
+        keep = (config.key, LATEST, finished.revision_id)
+        ctx.assignment.retire(config.key, keep=keep, version=LATEST)
 
 
 async def _prepare(

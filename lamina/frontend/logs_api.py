@@ -21,6 +21,7 @@ from lamina.frontend.errors import (
     LogsResourceNotFound,
     LogsUnknownOperation,
 )
+from lamina.frontend.handling import tenant
 from lamina.logs import pattern
 from lamina.logs.store import RETENTION_DAYS, Event, GroupMissing, StreamMissing
 
@@ -38,7 +39,7 @@ Operation = Callable[[FrontendContext, dict[str, Any]], dict[str, Any]]
 
 def routes(ctx: FrontendContext) -> list[web.RouteDef]:
     async def handle(request: web.Request) -> web.StreamResponse:
-        return await _dispatch(ctx, request)
+        return await _dispatch(tenant(ctx, request), request)
 
     return [web.post("/", handle)]
 

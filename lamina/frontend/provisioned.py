@@ -30,6 +30,7 @@ from lamina.frontend.errors import (
 from lamina.frontend.handling import bind, read_json
 from lamina.frontend.qualifiers import find_latest, not_found
 from lamina.registry.model import LATEST, FunctionConfig, ProvisionedConcurrency
+from lamina.tenancy import FunctionKey
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +199,9 @@ def sync(ctx: FrontendContext, name: str) -> None:
     ctx.counting.set_provisioned(
         name, {key[1]: entry.requested for key, (_, entry) in wanted.items()}
     )
-    ctx.assignment.provision(name, {key: entry.requested for key, (_, entry) in wanted.items()})
+    ctx.assignment.provision(
+        ctx.key(name), {key: entry.requested for key, (_, entry) in wanted.items()}
+    )
     for _, entry in wanted.values():
         _start_filling(ctx, name, entry.qualifier)
 
@@ -206,19 +209,25 @@ def sync(ctx: FrontendContext, name: str) -> None:
 def resume(ctx: FrontendContext) -> None:
     """Start the provisioned sandboxes of every function, after a start of Lamina, and
     replace from then on every provisioned sandbox that dies."""
-    ctx.assignment.on_shortfall = lambda key: sync(ctx, key[0])
-    for name in ctx.registry.names():
-        if ctx.registry.versions.provisioned(name):
-            sync(ctx, name)
+    ctx.assignment.on_shortfall = lambda key: _sync_key(ctx, FunctionKey(key[0]))
+    for account_id in ctx.registry.accounts():
+        tenant = ctx.for_account(account_id)
+        for name in tenant.registry.names():
+            if tenant.registry.versions.provisioned(name):
+                sync(tenant, name)
+
+
+def _sync_key(ctx: FrontendContext, key: FunctionKey) -> None:
+    sync(ctx.for_account(key.account_id), key.name)
 
 
 def _start_filling(ctx: FrontendContext, name: str, qualifier: str) -> None:
     """Fill a configuration, or wake the fill already running for it to look again now."""
-    running = ctx.provisioning.get((name, qualifier))
+    running = ctx.provisioning.get((ctx.scope.account_id, name, qualifier))
     if running is not None:
         running.set()
         return
-    wake = ctx.provisioning[(name, qualifier)] = asyncio.Event()
+    wake = ctx.provisioning[(ctx.scope.account_id, name, qualifier)] = asyncio.Event()
     ctx.spawn(fill(ctx, name, qualifier, wake), name=f"provision-{name}-{qualifier}")
 
 
@@ -250,7 +259,7 @@ async def fill(ctx: FrontendContext, name: str, qualifier: str, wake: asyncio.Ev
             await _sleep_unless_woken(ctx, delay, wake)
             delay = min(2 * delay, RETRY_MAX_S)
     finally:
-        ctx.provisioning.pop((name, qualifier), None)
+        ctx.provisioning.pop((ctx.scope.account_id, name, qualifier), None)
 
 
 async def _start_one(ctx: FrontendContext, config: FunctionConfig) -> str | None:

@@ -131,5 +131,5 @@ def delete_version(ctx: FrontendContext, name: str, version: str) -> None:
     if ctx.registry.versions.delete_version(name, version) is not None:
         ctx.registry.versions.delete_provisioned(name, version)
         provisioned.sync(ctx, name)
-        ctx.assignment.retire(name, version=version)
+        ctx.assignment.retire(ctx.key(name), version=version)
         log.info("version deleted name=%s version=%s", name, version)

@@ -4,10 +4,14 @@ Workers append (each sandbox writes one stream of its function's group); the fro
 for the CloudWatch Logs API. Both open the same file in WAL mode, so they work side by side.
 Every group keeps at most `max_group_bytes` of messages (the oldest events go first) and, if
 it has a retention policy, no event older than that many days.
+
+Groups are kept per account: the `name`/`group_name` columns hold `ACCOUNT:GROUP`, and a store
+reads and writes the groups of one account (`for_account`), named without the prefix.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lamina.clock import Clock
+from lamina.tenancy import DEFAULT_ACCOUNT, adopt_unqualified, qualify, split
 
 log = logging.getLogger(__name__)
 
@@ -96,17 +101,40 @@ class Event:
 
 
 class LogStore:
+    """The log groups of one account (`account_id`); `for_account` gives another's."""
+
     def __init__(
-        self, path: Path, clock: Clock, max_group_bytes: int = DEFAULT_MAX_GROUP_BYTES
+        self,
+        path: Path,
+        clock: Clock,
+        max_group_bytes: int = DEFAULT_MAX_GROUP_BYTES,
+        account_id: str = DEFAULT_ACCOUNT,
     ) -> None:
+        self.account_id = account_id
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.executescript(_SCHEMA)
+        # Groups kept before accounts belong to the account served then.
+        with self._transaction():
+            adopt_unqualified(
+                self._db,
+                [("groups", "name"), ("streams", "group_name"), ("events", "group_name")],
+                account_id,
+            )
         self._clock = clock
         self.max_group_bytes = max_group_bytes
         self._expired_at = float("-inf")
+
+    def for_account(self, account_id: str) -> LogStore:
+        """The same store, reading and writing `account_id`'s groups."""
+        view = copy.copy(self)
+        view.account_id = account_id
+        return view
+
+    def _qualified(self, group: str) -> str:
+        return qualify(self.account_id, group)
 
     def close(self) -> None:
         self._db.close()
@@ -117,6 +145,7 @@ class LogStore:
     # Writing
 
     def create_stream(self, group: str, stream: str) -> None:
+        group = self._qualified(group)
         now = self.now_ms()
         with self._transaction():
             self._db.execute(
@@ -129,6 +158,7 @@ class LogStore:
 
     def append(self, group: str, stream: str, events: Iterable[tuple[int, str]]) -> None:
         """Store events (timestamp ms, message) of one stream; the group's bound holds after."""
+        group = self._qualified(group)
         rows = [(group, stream, stamp, message) for stamp, message in _split_long(events)]
         if not rows:
             return
@@ -176,12 +206,14 @@ class LogStore:
         log.debug("log group %s over its bound: %d bytes of old events dropped", group, dropped)
 
     def put_retention(self, group: str, days: int) -> None:
+        group = self._qualified(group)
         self._group(group)
         self._db.execute("UPDATE groups SET retention_days = ? WHERE name = ?", (days, group))
         self._expired_at = float("-inf")
         self.expire()
 
     def delete_retention(self, group: str) -> None:
+        group = self._qualified(group)
         self._group(group)
         self._db.execute("UPDATE groups SET retention_days = NULL WHERE name = ?", (group,))
 
@@ -213,14 +245,16 @@ class LogStore:
     # Reading
 
     def groups(self, prefix: str = "") -> list[Group]:
+        prefix = self._qualified(prefix)
         rows = self._db.execute(
             "SELECT name, created, retention_days, stored_bytes FROM groups "
             "WHERE substr(name, 1, ?) = ? ORDER BY name",
             (len(prefix), prefix),
         ).fetchall()
-        return [Group(*row) for row in rows]
+        return [Group(split(name)[1], *rest) for name, *rest in rows]
 
     def streams(self, group: str) -> list[Stream]:
+        group = self._qualified(group)
         self._group(group)
         rows = self._db.execute(
             "SELECT name, created, first_event, last_event, last_ingestion FROM streams "
@@ -241,6 +275,7 @@ class LogStore:
         from_head: bool = True,
     ) -> list[Event]:
         """Events of one stream in order; the first `limit` (from_head) or the last ones."""
+        group = self._qualified(group)
         self.expire()
         self._stream(group, stream)
         clauses, args = _conditions(
@@ -270,6 +305,7 @@ class LogStore:
         after: tuple[int, int] | None,
     ) -> Iterator[Event]:
         """Events of a group in time order (ties by arrival), after the (timestamp, id) given."""
+        group = self._qualified(group)
         self.expire()
         self._group(group)
         clauses, args = _conditions(("timestamp >= ?", start), ("timestamp < ?", end))

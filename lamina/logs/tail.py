@@ -14,9 +14,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import botocore.session
-
-from lamina.auth.signing import signed_headers
+from lamina.auth.signing import caller_credentials, signed_headers
 
 POLL_INTERVAL_S = 1.0
 
@@ -25,22 +23,10 @@ class LogsUnavailable(Exception):
     """The endpoint did not answer, or answered with an error."""
 
 
-def _credentials() -> tuple[tuple[str, str], str]:
-    """The caller's AWS credentials and region as the AWS CLI finds them, or the development
-    key where none are configured."""
-    session = botocore.session.get_session()
-    found = session.get_credentials()
-    region = session.get_config_variable("region") or "us-east-1"
-    if found is None:
-        return ("test", "test"), region
-    frozen = found.get_frozen_credentials()
-    return (frozen.access_key, frozen.secret_key), region
-
-
 def filter_log_events(endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
     url = endpoint.rstrip("/") + "/"
     data = json.dumps(body).encode()
-    credentials, region = _credentials()
+    credentials, region = caller_credentials()
     headers = signed_headers(
         "POST",
         url,

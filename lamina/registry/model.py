@@ -7,6 +7,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Self
 
+from lamina.tenancy import DEFAULT_ACCOUNT, FunctionKey
+
 LATEST = "$LATEST"
 
 
@@ -52,6 +54,12 @@ class FunctionConfig:
     last_update_status: str | None = None
     last_update_status_reason: str | None = None
     last_update_status_reason_code: str | None = None
+    account_id: str = DEFAULT_ACCOUNT
+
+    @property
+    def key(self) -> FunctionKey:
+        """The function's identity across accounts: every table keyed by function uses it."""
+        return FunctionKey.of(self.account_id, self.name)
 
     def replace(self, **changes: Any) -> FunctionConfig:
         return dataclasses.replace(self, **changes)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lamina.auth.sessions import SessionAuthority
 from lamina.clock import Clock, SystemClock
 from lamina.logs.sink import StreamSink
 from lamina.logs.store import LogStore
@@ -63,8 +64,11 @@ class WorkerAgent:
         clock: Clock | None = None,
         interpreters: dict[str, Interpreter] | None = None,
         log_store: Path | None = None,
+        sessions: SessionAuthority | None = None,
     ) -> None:
         self.identity = identity
+        # Mints each sandbox's credentials; without it sandboxes get none.
+        self.sessions = sessions
         self.state_dir = state_dir
         self.clock = clock or SystemClock()
         self.logs = LogStore(log_store or state_dir / "logs.db", self.clock)
@@ -157,14 +161,15 @@ class WorkerAgent:
             host_id=self.host_ids.claim(),
             network=NetworkMode(config.network),
         )
-        sink = StreamSink(self.logs, config.log_group, stream, self.clock)
+        logs = self.logs.for_account(config.account_id)
+        sink = StreamSink(logs, config.log_group, stream, self.clock)
         arn = runtime_version_arn(self.identity.region, config.runtime)
         sink.write(loglines.init_start(config.runtime, arn).encode())
         sandbox = Sandbox(
             sandbox_id,
             config,
             spec,
-            self._environment(config, stream, interpreter),
+            self._environment(config, stream, interpreter) | self._credentials(config, sandbox_id),
             self.clock,
             log_sink=sink,
             on_exit=self._forget,
@@ -232,6 +237,13 @@ class WorkerAgent:
         task = asyncio.get_running_loop().create_task(work)
         self._detaching.add(task)
         task.add_done_callback(self._detaching.discard)
+
+    def _credentials(self, config: FunctionConfig, sandbox_id: str) -> dict[str, str]:
+        """The function's own short-lived credentials, as Lambda sets its role's."""
+        if self.sessions is None:
+            return {}
+        minted = self.sessions.mint(config.account_id, config.name, config.role, sandbox_id)
+        return minted.environment()
 
     def _environment(
         self, config: FunctionConfig, stream: str, interpreter: Interpreter

@@ -25,6 +25,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from lamina.auth.platform import TOKEN_HEADER
+from lamina.auth.sessions import SessionAuthority, session_key
+from lamina.clock import SystemClock
 from lamina.eventloop import LISTEN_BACKLOG
 from lamina.registry.model import FunctionConfig
 from lamina.sandbox import logs as loglines
@@ -112,13 +115,15 @@ async def serve(
     join_url: str,
     advertise_host: str | None = None,
     log_store: Path | None = None,
+    token: str = "",
 ) -> None:
     """Run a worker until SIGTERM or SIGINT; every sandbox dies with it.
 
     It joins the fleet at `join_url` (the frontend, which also serves the code) and keeps its
-    membership lease; once admitted it prints one JSON line with its URL on stdout.
+    membership lease; once admitted it prints one JSON line with its URL on stdout. `token` is
+    the platform token: it proves the worker to the frontend and seals sandbox credentials.
     """
-    session = aiohttp.ClientSession()
+    session = aiohttp.ClientSession(headers={TOKEN_HEADER: token})
 
     async def fetch_code(sha256_hex: str) -> bytes:
         async with session.get(f"{join_url}/_lamina/v1/code/{sha256_hex}") as response:
@@ -130,7 +135,11 @@ async def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
-    agent = WorkerAgent(identity, state_dir, fetch_code, log_store=log_store)
+    clock = SystemClock()
+    sessions = SessionAuthority(session_key(token), clock)
+    agent = WorkerAgent(
+        identity, state_dir, fetch_code, clock, log_store=log_store, sessions=sessions
+    )
     runner = web.AppRunner(build_app(agent), access_log=None, handle_signals=False)
     membership: asyncio.Task[None] | None = None
     try:

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lamina.tenancy import DEFAULT_ACCOUNT, qualify
+
 RECORD = """
 import json
 
@@ -40,7 +42,8 @@ def function_log(data_dir: Path, name: str) -> str:
     # Read-only, beside the running platform: the store is SQLite in WAL mode.
     with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
         rows = db.execute(
-            "SELECT message FROM events WHERE group_name = ? ORDER BY id", (f"/aws/lambda/{name}",)
+            "SELECT message FROM events WHERE group_name = ? ORDER BY id",
+            (qualify(DEFAULT_ACCOUNT, f"/aws/lambda/{name}"),),
         )
         return "".join(message + "\n" for (message,) in rows)
 

@@ -20,6 +20,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from lamina.auth.platform import TOKEN_ENV
+from lamina.auth.signing import signed_headers
+
 # Per test process, so parallel runs on one machine do not share addresses.
 SUBNET = f"10.213.{os.getpid() % 250}"
 FRONTEND_ADDRESS = f"{SUBNET}.1"
@@ -102,7 +105,9 @@ class Network:
         run_ip("-n", host.namespace, "link", "set", inner, "up")
         run_ip("-n", host.namespace, "link", "set", "lo", "up")
 
-    def start_worker(self, zone: str, join_url: str, state_dir: Path, memory_mb: int) -> None:
+    def start_worker(
+        self, zone: str, join_url: str, state_dir: Path, memory_mb: int, token: str
+    ) -> None:
         """Start `lamina worker --join` inside the zone's namespace, as on another host."""
         host = self.hosts[zone]
         log_path = state_dir.parent / f"{host.name}.log"
@@ -116,6 +121,7 @@ class Network:
                 stdout=handle,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env={**os.environ, TOKEN_ENV: token},
             )  # fmt: skip
 
     def close(self) -> None:
@@ -130,7 +136,10 @@ class Network:
 
 
 def members(url: str) -> dict[str, dict]:
-    report = requests.get(f"{url}/_lamina/v1/workers", timeout=10).json()
+    # The development key is an admin key; these tests keep it on their private bridge.
+    report_url = f"{url}/_lamina/v1/workers"
+    headers = signed_headers("GET", report_url, b"", ("test", "test"), "us-east-1")
+    report = requests.get(report_url, headers=headers, timeout=10).json()
     return {w["worker_id"]: w for w in report["workers"]}
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import Server, create_function, start_server, stop_server
+from tests.conftest import Server, create_function, key, start_server, stop_server
 from tests.e2e.asyncwatch import (
     FAILING,
     MARKER,
@@ -123,7 +123,7 @@ def test_events_throttled_by_reserved_concurrency_are_delayed_and_then_run(
     wait_until(lambda: len(runs(fast.data_dir, name)) >= 4, what="four runs")
     ids = sorted(words[1] for words in runs(fast.data_dir, name))
     assert ids == ["t-0", "t-1", "t-2", "t-3"]
-    assert f"event retry function={name}" in fast.log_text()
+    assert f"event retry function={key(name)}" in fast.log_text()
     assert "kind=throttled" in fast.log_text()
 
 
@@ -157,7 +157,7 @@ def test_the_state_endpoint_reports_queue_depth_age_and_retries_per_function(
 
     send(lam, name, {})
     wait_until(lambda: len(runs(fast.data_dir, name)) >= 2, what="a retry")
-    counters = wait_until(lambda: fast.state()["events"].get(name), what="the counters")
+    counters = wait_until(lambda: fast.state()["events"].get(key(name)), what="the counters")
 
     assert counters["queued"] == 1
     assert counters["retries"] >= 1
@@ -216,7 +216,7 @@ def test_a_twenty_second_handler_with_the_default_lease_runs_once(lam: Any, fast
     wait_until(ended, seconds=45, what="the end")
     assert time.monotonic() - started > 19
     assert len(runs(fast.data_dir, name)) == 1
-    wait_until(lambda: name not in fast.state()["events"], what="the event settled")
+    wait_until(lambda: key(name) not in fast.state()["events"], what="the event settled")
     assert len(runs(fast.data_dir, name)) == 1
 
 

@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 from tests.conftest import (
     Server,
     create_function,
+    key,
     start_server,
     stop_server,
     unique_name,
@@ -31,7 +32,7 @@ def test_a_full_worker_makes_room_by_evicting_idle_sandboxes(tmp_path: Path) -> 
             assert "FunctionError" not in response
 
         per_function = server.state()["sandboxes"]["per_function"]
-        assert per_function == {names[1]: 1, names[2]: 1}
+        assert per_function == {key(names[1]): 1, key(names[2]): 1}
     finally:
         stop_server(server)
 

@@ -9,7 +9,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.conftest import create_function, start_server, stop_server
+from tests.conftest import create_function, key, start_server, stop_server
 from tests.e2e.asyncwatch import MARKER, runs, wait_until
 
 EVENTS = 1000
@@ -55,7 +55,7 @@ def test_a_thousand_accepted_events_all_run_after_the_platform_is_killed_with_si
             seconds=240,
             what="every accepted event run",
         )
-        wait_until(lambda: name not in second.state()["events"], what="an empty queue")
+        wait_until(lambda: key(name) not in second.state()["events"], what="an empty queue")
     finally:
         stop_server(second)
 
@@ -86,5 +86,5 @@ def test_a_stop_lets_a_running_event_finish_so_a_restart_does_not_run_it_again(
     finally:
         stop_server(second)
 
-    assert name not in left
+    assert key(name) not in left
     assert runs(data_dir, name) == [[runs(data_dir, name)[0][0], "g"]]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from lamina.auth.platform import TOKEN_HEADER
 from tests.conftest import Server, create_function, start_server, stop_server
 
 
@@ -32,7 +33,7 @@ def lamina(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def workers(server: Server) -> dict[str, dict]:
-    report = requests.get(f"{server.url}/_lamina/v1/workers", timeout=10).json()
+    report = server.signed("GET", "/_lamina/v1/workers").json()
     return {w["worker_id"]: w for w in report["workers"]}
 
 
@@ -49,7 +50,7 @@ def test_workers_report_zone_packing_density_and_idle_memory(fleet_server: Serve
 
     assert listed.returncode == 0, listed.stderr
     assert "worker-1" in listed.stdout and "worker-2" in listed.stdout
-    report = requests.get(f"{fleet_server.url}/_lamina/v1/workers", timeout=10).json()
+    report = fleet_server.signed("GET", "/_lamina/v1/workers").json()
     holder = next(w for w in report["workers"] if w["sandboxes"])
     assert holder["memory_idle_mb"] >= 256
     assert holder["packing_density"] == holder["memory_reserved_mb"] / 1024
@@ -88,11 +89,29 @@ def test_draining_a_worker_that_is_not_a_member_fails_clearly(fleet_server: Serv
 
 def test_a_bad_registration_is_refused_with_the_reason(fleet_server: Server) -> None:
     reply = requests.post(
-        f"{fleet_server.url}/_lamina/v1/workers", json={"worker_id": "x"}, timeout=10
+        f"{fleet_server.url}/_lamina/v1/workers",
+        json={"worker_id": "x"},
+        headers={TOKEN_HEADER: fleet_server.platform_token()},
+        timeout=10,
     )
 
     assert reply.status_code == 400
     assert "registration lacks" in reply.text
+
+
+def test_a_registration_without_the_platform_token_is_refused(fleet_server: Server) -> None:
+    unsigned = requests.post(
+        f"{fleet_server.url}/_lamina/v1/workers", json={"worker_id": "x"}, timeout=10
+    )
+    forged = requests.post(
+        f"{fleet_server.url}/_lamina/v1/workers",
+        json={"worker_id": "x"},
+        headers={TOKEN_HEADER: "guessed"},
+        timeout=10,
+    )
+
+    assert unsigned.status_code == forged.status_code == 403
+    assert forged.headers["X-Amzn-ErrorType"] == "MissingAuthenticationTokenException"
 
 
 def test_running_a_worker_without_join_is_a_usage_error(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from tests.conftest import Server, create_function, start_server, stop_server
+from tests.conftest import Server, create_function, key, start_server, stop_server
 from tests.e2e.hosts import FRONTEND_ADDRESS, Network, members, require_root_and_iproute, wait_for
 
 ZONES = ["a", "b", "c"]
@@ -51,9 +51,10 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
             "--default-key",
             host=FRONTEND_ADDRESS,
         )  # fmt: skip
+        token = server.platform_token()
         for zone in ZONES:
             state = tmp_path / f"worker-{zone}"
-            network.start_worker(zone, server.url, state, WORKER_MEMORY_MB)
+            network.start_worker(zone, server.url, state, WORKER_MEMORY_MB, token)
         wait_for(lambda: len(members(server.url)) == len(ZONES), 60, "three workers to join")
         yield Cluster(server, network)
     finally:
@@ -188,7 +189,7 @@ def test_a_cut_zone_costs_only_its_capacity_and_the_other_zones_answer_warm(
     assert [o.error for o in during + after] == [None] * (len(during) + len(after))
     assert [o.cold for o in after] == [False] * len(after)
     assert sum(r.done() for r in running) == 1
-    assert server.state()["counting"]["in_flight"] == {slow: 2}
+    assert server.state()["counting"]["in_flight"] == {key(slow): 2}
 
     # The invoke that was running in zone b ends with Lambda's service error, without
     # waiting for its 20 s; its counting lease goes with it, the other two still run.

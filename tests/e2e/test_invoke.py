@@ -11,7 +11,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from tests.conftest import PYTHON_RUNTIME, Server, create_function
+from tests.conftest import PYTHON_RUNTIME, Server, create_function, key
 
 IDENTITY = """
 import json, os, uuid
@@ -142,7 +142,7 @@ def test_a_dry_run_checks_and_runs_nothing(lam: object, server: Server) -> None:
     response = invoke(lam, name, InvocationType="DryRun")
 
     assert response["StatusCode"] == 204
-    assert server.state()["sandboxes"]["per_function"].get(name) is None
+    assert server.state()["sandboxes"]["per_function"].get(key(name)) is None
 
 
 def test_a_function_exception_is_lambdas_error_document(lam: object) -> None:
@@ -369,11 +369,11 @@ def test_updated_code_is_what_the_next_invoke_runs(lam: object) -> None:
 def test_a_deleted_functions_sandboxes_are_destroyed(lam: object, server: Server) -> None:
     name = create_function(lam, IDENTITY)
     invoke(lam, name)
-    assert server.state()["sandboxes"]["per_function"][name] == 1
+    assert server.state()["sandboxes"]["per_function"][key(name)] == 1
 
     lam.delete_function(FunctionName=name)  # type: ignore[attr-defined]
 
-    assert name not in server.state()["sandboxes"]["per_function"]
+    assert key(name) not in server.state()["sandboxes"]["per_function"]
 
 
 def test_reserved_concurrency_of_zero_throttles_with_lambdas_reason(lam: object) -> None:

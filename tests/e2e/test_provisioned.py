@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Server, create_function, start_server, stop_server, unique_name
+from tests.conftest import Server, create_function, key, start_server, stop_server, unique_name
 from tests.e2e.recorded import renamed
 from tests.e2e.test_recorded_shapes import answer
 from tests.e2e.test_recorded_versions import HANDLER, Scenario, create, wait_active
@@ -37,7 +37,7 @@ def wait_ready(lam: Any, name: str, qualifier: str) -> dict[str, Any]:
 
 
 def idle_sandboxes(server: Server, name: str) -> int:
-    return int(server.state()["sandboxes"]["per_function"].get(name, 0))
+    return int(server.state()["sandboxes"]["per_function"].get(key(name), 0))
 
 
 def sandboxes_once_at_most(server: Server, name: str, limit: int) -> int:

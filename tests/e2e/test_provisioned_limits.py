@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import Server, create_function, unique_name
+from tests.conftest import Server, create_function, key, unique_name
 from tests.e2e.recorded import mismatches, recording
 from tests.e2e.test_provisioned import wait_ready
 from tests.e2e.test_recorded_shapes import answer, wait_updated
@@ -51,7 +51,7 @@ def test_provisioned_concurrency_shrinks_the_unreserved_pool_and_respects_its_mi
     )
     put(FunctionName=name, Qualifier="1", ProvisionedConcurrentExecutions=2)
     during = unreserved(lam)
-    counted = server.state()["counting"]["provisioned"].get(name)
+    counted = server.state()["counting"]["provisioned"].get(key(name))
     lam.delete_provisioned_concurrency_config(FunctionName=name, Qualifier="1")
     after = unreserved(lam)
 

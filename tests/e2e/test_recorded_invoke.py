@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import Server, create_function, unique_name
+from tests.conftest import Server, create_function, key, unique_name
 from tests.e2e.recorded import (
     Bindings,
     as_recorded_invoke,
@@ -302,7 +302,7 @@ def test_an_invoke_beyond_a_reservation_of_one_busy_invoke_is_refused_as_aws_ref
     with ThreadPoolExecutor(1) as pool:
         busy = pool.submit(invoke, lam, name, json.dumps({"hold": 3}))
         deadline = time.monotonic() + 30
-        while server.state()["counting"]["in_flight"].get(name) != 1:
+        while server.state()["counting"]["in_flight"].get(key(name)) != 1:
             assert time.monotonic() < deadline, "the first invoke never started"
             assert not busy.done(), busy.result()
             time.sleep(0.02)

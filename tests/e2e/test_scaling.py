@@ -10,7 +10,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from tests.conftest import Server, create_function, start_server, stop_server
+from tests.conftest import Server, create_function, key, start_server, stop_server
 
 SHORT = "import time\ndef handler(e, c):\n    time.sleep(0.1)\n    return 'ok'\n"
 TWO_SECONDS = "import time\ndef handler(e, c):\n    time.sleep(2)\n    return 'done'\n"
@@ -117,7 +117,7 @@ def test_a_caller_killed_mid_invoke_gives_its_lease_back_within_timeout_and_grac
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    leases = lambda: server.state()["counting"]["in_flight"].get(name, 0)  # noqa: E731
+    leases = lambda: server.state()["counting"]["in_flight"].get(key(name), 0)  # noqa: E731
     deadline = time.monotonic() + 20
     while leases() == 0 and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -7,9 +7,7 @@ import os
 import signal
 from pathlib import Path
 
-import requests
-
-from tests.conftest import create_function, start_server, stop_server
+from tests.conftest import create_function, key, start_server, stop_server
 from tests.e2e.asyncwatch import MARKER, runs, wait_until
 
 
@@ -40,7 +38,7 @@ def test_an_event_on_a_worker_killed_mid_run_runs_again_on_another(tmp_path: Pat
         request_id = response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
 
         def busy_worker() -> str | None:
-            report = requests.get(f"{server.url}/_lamina/v1/workers", timeout=5).json()
+            report = server.signed("GET", "/_lamina/v1/workers").json()
             return next((w["worker_id"] for w in report["workers"] if w["busy"]), None)
 
         victim = wait_until(busy_worker, seconds=30, what="the event running")
@@ -48,8 +46,8 @@ def test_an_event_on_a_worker_killed_mid_run_runs_again_on_another(tmp_path: Pat
 
         ran = wait_until(lambda: runs(server.data_dir, name), seconds=60, what="the rerun")
         assert ran == [[request_id]]
-        wait_until(lambda: name not in server.state()["events"], what="the event settled")
-        report = requests.get(f"{server.url}/_lamina/v1/workers", timeout=5).json()
+        wait_until(lambda: key(name) not in server.state()["events"], what="the event settled")
+        report = server.signed("GET", "/_lamina/v1/workers").json()
         assert victim not in {w["worker_id"] for w in report["workers"]}
     finally:
         stop_server(server)

@@ -164,11 +164,25 @@ async def test_retiring_a_function_destroys_its_idle_sandboxes() -> None:
     await assignment.invoke(config("f"), request())
     await assignment.invoke(config("g"), request())
 
-    assignment.retire("f")
+    assignment.retire(config("f").key)
     await asyncio.sleep(0)
 
     assert fake.destroyed == [fake.created[0]]
-    assert assignment.snapshot().per_function == {"g": 1}
+    assert assignment.snapshot().per_function == {config("g").key: 1}
+
+
+async def test_a_sandbox_never_serves_the_same_function_of_another_account() -> None:
+    fake = FakeWorker("w1")
+    assignment, _ = await setup(fake)
+    mine, theirs = config("f"), config("f").replace(account_id="111111111111")
+    await assignment.invoke(mine, request(1))
+
+    second = await assignment.invoke(theirs, request(2))
+    again = await assignment.invoke(mine, request(3))
+
+    assert second.cold and not again.cold
+    assert len(fake.created) == 2
+    assert assignment.snapshot().per_function == {mine.key: 1, theirs.key: 1}
 
 
 async def test_new_sandboxes_of_a_function_spread_over_zones() -> None:
@@ -205,7 +219,7 @@ async def test_a_full_worker_evicts_its_least_recently_used_idle_sandboxes() -> 
     await asyncio.sleep(0)
 
     assert fake.destroyed == [fake.created[0]]
-    assert assignment.snapshot().per_function == {"newer": 1, "fresh": 1}
+    assert assignment.snapshot().per_function == {config("newer").key: 1, config("fresh").key: 1}
 
 
 async def test_busy_sandboxes_are_never_evicted() -> None:

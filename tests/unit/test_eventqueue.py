@@ -23,15 +23,23 @@ from lamina.eventqueue import (
     Target,
 )
 from lamina.eventqueue.policy import BACKOFF_MAX_S, Timing
+from lamina.tenancy import DEFAULT_ACCOUNT, FunctionKey
 
 ARN = "arn:aws:lambda:us-east-1:000000000000:function:"
 FAILURE = Attempt(AttemptKind.RAN, b'{"errorMessage": "boom"}', "Unhandled")
 THROTTLED = Attempt(AttemptKind.THROTTLED, status_code=429)
 
 
+def key(name: str) -> FunctionKey:
+    return FunctionKey.of(DEFAULT_ACCOUNT, name)
+
+
 @dataclass
 class FakeInvoker:
-    """Runs nothing: answers each attempt from a script and remembers what it was asked."""
+    """Runs nothing: answers each attempt from a script and remembers what it was asked.
+
+    Functions, scripts and calls are by name: every event here is of the default account.
+    """
 
     clock: FakeClock
     functions: dict[str, Target] = field(default_factory=dict)
@@ -41,14 +49,15 @@ class FakeInvoker:
     hold: asyncio.Event | None = None
 
     def target(self, function: str) -> Target | None:
-        return self.functions.get(function)
+        return self.functions.get(FunctionKey(function).name)
 
     async def invoke(self, event: QueuedEvent) -> Attempt:
-        self.calls.append((event.function, event.request_id, self.clock.time()))
-        self.payloads.setdefault(event.function, []).append(event.payload)
+        name = FunctionKey(event.function).name
+        self.calls.append((name, event.request_id, self.clock.time()))
+        self.payloads.setdefault(name, []).append(event.payload)
         if self.hold is not None:
             await self.hold.wait()
-        answers = self.script.get(event.function) or []
+        answers = self.script.get(name) or []
         return answers.pop(0) if answers else Attempt(AttemptKind.RAN, b'{"ok": true}')
 
     def ran(self, function: str) -> list[tuple[str, str, float]]:
@@ -81,7 +90,7 @@ def poller(queue: EventQueue, invoker: FakeInvoker, clock: FakeClock) -> Poller:
 async def accept(queue: EventQueue, request_id: str, function: str = "fn", body: str = "{}"):
     await queue.accept(
         request_id=request_id,
-        function=function,
+        function=key(function),
         function_arn=f"{ARN}{function}:$LATEST",
         invoked_arn=f"{ARN}{function}",
         payload=body.encode(),
@@ -97,7 +106,7 @@ async def step(poller: Poller) -> int:
 
 
 async def configure(queue: EventQueue, clock: FakeClock, **settings: object) -> None:
-    await queue.put_config(InvokeConfig("fn", "$LATEST", clock.time(), **settings))  # type: ignore[arg-type]
+    await queue.put_config(InvokeConfig(key("fn"), "$LATEST", clock.time(), **settings))  # type: ignore[arg-type]
 
 
 # Retries of function errors
@@ -155,7 +164,7 @@ async def test_maximum_retry_attempts_of_zero_runs_a_failing_event_once(
     await step(poller)
 
     assert len(invoker.ran("fn")) == 1
-    [kept] = await queue.call(queue.store.failed, "fn")
+    [kept] = await queue.call(queue.store.failed, key("fn"))
     assert kept.condition is Condition.RETRIES_EXHAUSTED
 
 
@@ -217,7 +226,7 @@ async def test_an_event_older_than_its_maximum_age_is_not_run_at_all(
     await step(poller)
 
     assert invoker.ran("fn") == []
-    [kept] = await queue.call(queue.store.failed, "fn")
+    [kept] = await queue.call(queue.store.failed, key("fn"))
     assert kept.condition is Condition.EVENT_AGE_EXCEEDED
 
 
@@ -231,7 +240,7 @@ async def test_throttled_events_back_off_from_one_second_doubling_and_then_run(
     await accept(queue, "req-1")
 
     started = [await step(poller)]
-    counters = (await queue.snapshot()).per_function["fn"]
+    counters = (await queue.snapshot()).per_function[key("fn")]
     for wait in (1.0, 2.0, 4.0):
         clock.advance(wait - 0.1)
         started.append(await step(poller))
@@ -389,8 +398,8 @@ async def test_a_failed_event_without_a_destination_is_kept_and_replays_with_its
     await accept(queue, "req-1", body='{"keep": 1}')
     await step(poller)
 
-    [kept] = await queue.call(queue.store.failed, "fn")
-    replayed = await queue.call(queue.store.replay, clock.time(), "fn", ())
+    [kept] = await queue.call(queue.store.failed, key("fn"))
+    replayed = await queue.call(queue.store.replay, clock.time(), key("fn"), ())
     await step(poller)
 
     assert kept.event.request_id == "req-1"
@@ -398,7 +407,7 @@ async def test_a_failed_event_without_a_destination_is_kept_and_replays_with_its
     assert kept.event.last is not None and kept.event.last.function_error == "Unhandled"
     assert replayed == 1
     assert [request_id for _, request_id, _ in invoker.ran("fn")] == ["req-1", "req-1"]
-    assert await queue.call(queue.store.failed, "fn") == []
+    assert await queue.call(queue.store.failed, key("fn")) == []
 
 
 async def test_a_failure_whose_destination_function_is_gone_is_kept_not_dropped(
@@ -411,7 +420,7 @@ async def test_a_failure_whose_destination_function_is_gone_is_kept_not_dropped(
 
     await step(poller)
 
-    [kept] = await queue.call(queue.store.failed, "fn")
+    [kept] = await queue.call(queue.store.failed, key("fn"))
     assert kept.condition is Condition.RETRIES_EXHAUSTED
 
 
@@ -429,11 +438,11 @@ async def test_the_snapshot_counts_depth_oldest_age_and_retries_per_function(
 
     snapshot = await queue.snapshot()
 
-    counters = snapshot.per_function["fn"]
+    counters = snapshot.per_function[key("fn")]
     assert counters.queued == 1
     assert counters.retries == 1
     assert counters.oldest_age_s == 75
-    assert "win" not in snapshot.per_function
+    assert key("win") not in snapshot.per_function
 
 
 async def test_no_more_events_start_than_the_poller_has_slots(

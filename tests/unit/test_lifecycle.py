@@ -58,6 +58,8 @@ def context(tmp_path: Path, assignment: FakeAssignment, runtimes: dict[str, str]
         clock=FakeClock(),
         public_url="http://127.0.0.1:1",
         verifier=None,  # type: ignore[arg-type]
+        pools=None,  # type: ignore[arg-type]
+        platform=None,  # type: ignore[arg-type]
     )
 
 
@@ -100,7 +102,8 @@ def test_a_finished_update_runs_the_new_code_in_the_sandbox_it_warmed(tmp_path: 
     assert finished.last_update_status == "Successful"
     assert runnable(ctx, Target(finished, None), lambda: 0.0).code_sha256 == "b" * 64
     assert [c.revision_id for c in assignment.prewarmed] == [finished.revision_id]
-    assert assignment.retired == [("fn", ("fn", "$LATEST", finished.revision_id), "$LATEST")]
+    key = finished.key
+    assert assignment.retired == [(key, (key, "$LATEST", finished.revision_id), "$LATEST")]
 
 
 def test_an_update_no_worker_can_start_fails_and_invokes_keep_the_previous_code(

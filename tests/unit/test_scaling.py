@@ -244,7 +244,7 @@ async def test_the_hybrid_policy_drives_the_platform_with_the_replays_code() -> 
         assignment.reap()
         await asyncio.sleep(0)
 
-    window = assignment.snapshot().keep_alive["f"]
+    window = assignment.snapshot().keep_alive[config().key]
     assert window.prewarm_s > 0
     assert assignment.snapshot().prewarms_scheduled == 0  # it was loaded again on time
 
@@ -255,7 +255,7 @@ async def test_eviction_spares_provisioned_sandboxes_and_takes_the_soonest_to_ex
     assignment = await service(fake, clock, keep_alive_s=60)
     kept = config("kept", memory=512)
     await assignment.prewarm(kept)
-    assignment.provision("kept", {("kept", kept.version, kept.revision_id): 1})
+    assignment.provision(kept.key, {(kept.key, kept.version, kept.revision_id): 1})
     await assignment.invoke(config("plain", memory=256), request())
     clock.advance(10)
     await assignment.invoke(config("later", memory=256), request())
@@ -264,4 +264,5 @@ async def test_eviction_spares_provisioned_sandboxes_and_takes_the_soonest_to_ex
     await asyncio.sleep(0)
 
     assert fake.destroyed == [fake.created[1]]
-    assert assignment.snapshot().per_function == {"kept": 1, "later": 1, "fresh": 1}
+    shown = {config(name).key: 1 for name in ("kept", "later", "fresh")}
+    assert assignment.snapshot().per_function == shown
