@@ -435,9 +435,12 @@ class Sandbox:
     # Measurements
 
     async def _read_reaper_pid(self) -> int | None:
-        """`_reaper_pid` without blocking the loop until bubblewrap has written it."""
-        await pipes.readable(self._info_fd)
-        return self._reaper_pid()
+        """`_reaper_pid` without blocking the loop until bubblewrap has written it; None if
+        bubblewrap ended first."""
+        document = await pipes.read_document(self._info_fd)
+        with contextlib.suppress(TypeError, KeyError, ValueError):
+            self._reaper_pid_cache = int(document["child-pid"])
+        return self._reaper_pid_cache
 
     def _reaper_pid(self) -> int | None:
         """The host pid of the pid namespace's init, bubblewrap's reaper (read once)."""
