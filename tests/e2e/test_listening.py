@@ -8,7 +8,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import requests
 
 from lamina.eventloop import LISTEN_BACKLOG
 from tests.conftest import Server
@@ -26,7 +25,7 @@ def backlog(port: int) -> int:
 @pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2)")
 def test_the_frontend_and_each_worker_listen_with_a_backlog_for_a_burst(server: Server) -> None:
     expected = min(LISTEN_BACKLOG, int(Path("/proc/sys/net/core/somaxconn").read_text()))
-    workers = requests.get(f"{server.url}/_lamina/v1/workers", timeout=10).json()["workers"]
+    workers = server.signed("GET", "/_lamina/v1/workers").json()["workers"]
     ports = [urlsplit(server.url).port] + [urlsplit(w["url"]).port for w in workers]
 
     assert len(ports) == 3

@@ -11,6 +11,7 @@ from lamina.assignment.manager import VersionKey, version_key
 from lamina.clock import FakeClock
 from lamina.frontend import provisioned
 from lamina.frontend.provisioned import INIT_FAILURE, RETRY_FIRST_S
+from lamina.frontend.shapes import Scope
 from lamina.registry.model import ProvisionedConcurrency
 from tests.unit.test_assignment import config
 
@@ -68,7 +69,8 @@ class Context:
     registry: Registry
     assignment: Assignment
     clock: FakeClock
-    provisioning: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
+    scope: Scope = field(default_factory=lambda: Scope("us-east-1", "000000000000"))
+    provisioning: dict[tuple[str, str, str], asyncio.Event] = field(default_factory=dict)
 
 
 async def settle(clock: FakeClock, fill: asyncio.Task[None]) -> None:
@@ -83,7 +85,7 @@ async def settle(clock: FakeClock, fill: asyncio.Task[None]) -> None:
 def start(failures: int, requested: int = 2) -> tuple[Context, asyncio.Task[None]]:
     ctx = Context(Registry(), Assignment(failures), FakeClock())
     ctx.registry.versions.put_provisioned("f", ProvisionedConcurrency("1", requested, "t"))
-    wake = ctx.provisioning[("f", "1")] = asyncio.Event()
+    wake = ctx.provisioning[("000000000000", "f", "1")] = asyncio.Event()
     task = asyncio.create_task(provisioned.fill(ctx, "f", "1", wake))  # type: ignore[arg-type]
     return ctx, task
 
@@ -137,7 +139,7 @@ async def test_a_new_put_wakes_a_retry_at_once() -> None:
 
     await settle(ctx.clock, fill)
     ctx.registry.versions.put_provisioned("f", ProvisionedConcurrency("1", 1, "t2"))
-    ctx.provisioning[("f", "1")].set()
+    ctx.provisioning[("000000000000", "f", "1")].set()
     await fill
 
     assert ctx.assignment.attempts == 2
