@@ -236,3 +236,84 @@ def test_each_account_has_its_own_concurrency_limit_and_unreserved_pool(
 
     assert owner["UnreservedConcurrentExecutions"] == owner["ConcurrentExecutions"] == 1000
     assert intruder["UnreservedConcurrentExecutions"] == 500
+
+
+def qualified_intrusions(lam: Any, target: str) -> list[Callable[[], object]]:
+    """Operations that take a qualified name (resource policies are not served: 501 for all)."""
+    return [
+        lambda: lam.get_function(FunctionName=target),
+        lambda: lam.get_function_configuration(FunctionName=target),
+        lambda: lam.invoke(FunctionName=target, Payload=b"{}"),
+        lambda: lam.invoke(FunctionName=target, Payload=b"{}", InvocationType="Event"),
+        lambda: lam.update_function_configuration(FunctionName=target, Timeout=9),
+        lambda: lam.get_function_event_invoke_config(FunctionName=target),
+        lambda: lam.update_function_event_invoke_config(
+            FunctionName=target, MaximumRetryAttempts=1
+        ),
+        lambda: lam.delete_function_event_invoke_config(FunctionName=target),
+        lambda: lam.delete_function(FunctionName=target),
+    ]
+
+
+def satellite_intrusions(lam: Any, target: str) -> list[Callable[[], object]]:
+    """Aliases, provisioned concurrency and invoke configs of an unqualified `target`."""
+    return [
+        lambda: lam.update_alias(FunctionName=target, Name="live", Description="mine"),
+        lambda: lam.delete_alias(FunctionName=target, Name="live"),
+        lambda: lam.list_provisioned_concurrency_configs(FunctionName=target),
+        lambda: lam.put_provisioned_concurrency_config(
+            FunctionName=target, Qualifier="live", ProvisionedConcurrentExecutions=1
+        ),
+        lambda: lam.delete_provisioned_concurrency_config(FunctionName=target, Qualifier="live"),
+        lambda: lam.list_function_event_invoke_configs(FunctionName=target),
+        lambda: lam.get_function_code_signing_config(FunctionName=target),
+    ]
+
+
+def tag_intrusions(lam: Any, arn: str) -> list[Callable[[], object]]:
+    return [
+        lambda: lam.list_tags(Resource=arn),
+        lambda: lam.tag_resource(Resource=arn, Tags={"owner": "mine"}),
+        lambda: lam.untag_resource(Resource=arn, TagKeys=["owner"]),
+    ]
+
+
+def test_another_account_finds_nothing_by_a_qualified_name_nor_behind_the_function(
+    shared: Server, other: tuple[str, tuple[str, str]], victim: tuple[str, str]
+) -> None:
+    _, key = other
+    name, _ = victim
+    intruder = client(shared, key)
+    attempts = satellite_intrusions(intruder, name)
+    for target in (name, f"{name}:live", f"{name}:1"):
+        attempts += qualified_intrusions(intruder, target)
+
+    outcomes = {refusal(attempt)[:2] for attempt in attempts}
+
+    assert outcomes == {(404, "ResourceNotFoundException")}
+
+
+def test_another_account_is_denied_by_partial_qualified_and_version_arns_and_tags(
+    shared: Server, other: tuple[str, tuple[str, str]], victim: tuple[str, str]
+) -> None:
+    _, key = other
+    name, arn = victim
+    intruder = client(shared, key)
+    partial = arn.split(":", 4)[4]
+    attempts = satellite_intrusions(intruder, arn) + satellite_intrusions(intruder, partial)
+    for target in (partial, f"{arn}:live", f"{arn}:1", f"{arn}:$LATEST"):
+        attempts += qualified_intrusions(intruder, target)
+    attempts += tag_intrusions(intruder, arn)
+
+    outcomes = {refusal(attempt) for attempt in attempts}
+
+    assert outcomes == {(403, "AccessDeniedException", "")}
+    mine = client(shared, ("test", "test"))
+    assert mine.list_tags(Resource=arn)["Tags"] == {}
+    assert (
+        mine.list_provisioned_concurrency_configs(FunctionName=name)[
+            "ProvisionedConcurrencyConfigs"
+        ]
+        == []
+    )
+    assert [a["Name"] for a in mine.list_aliases(FunctionName=name)["Aliases"]] == ["live"]
