@@ -159,6 +159,9 @@ class Verifier:
             account_id = session.account_id
         else:
             account_id, secret = self._secret(signed.access_key_id)
+            # A long-term key has no session: AWS refuses a token sent along with one.
+            if "x-amz-security-token" in headers or "X-Amz-Security-Token" in query:
+                raise UnknownKey("The security token included in the request is invalid.")
         expected = _signature(request, headers, signed, secret)
         if not hmac.compare_digest(expected.encode(), signed.signature.encode()):
             log.debug("signature mismatch key=%s %s", signed.access_key_id, request.target)
@@ -289,6 +292,9 @@ def _signature(
 
     # botocore canonicalises only text headers; a non-ASCII value cannot have been signed so.
     if any(not headers.get(name, "").isascii() for name in signed.signed_headers):
+        raise SignatureMismatch(_MISMATCH)
+    # AWS canonicalises every header the sender names; one that was not sent cannot match.
+    if any(name not in headers for name in signed.signed_headers):
         raise SignatureMismatch(_MISMATCH)
 
     target = request.target

@@ -242,3 +242,21 @@ def test_requests_scoped_to_different_regions_verify_one_after_another(region: s
 
     for scope in ("eu-west-1", region, "eu-west-1"):
         assert checker.verify(sign(region=scope), "lambda").region == scope
+
+
+def test_a_signed_header_list_naming_a_header_not_sent_does_not_match() -> None:
+    request = sign()
+    authorization = request.headers["Authorization"].replace(
+        "SignedHeaders=", "SignedHeaders=x-amz-meta-absent;"
+    )
+    headers = {**request.headers, "Authorization": authorization}
+
+    with pytest.raises(SignatureMismatch, match="does not match the signature you provided"):
+        verifier(now_clock()).verify(replace(request, headers=headers), "lambda")
+
+
+def test_a_long_term_key_sent_with_a_session_token_is_an_unrecognized_client() -> None:
+    request = sign(**{"X-Amz-Security-Token": "not-a-session"})
+
+    with pytest.raises(UnknownKey, match="The security token included in the request is invalid"):
+        verifier(now_clock()).verify(request, "lambda")
