@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -317,3 +318,37 @@ def test_another_account_is_denied_by_partial_qualified_and_version_arns_and_tag
         == []
     )
     assert [a["Name"] for a in mine.list_aliases(FunctionName=name)["Aliases"]] == ["live"]
+
+
+FAILS = "def handler(event, context):\n    raise RuntimeError(event['from'])\n"
+
+
+def failed_payloads(shared: Server, name: str, account: str, count: int) -> list[str]:
+    """The payloads of `account`'s failed events of `name`, once `count` of them are kept."""
+    deadline = time.monotonic() + 60
+    while True:
+        listed = admin(shared, "events", "failed", name, "--account", account, "--json")
+        events = [json.loads(line) for line in listed.splitlines() if line.strip()]
+        if len(events) >= count or time.monotonic() > deadline:
+            return sorted(event["payload"] for event in events)
+        time.sleep(0.2)
+
+
+def test_async_events_of_two_accounts_reach_only_their_own_function_of_a_name(
+    shared: Server, other: tuple[str, tuple[str, str]]
+) -> None:
+    account, key = other
+    name = unique_name("events")
+    for lam in (client(shared, ("test", "test")), client(shared, key)):
+        create_function(lam, FAILS, FunctionName=name)
+        lam.put_function_event_invoke_config(FunctionName=name, MaximumRetryAttempts=0)
+
+    for who, lam in (("A", client(shared, ("test", "test"))), ("B", client(shared, key))):
+        sent = lam.invoke(
+            FunctionName=name, InvocationType="Event", Payload=f'{{"from": "{who}"}}'
+        )
+        assert sent["StatusCode"] == 202
+
+    assert failed_payloads(shared, name, "000000000000", 1) == ['{"from": "A"}']
+    assert failed_payloads(shared, name, account, 1) == ['{"from": "B"}']
+    assert "RuntimeError: B" not in shared.function_log(name)
