@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qsl, urlsplit
 
 from botocore.auth import SIGV4_TIMESTAMP, UNSIGNED_PAYLOAD, SigV4Auth
@@ -227,7 +228,7 @@ def _from_header(authorization: str, headers: Mapping[str, str]) -> _Signed:
         )
     parts = dict(part.strip().partition("=")[::2] for part in rest.split(",") if "=" in part)
     missing = [name for name in ("Credential", "Signature", "SignedHeaders") if name not in parts]
-    timestamp = headers.get("x-amz-date")
+    timestamp = headers.get("x-amz-date") or _from_http_date(headers.get("date"))
     problems = [f"Authorization header requires '{name}' parameter." for name in missing]
     if timestamp is None:
         problems.append(
@@ -238,6 +239,20 @@ def _from_header(authorization: str, headers: Mapping[str, str]) -> _Signed:
     assert timestamp is not None
     credential, names, signature = parts["Credential"], parts["SignedHeaders"], parts["Signature"]
     return _signed(credential, names, signature, timestamp, None)
+
+
+def _from_http_date(value: str | None) -> str | None:
+    """An HTTP Date header in SigV4's basic ISO-8601 form, which the string to sign uses."""
+    if value is None:
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        # Left as sent, it fails the scope or format check with AWS's message.
+        return value
+    # HTTP dates are GMT; one marked "-0000" parses without a zone.
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).strftime(SIGV4_TIMESTAMP)
 
 
 def _from_query(query: Mapping[str, str]) -> _Signed:

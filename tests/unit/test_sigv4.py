@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import time
 from typing import Any
 
@@ -260,3 +261,37 @@ def test_a_long_term_key_sent_with_a_session_token_is_an_unrecognized_client() -
 
     with pytest.raises(UnknownKey, match="The security token included in the request is invalid"):
         verifier(now_clock()).verify(request, "lambda")
+
+
+def signed_with_date_header(when: float, secret: str = "right-secret") -> RawRequest:
+    """A request dated by its HTTP Date header alone, which SigV4 allows instead of X-Amz-Date."""
+    target = "/2015-03-31/functions/"
+    date = email.utils.formatdate(when, usegmt=True)
+    request = AWSRequest(
+        method="GET",
+        url="http://127.0.0.1:9000" + target,
+        headers={"Host": "127.0.0.1:9000", "Date": date},
+    )
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(when))
+    request.context["timestamp"] = stamp
+    signer = SigV4Auth(Credentials("AKIAEXAMPLE", secret), "lambda", "eu-west-1")
+    canonical = signer.canonical_request(request)
+    signature = signer.signature(signer.string_to_sign(request, canonical), request)
+    authorization = (
+        f"AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE/{stamp[:8]}/eu-west-1/lambda/aws4_request, "
+        f"SignedHeaders=date;host, Signature={signature}"
+    )
+    headers = {"Host": "127.0.0.1:9000", "Date": date, "Authorization": authorization}
+    return RawRequest("GET", target, headers, b"")
+
+
+def test_a_request_dated_by_its_date_header_is_verified_and_replays_expire() -> None:
+    clock = now_clock()
+    request = signed_with_date_header(clock.time())
+
+    assert verifier(clock).verify(request, "lambda").account_id == "111122223333"
+    with pytest.raises(SignatureMismatch):
+        verifier(clock).verify(signed_with_date_header(clock.time(), "wrong"), "lambda")
+    clock.advance(360)
+    with pytest.raises(SignatureExpired, match="Signature expired"):
+        verifier(clock).verify(request, "lambda")
