@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qsl, urlsplit
 
 from botocore.auth import SIGV4_TIMESTAMP, UNSIGNED_PAYLOAD, SigV4Auth
@@ -159,6 +160,9 @@ class Verifier:
             account_id = session.account_id
         else:
             account_id, secret = self._secret(signed.access_key_id)
+            # A long-term key has no session: AWS refuses a token sent along with one.
+            if "x-amz-security-token" in headers or "X-Amz-Security-Token" in query:
+                raise UnknownKey("The security token included in the request is invalid.")
         expected = _signature(request, headers, signed, secret)
         if not hmac.compare_digest(expected.encode(), signed.signature.encode()):
             log.debug("signature mismatch key=%s %s", signed.access_key_id, request.target)
@@ -224,7 +228,7 @@ def _from_header(authorization: str, headers: Mapping[str, str]) -> _Signed:
         )
     parts = dict(part.strip().partition("=")[::2] for part in rest.split(",") if "=" in part)
     missing = [name for name in ("Credential", "Signature", "SignedHeaders") if name not in parts]
-    timestamp = headers.get("x-amz-date")
+    timestamp = headers.get("x-amz-date") or _from_http_date(headers.get("date"))
     problems = [f"Authorization header requires '{name}' parameter." for name in missing]
     if timestamp is None:
         problems.append(
@@ -235,6 +239,20 @@ def _from_header(authorization: str, headers: Mapping[str, str]) -> _Signed:
     assert timestamp is not None
     credential, names, signature = parts["Credential"], parts["SignedHeaders"], parts["Signature"]
     return _signed(credential, names, signature, timestamp, None)
+
+
+def _from_http_date(value: str | None) -> str | None:
+    """An HTTP Date header in SigV4's basic ISO-8601 form, which the string to sign uses."""
+    if value is None:
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        # Left as sent, it fails the scope or format check with AWS's message.
+        return value
+    # HTTP dates are GMT; one marked "-0000" parses without a zone.
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).strftime(SIGV4_TIMESTAMP)
 
 
 def _from_query(query: Mapping[str, str]) -> _Signed:
@@ -289,6 +307,9 @@ def _signature(
 
     # botocore canonicalises only text headers; a non-ASCII value cannot have been signed so.
     if any(not headers.get(name, "").isascii() for name in signed.signed_headers):
+        raise SignatureMismatch(_MISMATCH)
+    # AWS canonicalises every header the sender names; one that was not sent cannot match.
+    if any(name not in headers for name in signed.signed_headers):
         raise SignatureMismatch(_MISMATCH)
 
     target = request.target

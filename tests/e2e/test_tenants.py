@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -236,3 +237,118 @@ def test_each_account_has_its_own_concurrency_limit_and_unreserved_pool(
 
     assert owner["UnreservedConcurrentExecutions"] == owner["ConcurrentExecutions"] == 1000
     assert intruder["UnreservedConcurrentExecutions"] == 500
+
+
+def qualified_intrusions(lam: Any, target: str) -> list[Callable[[], object]]:
+    """Operations that take a qualified name (resource policies are not served: 501 for all)."""
+    return [
+        lambda: lam.get_function(FunctionName=target),
+        lambda: lam.get_function_configuration(FunctionName=target),
+        lambda: lam.invoke(FunctionName=target, Payload=b"{}"),
+        lambda: lam.invoke(FunctionName=target, Payload=b"{}", InvocationType="Event"),
+        lambda: lam.update_function_configuration(FunctionName=target, Timeout=9),
+        lambda: lam.get_function_event_invoke_config(FunctionName=target),
+        lambda: lam.update_function_event_invoke_config(
+            FunctionName=target, MaximumRetryAttempts=1
+        ),
+        lambda: lam.delete_function_event_invoke_config(FunctionName=target),
+        lambda: lam.delete_function(FunctionName=target),
+    ]
+
+
+def satellite_intrusions(lam: Any, target: str) -> list[Callable[[], object]]:
+    """Aliases, provisioned concurrency and invoke configs of an unqualified `target`."""
+    return [
+        lambda: lam.update_alias(FunctionName=target, Name="live", Description="mine"),
+        lambda: lam.delete_alias(FunctionName=target, Name="live"),
+        lambda: lam.list_provisioned_concurrency_configs(FunctionName=target),
+        lambda: lam.put_provisioned_concurrency_config(
+            FunctionName=target, Qualifier="live", ProvisionedConcurrentExecutions=1
+        ),
+        lambda: lam.delete_provisioned_concurrency_config(FunctionName=target, Qualifier="live"),
+        lambda: lam.list_function_event_invoke_configs(FunctionName=target),
+        lambda: lam.get_function_code_signing_config(FunctionName=target),
+    ]
+
+
+def tag_intrusions(lam: Any, arn: str) -> list[Callable[[], object]]:
+    return [
+        lambda: lam.list_tags(Resource=arn),
+        lambda: lam.tag_resource(Resource=arn, Tags={"owner": "mine"}),
+        lambda: lam.untag_resource(Resource=arn, TagKeys=["owner"]),
+    ]
+
+
+def test_another_account_finds_nothing_by_a_qualified_name_nor_behind_the_function(
+    shared: Server, other: tuple[str, tuple[str, str]], victim: tuple[str, str]
+) -> None:
+    _, key = other
+    name, _ = victim
+    intruder = client(shared, key)
+    attempts = satellite_intrusions(intruder, name)
+    for target in (name, f"{name}:live", f"{name}:1"):
+        attempts += qualified_intrusions(intruder, target)
+
+    outcomes = {refusal(attempt)[:2] for attempt in attempts}
+
+    assert outcomes == {(404, "ResourceNotFoundException")}
+
+
+def test_another_account_is_denied_by_partial_qualified_and_version_arns_and_tags(
+    shared: Server, other: tuple[str, tuple[str, str]], victim: tuple[str, str]
+) -> None:
+    _, key = other
+    name, arn = victim
+    intruder = client(shared, key)
+    partial = arn.split(":", 4)[4]
+    attempts = satellite_intrusions(intruder, arn) + satellite_intrusions(intruder, partial)
+    for target in (partial, f"{arn}:live", f"{arn}:1", f"{arn}:$LATEST"):
+        attempts += qualified_intrusions(intruder, target)
+    attempts += tag_intrusions(intruder, arn)
+
+    outcomes = {refusal(attempt) for attempt in attempts}
+
+    assert outcomes == {(403, "AccessDeniedException", "")}
+    mine = client(shared, ("test", "test"))
+    assert mine.list_tags(Resource=arn)["Tags"] == {}
+    assert (
+        mine.list_provisioned_concurrency_configs(FunctionName=name)[
+            "ProvisionedConcurrencyConfigs"
+        ]
+        == []
+    )
+    assert [a["Name"] for a in mine.list_aliases(FunctionName=name)["Aliases"]] == ["live"]
+
+
+FAILS = "def handler(event, context):\n    raise RuntimeError(event['from'])\n"
+
+
+def failed_payloads(shared: Server, name: str, account: str, count: int) -> list[str]:
+    """The payloads of `account`'s failed events of `name`, once `count` of them are kept."""
+    deadline = time.monotonic() + 60
+    while True:
+        listed = admin(shared, "events", "failed", name, "--account", account, "--json")
+        events = [json.loads(line) for line in listed.splitlines() if line.strip()]
+        if len(events) >= count or time.monotonic() > deadline:
+            return sorted(event["payload"] for event in events)
+        time.sleep(0.2)
+
+
+def test_async_events_of_two_accounts_reach_only_their_own_function_of_a_name(
+    shared: Server, other: tuple[str, tuple[str, str]]
+) -> None:
+    account, key = other
+    name = unique_name("events")
+    for lam in (client(shared, ("test", "test")), client(shared, key)):
+        create_function(lam, FAILS, FunctionName=name)
+        lam.put_function_event_invoke_config(FunctionName=name, MaximumRetryAttempts=0)
+
+    for who, lam in (("A", client(shared, ("test", "test"))), ("B", client(shared, key))):
+        sent = lam.invoke(
+            FunctionName=name, InvocationType="Event", Payload=f'{{"from": "{who}"}}'
+        )
+        assert sent["StatusCode"] == 202
+
+    assert failed_payloads(shared, name, "000000000000", 1) == ['{"from": "A"}']
+    assert failed_payloads(shared, name, account, 1) == ['{"from": "B"}']
+    assert "RuntimeError: B" not in shared.function_log(name)

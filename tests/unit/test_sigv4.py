@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import time
 from typing import Any
 
@@ -242,3 +243,55 @@ def test_requests_scoped_to_different_regions_verify_one_after_another(region: s
 
     for scope in ("eu-west-1", region, "eu-west-1"):
         assert checker.verify(sign(region=scope), "lambda").region == scope
+
+
+def test_a_signed_header_list_naming_a_header_not_sent_does_not_match() -> None:
+    request = sign()
+    authorization = request.headers["Authorization"].replace(
+        "SignedHeaders=", "SignedHeaders=x-amz-meta-absent;"
+    )
+    headers = {**request.headers, "Authorization": authorization}
+
+    with pytest.raises(SignatureMismatch, match="does not match the signature you provided"):
+        verifier(now_clock()).verify(replace(request, headers=headers), "lambda")
+
+
+def test_a_long_term_key_sent_with_a_session_token_is_an_unrecognized_client() -> None:
+    request = sign(**{"X-Amz-Security-Token": "not-a-session"})
+
+    with pytest.raises(UnknownKey, match="The security token included in the request is invalid"):
+        verifier(now_clock()).verify(request, "lambda")
+
+
+def signed_with_date_header(when: float, secret: str = "right-secret") -> RawRequest:
+    """A request dated by its HTTP Date header alone, which SigV4 allows instead of X-Amz-Date."""
+    target = "/2015-03-31/functions/"
+    date = email.utils.formatdate(when, usegmt=True)
+    request = AWSRequest(
+        method="GET",
+        url="http://127.0.0.1:9000" + target,
+        headers={"Host": "127.0.0.1:9000", "Date": date},
+    )
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(when))
+    request.context["timestamp"] = stamp
+    signer = SigV4Auth(Credentials("AKIAEXAMPLE", secret), "lambda", "eu-west-1")
+    canonical = signer.canonical_request(request)
+    signature = signer.signature(signer.string_to_sign(request, canonical), request)
+    authorization = (
+        f"AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE/{stamp[:8]}/eu-west-1/lambda/aws4_request, "
+        f"SignedHeaders=date;host, Signature={signature}"
+    )
+    headers = {"Host": "127.0.0.1:9000", "Date": date, "Authorization": authorization}
+    return RawRequest("GET", target, headers, b"")
+
+
+def test_a_request_dated_by_its_date_header_is_verified_and_replays_expire() -> None:
+    clock = now_clock()
+    request = signed_with_date_header(clock.time())
+
+    assert verifier(clock).verify(request, "lambda").account_id == "111122223333"
+    with pytest.raises(SignatureMismatch):
+        verifier(clock).verify(signed_with_date_header(clock.time(), "wrong"), "lambda")
+    clock.advance(360)
+    with pytest.raises(SignatureExpired, match="Signature expired"):
+        verifier(clock).verify(request, "lambda")
