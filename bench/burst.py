@@ -8,7 +8,9 @@ Starts a fresh Lamina per run, creates the functions (a Python handler that slee
 invokes at once, each on its own connection, none of the functions having a sandbox yet.
 Reports the time until every invoke answered, the errors by type, the sandboxes created and
 the rate at which they were created (created over the time until the last answer), and the
-invoke latency. Sandboxes reserve their function's memory size (128 MB) on the worker;
+invoke latency. The floor, in the same run: the same load generator sending the same requests
+at once to a bare aiohttp server answering `null` (how long 1,000 fresh connections take here).
+Sandboxes reserve their function's memory size (128 MB) on the worker;
 `--worker-memory` declares how much the worker offers (default: the host's memory, as
 `lamina up` does), since an idle sandbox holds far less than it reserves.
 """
@@ -25,7 +27,7 @@ import urllib.request
 
 import aiohttp
 import uvloop
-from suite import Figure, commit, cpu_seconds, lamina, machine, table
+from suite import Figure, baseline, commit, cpu_seconds, lamina, machine, table
 from warm_invoke import create_function, create_function_zip, signed
 
 HANDLER = "import time\n\ndef handler(event, context):\n    time.sleep({seconds})\n"
@@ -79,7 +81,10 @@ def one_run(args: argparse.Namespace) -> dict:
         latencies, errors, elapsed = uvloop.run(fire(platform.port, names, args.invokes))
         scaling = state(platform.url)["scaling"]
         cpu = cpu_seconds(platform.pids()) - cpu_before
+    with baseline() as (port, _):
+        _, _, floor = uvloop.run(fire(port, names, args.invokes))
     return {
+        "floor": floor,
         "elapsed": elapsed,
         "latencies": latencies,
         "errors": collections.Counter(errors),
@@ -117,10 +122,12 @@ def main() -> None:
     rate = statistics.median(r["created"] / r["elapsed"] for r in runs)
     print(f"{args.invokes} concurrent first invokes over {args.functions} function(s), "
           f"handler sleeping {args.sleep_ms:.0f} ms; medians over {len(runs)} runs")  # fmt: skip
-    header = ["all answered s", "errors (all runs)", "sandboxes created", "created/s",
+    header = ["all answered s", "bare reply: all answered s", "errors (all runs)",
+              "sandboxes created", "created/s",
               "most busy at once", "p50 ms", "p99 ms", "platform CPU s"]  # fmt: skip
     row = [
-        f"{median('elapsed'):.2f}", ", ".join(f"{k}: {v}" for k, v in errors.items()) or "0",
+        f"{median('elapsed'):.2f}", f"{median('floor'):.2f}",
+        ", ".join(f"{k}: {v}" for k, v in errors.items()) or "0",
         f"{median('created'):.0f}", f"{rate:.0f}", f"{median('peak_busy'):.0f}",
         f"{latency.median:.0f}", f"{latency.p99:.0f}", f"{median('cpu'):.1f}",
     ]  # fmt: skip
