@@ -134,7 +134,8 @@ def main() -> None:
     for index in range(args.runs):
         runs.append(one_run(args))
         last = runs[-1]
-        print(f"  run {index + 1}: {last['elapsed']:.1f} s, created {last['created']}, "
+        print(f"  run {index + 1}: {last['elapsed']:.1f} s, {len(last['latencies'])} answered, "
+              f"created {last['created']}, "
               f"errors {dict(last['errors'])}, host memory taken {last['memory_mb']} MB",
               flush=True)  # fmt: skip
         if last["stopped"]:
