@@ -73,6 +73,7 @@ async def measure(requests: int, rounds: int) -> dict[str, list[tuple[float, flo
             await session.close()
         await runner.cleanup()
         socket.unlink(missing_ok=True)
+        socket.parent.rmdir()
     return found
 
 
