@@ -1,64 +1,114 @@
-"""Cold start of a Python function on Lamina: the Init Duration Lamina reports, and the
-client-side latency of the first invoke of each new function.
+"""Cold start per sandbox network mode, split into its parts, next to the floor of this host.
 
-    .venv/bin/python bench/cold_start.py [--functions 30] [--runtime python3.11]
+    .venv/bin/python bench/cold_start.py [--samples 30] [--networks outbound none]
+        [--runtime python3.11]
 
-Each sample is a fresh function, so its first invoke has to start a sandbox (bubblewrap,
-interpreter, Lamina's runtime, the handler module import). Prints medians and p90.
+Lamina has one isolation backend, the namespace sandbox (bubblewrap, seccomp, a cgroup); its
+two network modes (`lamina:network` = outbound, the default, with slirp4netns; or none) start
+differently, so each is measured. For each mode one no-op function is created, and each sample
+publishes a new version of it and invokes that version once, so the invoke has to start a
+sandbox (as after a deploy). Each sample is split, from the REPORT line Lamina returns with the
+log tail, into:
+
+- Init Duration: sandbox start (namespaces, cgroup, network), the interpreter, Lamina's runtime
+  and the handler module, until the runtime asks for its first event;
+- Duration: the handler;
+- the rest of what the client saw: placement (counting, picking a worker and a sandbox slot)
+  and the HTTP hops from client to frontend to worker and back.
+
+The floor, measured in the same run between samples: the same interpreter started bare
+(`python3.11 -I -S -c pass`) and inside a bare bubblewrap with every namespace new.
+Figures are medians with p99 over the samples.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import json
 import re
 import shutil
-import signal
-import statistics
-import sys
-import tempfile
+import subprocess
 import time
+from typing import Any
 
-from suite import free_port, wait_until_up
-from warm_invoke import boto3_lambda, create_and_wait, create_function_zip, start_lamina
+from suite import Figure, commit, lamina, machine, table
+from warm_invoke import boto3_lambda, create_and_wait, create_function_zip
+
+SANDBOX_PYTHON = "/usr/bin/python3.11"
+NOOP = create_function_zip("def handler(event, context):\n    return None\n")
+
+
+def bare_start_ms(command: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return (time.perf_counter() - started) * 1000
+
+
+def floors() -> dict[str, list[str]]:
+    python = [SANDBOX_PYTHON, "-I", "-S", "-c", "pass"]
+    bwrap = shutil.which("bwrap") or "bwrap"
+    sandboxed = [bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/",
+                 "--dev", "/dev", "--proc", "/proc", *python]  # fmt: skip
+    return {"bare python3.11 start": python, "python3.11 in a bare bubblewrap": sandboxed}
+
+
+def report_ms(log: str, field: str) -> float:
+    found = re.search(rf"\t{field}: ([\d.]+) ms", log)
+    return float(found.group(1)) if found else float("nan")
+
+
+def cold_invoke(client: Any, name: str, sample: int) -> tuple[float, float, float]:
+    """Publish a new version of `name` and invoke it: (client ms, Init Duration, Duration)."""
+    client.update_function_configuration(FunctionName=name, Description=f"sample {sample}")
+    waiter = client.get_waiter("function_updated_v2")
+    waiter.wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    version = client.publish_version(FunctionName=name)["Version"]
+    started = time.perf_counter()
+    response = client.invoke(FunctionName=name, Qualifier=version, LogType="Tail")
+    elapsed = (time.perf_counter() - started) * 1000
+    log = base64.b64decode(response["LogResult"]).decode()
+    return elapsed, report_ms(log, "Init Duration"), report_ms(log, "Duration")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--functions", type=int, default=30)
-    parser.add_argument("--runtime", default=f"python3.{sys.version_info.minor}")
+    parser.add_argument("--samples", type=int, default=30)
+    parser.add_argument("--networks", nargs="*", default=["outbound", "none"])
+    parser.add_argument("--runtime", default="python3.11")
     args = parser.parse_args()
 
-    data_dir = tempfile.mkdtemp(prefix="lamina-bench-")
-    port = free_port()
-    lamina = start_lamina(port, data_dir)
-    init_ms, first_ms = [], []
-    try:
-        wait_until_up(port, "/_lamina/health")
-        client = boto3_lambda(port)
-        code = create_function_zip("def handler(event, context):\n    return None\n")
-        for index in range(args.functions):
-            name = f"cold-{index}"
-            create_and_wait(client, name, args.runtime, code)
-            started = time.perf_counter()
-            response = client.invoke(FunctionName=name, LogType="Tail")
-            first_ms.append((time.perf_counter() - started) * 1000)
-            log = base64.b64decode(response["LogResult"]).decode()
-            init_ms.append(float(re.search(r"Init Duration: ([\d.]+) ms", log).group(1)))
-    finally:
-        lamina.send_signal(signal.SIGTERM)
-        lamina.wait(30)
-        shutil.rmtree(data_dir, ignore_errors=True)
+    print(f"machine: {machine()}; commit {commit()}")
+    commands = floors()
+    floor_ms: dict[str, list[float]] = {label: [] for label in commands}
+    parts: dict[str, dict[str, list[float]]] = {}
+    with lamina() as platform:
+        client = boto3_lambda(platform.port)
+        for network in args.networks:
+            name = f"cold-{network}"
+            create_and_wait(client, name, args.runtime, NOOP, Tags={"lamina:network": network})
+            found = parts[network] = {"client": [], "init": [], "handler": [], "rest": []}
+            for sample in range(args.samples):
+                elapsed, init, handler = cold_invoke(client, name, sample)
+                found["client"].append(elapsed)
+                found["init"].append(init)
+                found["handler"].append(handler)
+                found["rest"].append(elapsed - init - handler)
+                for label, command in commands.items():  # interleaved, as load comes and goes
+                    floor_ms[label].append(bare_start_ms(command))
+            print(f"  {network}: {len(found['client'])} samples", flush=True)
 
-    def summary(samples: list[float]) -> str:
-        ordered = sorted(samples)
-        p90 = ordered[int(0.9 * (len(ordered) - 1))]
-        return f"median {statistics.median(samples):.1f} ms, p90 {p90:.1f} ms"
-
-    print(json.dumps({"runtime": args.runtime, "samples": len(init_ms)}))
-    print(f"Init Duration (sandbox start to first event request): {summary(init_ms)}")
-    print(f"first invoke seen by the client (boto3): {summary(first_ms)}")
+    rows = []
+    for network, found in parts.items():
+        figures = [Figure.of_values(found[k]) for k in ("client", "init", "handler", "rest")]
+        rows.append([f"Lamina cold invoke, network {network}",
+                     *(f"{f.median:.1f} / {f.p99:.1f}" for f in figures)])  # fmt: skip
+    for label, samples in floor_ms.items():
+        figure = Figure.of_values(samples)
+        rows.append([f"{label} (floor)", f"{figure.median:.1f} / {figure.p99:.1f}", "", "", ""])
+    print(f"{args.samples} new versions per network mode, each invoked once; median / p99 ms")
+    header = ["target", "client sees", "Init Duration", "handler Duration",
+              "placement and HTTP hops"]  # fmt: skip
+    print(table(header, rows))
 
 
 if __name__ == "__main__":

@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import time
-import urllib.request
 from pathlib import Path
 
 import aiohttp
 import uvloop
-from suite import Figure, commit, lamina, machine, table
+from suite import Figure, Lamina, available_mb, commit, lamina, machine, table
 from warm_invoke import (
     INVOKE_PATH,
     create_function,
@@ -41,16 +39,8 @@ PROBE_ROUNDS = 5
 NOOP = create_function_zip("def handler(event, context):\n    return None\n")
 
 
-def available_mb() -> int:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) // 1024
-    return 0
-
-
-def live(url: str) -> int:
-    with urllib.request.urlopen(f"{url}/_lamina/v1/state", timeout=60) as reply:
-        sandboxes = json.load(reply)["sandboxes"]
+def live(platform: Lamina) -> int:
+    sandboxes = platform.state()["sandboxes"]
     return int(sandboxes["idle"] + sandboxes["busy"])
 
 
@@ -98,7 +88,7 @@ def main() -> None:
             probe = Figure.of_runs(rounds)
             p50, p99 = probe.median, probe.p99
             first_p99 = first_p99 or p99
-            count = live(platform.url) - 1  # the probe's own sandbox is not counted
+            count = live(platform) - 1  # the probe's own sandbox is not counted
             files = sum(len(list(Path(f"/proc/{pid}/fd").iterdir()))
                         for pid in platform.worker_pids())  # fmt: skip
             rows.append([str(created), str(count), f"{p50:.2f}", f"{p99:.2f}",

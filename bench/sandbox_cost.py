@@ -6,7 +6,9 @@ and the memory (PSS) an idle warm sandbox holds.
 For each mode (`lamina:network` = outbound, none), each of N fresh functions is invoked twice:
 the first invoke starts its sandbox, the second is warm; the extra time is their difference.
 Then, with every sandbox idle, the PSS of all the processes in each sandbox's cgroup is
-summed (from /proc/PID/smaps_rollup). Needs root, as Lamina's sandboxes do.
+summed (from /proc/PID/smaps_rollup). The floor, in the same run: the PSS of a bare idle
+`python3.11 -I -S` process, the interpreter every sandbox runs. Needs root, as Lamina's
+sandboxes do.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ import argparse
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import warm_invoke as lamina_bench
+from suite import commit, free_port, machine, wait_until_up
 
 from lamina.sandbox import leftovers
 
@@ -33,6 +37,7 @@ def main() -> None:
     parser.add_argument("--runtime", default=f"python3.{sys.version_info.minor}")
     args = parser.parse_args()
 
+    print(f"machine: {machine()}; commit {commit()}")
     for mode in ("outbound", "none"):
         extra_ms, pss_kb = measure(mode, args.functions, args.runtime)
         extra_ms.sort()
@@ -43,15 +48,35 @@ def main() -> None:
             f"p99 {p99:.1f} ms; idle sandbox PSS mean {mean_pss / 1024:.1f} MiB "
             f"({1024 * 1024 / mean_pss:.0f} per GiB) over {len(pss_kb)} sandboxes"
         )
+    floor = bare_interpreter_pss_kb()
+    print(f"floor: a bare idle python3.11 -I -S holds {floor / 1024:.1f} MiB PSS "
+          f"({1024 * 1024 / floor:.0f} per GiB)")  # fmt: skip
+
+
+def bare_interpreter_pss_kb() -> int:
+    idle = "import sys, time; sys.stdout.write('up\\n'); sys.stdout.flush(); time.sleep(60)"
+    process = subprocess.Popen(
+        ["/usr/bin/python3.11", "-I", "-S", "-c", idle], stdout=subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        process.stdout.readline()  # started and idle
+        rollup = Path(f"/proc/{process.pid}/smaps_rollup").read_text()
+        return next(
+            int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")
+        )
+    finally:
+        process.kill()
+        process.wait()
 
 
 def measure(mode: str, functions: int, runtime: str) -> tuple[list[float], list[int]]:
     data_dir = tempfile.mkdtemp(prefix="lamina-bench-")
-    port = lamina_bench.free_port()
+    port = free_port()
     lamina = lamina_bench.start_lamina(port, data_dir)
     extra_ms = []
     try:
-        lamina_bench.wait_until_up(port, "/_lamina/health")
+        wait_until_up(port, "/_lamina/health")
         client = lamina_bench.boto3_lambda(port)
         code = lamina_bench.create_function_zip(HELLO)
         for index in range(functions):

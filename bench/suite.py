@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import os
 import platform
 import shutil
@@ -18,9 +19,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from lamina.auth.platform import TOKEN_FILE, TOKEN_HEADER
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".bench-cache"
@@ -87,6 +91,14 @@ class Lamina:
         workers = self.worker_pids()
         sandboxes = [p for p in descendants(self.process.pid) if p not in workers]
         return {"frontend": [self.process.pid], "worker": workers, "sandboxes": sandboxes}
+
+    def state(self) -> dict:
+        """Lamina's own report (`/_lamina/v1/state`), asked with the platform token."""
+        token = (Path(self.data_dir) / TOKEN_FILE).read_text().strip()
+        request = urllib.request.Request(f"{self.url}/_lamina/v1/state")
+        request.add_header(TOKEN_HEADER, token)
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            return json.load(reply)
 
     def worker_pids(self) -> list[int]:
         return [p for p in descendants(self.process.pid) if "worker" in cmdline(p)]
@@ -193,6 +205,14 @@ def cpu_seconds(pids: list[int]) -> float:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             total += sum(int(f) for f in fields[11:15])
     return total / TICKS
+
+
+def available_mb() -> int:
+    """The host's MemAvailable in MB."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) // 1024
+    return 0
 
 
 def own_cpu_seconds() -> float:

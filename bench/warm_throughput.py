@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import random
 import statistics
 import time
@@ -70,6 +71,8 @@ class Signer:
 class Run:
     invokes: int = 0
     errors: int = 0
+    # Each failure by kind: Lambda's error type, the HTTP status, or the client's exception.
+    kinds: collections.Counter[str] = field(default_factory=collections.Counter)
     seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
     target_cpu_s: float = 0.0
@@ -90,15 +93,21 @@ class Target:
 
 
 async def _one(session: aiohttp.ClientSession, target: Target, run: Run, since: float) -> None:
+    kind = None
     try:
         async with session.post(target.url, data=b"{}", headers=target.signer.headers()) as reply:
             await reply.read()
-            ok = reply.status == 200 and "X-Amz-Function-Error" not in reply.headers
-    except (aiohttp.ClientError, TimeoutError):
-        ok = False
+            if reply.status != 200:
+                kind = reply.headers.get("X-Amzn-ErrorType", str(reply.status))
+            elif "X-Amz-Function-Error" in reply.headers:
+                kind = "function error"
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        kind = type(exc).__name__
     run.latencies_ms.append((time.perf_counter() - since) * 1000)
-    run.invokes += ok
-    run.errors += not ok
+    run.invokes += kind is None
+    run.errors += kind is not None
+    if kind is not None:
+        run.kinds[kind] += 1
 
 
 async def closed_loop(target: Target, clients: int, seconds: float) -> Run:
@@ -154,13 +163,20 @@ def per_invoke_us(runs: list[Run], attribute: str) -> float:
     return statistics.median(getattr(r, attribute) / max(r.invokes, 1) * 1e6 for r in runs)
 
 
+def _errors(runs: list[Run]) -> str:
+    kinds: collections.Counter[str] = collections.Counter()
+    for run in runs:
+        kinds.update(run.kinds)
+    return ", ".join(f"{kind}: {count}" for kind, count in kinds.most_common()) or "0"
+
+
 def row(label: str, point: str, runs: list[Run]) -> list[str]:
     latency = Figure.of_runs([r.latencies_ms for r in runs])
     return [
         label, point,
         f"{statistics.median(r.rate for r in runs):.0f}",
         f"{latency.median:.2f}", f"{latency.p99:.2f}",
-        str(sum(r.errors for r in runs)),
+        _errors(runs),
         f"{per_invoke_us(runs, 'target_cpu_s'):.0f}",
         f"{per_invoke_us(runs, 'generator_cpu_s'):.0f}",
     ]  # fmt: skip

@@ -190,6 +190,12 @@ def up(
     type=click.Path(dir_okay=False, path_type=Path),
     help="The function log store to write to (default: logs.db in the state directory).",
 )
+@click.option(
+    "--socket",
+    "socket_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also serve the worker API on this Unix socket, for a frontend on the same host.",
+)
 @click.pass_context
 def worker(
     ctx: click.Context,
@@ -205,6 +211,7 @@ def worker(
     region: str,
     log_level: str,
     log_store: Path | None,
+    socket_path: Path | None,
 ) -> None:
     """Run a worker that joins the fleet at --join URL, or manage workers (drain, list)."""
     if ctx.invoked_subcommand is not None:
@@ -227,6 +234,7 @@ def worker(
             advertise_host,
             log_store,
             token,
+            socket_path.resolve() if socket_path is not None else None,
         )
     )
 

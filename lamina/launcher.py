@@ -1,8 +1,9 @@
 """`lamina up`: every part of Lamina on one machine, each worker in a process of its own.
 
 The frontend, counting service, assignment and placement share this process; workers are
-separate processes that register with the frontend and are reached over loopback HTTP,
-exactly as workers on other hosts (`lamina worker --join`) are.
+separate processes that register with the frontend as workers on other hosts (`lamina worker
+--join`) do. The frontend calls the workers it started over HTTP on a Unix socket in their
+state directory, since connecting there costs about half what loopback TCP does.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ log = logging.getLogger(__name__)
 
 EXAMPLE_DIR = Path(__file__).parent / "examples" / "hello"
 WORKER_START_TIMEOUT_S = 30.0
+# Workers started here listen on loopback only.
+WORKER_HOST = "127.0.0.1"
+# The size of a Unix socket's path on Linux (sun_path), its terminating NUL included.
+UNIX_PATH_MAX = 108
 # How long a stop waits for the asynchronous events being run to finish.
 EVENT_DRAIN_S = 10.0
 # How often lapsed membership leases are looked for: a small fraction of the lease.
@@ -85,6 +90,19 @@ def memory_total_mb() -> int:
             if line.startswith("MemTotal:"):
                 return int(line.split()[1]) // 1024
     return 4096
+
+
+def _worker_session(connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
+    # A fresh connection per call (the connector's force_close): connecting proves a worker is
+    # reachable before an event is sent, and no pooled connection to a dead worker swallows one.
+    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None))
+
+
+def _local_socket(state_dir: Path) -> Path | None:
+    """Where a worker started here serves its API on a Unix socket; None when the path is too
+    long for one (the worker is then called over loopback TCP only)."""
+    path = state_dir / "api.sock"
+    return path if len(os.fsencode(path)) < UNIX_PATH_MAX else None
 
 
 class Platform:
@@ -139,12 +157,22 @@ class Platform:
         self._ready = False
         self._processes: list[asyncio.subprocess.Process] = []
         self._session: aiohttp.ClientSession | None = None
+        # The Unix sockets of the workers this process started, and a session for each.
+        self._sockets: dict[str, Path] = {}
+        self._local_sessions: dict[str, aiohttp.ClientSession] = {}
         self._runner: web.AppRunner | None = None
         self._poller_task: asyncio.Task[None] | None = None
 
     def _connect(self, worker_id: str, url: str) -> WorkerClient:
         assert self._session is not None
-        return WorkerClient(worker_id, url, self._session)
+        socket = self._sockets.get(worker_id)
+        if socket is None or not url.startswith(f"http://{WORKER_HOST}:"):
+            return WorkerClient(worker_id, url, self._session)
+        session = self._local_sessions.get(worker_id)
+        if session is None:
+            connector = aiohttp.UnixConnector(str(socket), limit=0, force_close=True)
+            session = self._local_sessions[worker_id] = _worker_session(connector)
+        return WorkerClient(worker_id, url, session)
 
     async def start(self) -> None:
         for account in self.registry.accounts():
@@ -164,12 +192,7 @@ class Platform:
         self.url = f"http://{self.settings.host}:{bound[1]}"
         self.ctx.public_url = self.url
 
-        self._session = aiohttp.ClientSession(
-            # A fresh connection per call: connecting proves a worker is reachable before an
-            # event is sent, and no pooled connection to a dead worker swallows an event.
-            connector=aiohttp.TCPConnector(limit=0, force_close=True),
-            timeout=aiohttp.ClientTimeout(total=None),
-        )
+        self._session = _worker_session(aiohttp.TCPConnector(limit=0, force_close=True))
         await asyncio.gather(*(self._start_worker(i) for i in range(self.settings.workers)))
         # Sweep often enough that no sandbox outlives its keep-alive by more than a quarter.
         sweep_s = max(0.05, min(5.0, self.settings.keep_alive_s / 4))
@@ -189,19 +212,24 @@ class Platform:
     async def _start_worker(self, index: int) -> None:
         worker_id = f"worker-{index + 1}"
         zone = self.settings.zones[index % len(self.settings.zones)]
+        state_dir = self.data_dir / "workers" / worker_id
         memory_mb = self.settings.worker_memory_mb or memory_total_mb() // self.settings.workers
         command = [
             sys.executable, "-m", "lamina", "worker",
             "--id", worker_id,
             "--zone", zone,
-            "--host", "127.0.0.1",
+            "--host", WORKER_HOST,
             "--port", "0",
             "--memory-mb", str(memory_mb),
-            "--state-dir", str(self.data_dir / "workers" / worker_id),
+            "--state-dir", str(state_dir),
             "--join", self.url,
             "--region", self.settings.region,
             "--log-store", str(self.data_dir / "logs.db"),
         ]  # fmt: skip
+        socket = _local_socket(state_dir)
+        if socket is not None:
+            command += ["--socket", str(socket)]
+            self._sockets[worker_id] = socket
         process = await asyncio.create_subprocess_exec(
             *command,
             stdout=asyncio.subprocess.PIPE,
@@ -279,6 +307,8 @@ class Platform:
                 await process.wait()
         if self._session is not None:
             await self._session.close()
+        for session in self._local_sessions.values():
+            await session.close()
         self.registry.close()
         self.events.close()
         self.ctx.logs.close()

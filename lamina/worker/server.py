@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
+import os
 import secrets
 import signal
 from collections.abc import Coroutine
@@ -116,12 +118,14 @@ async def serve(
     advertise_host: str | None = None,
     log_store: Path | None = None,
     token: str = "",
+    socket_path: Path | None = None,
 ) -> None:
     """Run a worker until SIGTERM or SIGINT; every sandbox dies with it.
 
     It joins the fleet at `join_url` (the frontend, which also serves the code) and keeps its
     membership lease; once admitted it prints one JSON line with its URL on stdout. `token` is
     the platform token: it proves the worker to the frontend and seals sandbox credentials.
+    `socket_path` also serves the API on a Unix socket, for a frontend on the same host.
     """
     session = aiohttp.ClientSession(headers={TOKEN_HEADER: token})
 
@@ -146,6 +150,8 @@ async def serve(
         await agent.start()
         await runner.setup()
         await web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG).start()
+        if socket_path is not None:
+            await _serve_unix(runner, socket_path)
         url = f"http://{advertise_host or host}:{runner.addresses[0][1]}"
         incarnation = secrets.token_hex(8)
 
@@ -172,6 +178,14 @@ async def serve(
         await runner.cleanup()
         await agent.close()
         await session.close()
+
+
+async def _serve_unix(runner: web.AppRunner, path: Path) -> None:
+    """The same API on a Unix socket only this host's owner of the worker may connect to."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)  # left by a worker that was killed
+    await web.UnixSite(runner, str(path), backlog=LISTEN_BACKLOG).start()
+    os.chmod(path, 0o600)
 
 
 async def _first_of(*waits: Coroutine[Any, Any, Any]) -> None:

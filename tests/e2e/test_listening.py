@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import shutil
+import socket
+import stat
 import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -10,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from lamina.eventloop import LISTEN_BACKLOG
-from tests.conftest import Server
+from tests.conftest import Server, create_function
 
 
 def backlog(port: int) -> int:
@@ -30,3 +34,46 @@ def test_the_frontend_and_each_worker_listen_with_a_backlog_for_a_burst(server: 
 
     assert len(ports) == 3
     assert [backlog(port) for port in ports if port is not None] == [expected] * 3
+
+
+def test_the_frontend_calls_the_workers_it_started_on_owner_only_unix_sockets(
+    server: Server,
+) -> None:
+    workers = server.signed("GET", "/_lamina/v1/workers").json()["workers"]
+    assert len(workers) == 2
+    for worker in workers:
+        path = server.data_dir / "workers" / worker["worker_id"] / "api.sock"
+        mode = path.stat().st_mode
+
+        assert stat.S_ISSOCK(mode)
+        assert stat.S_IMODE(mode) == 0o600
+        assert health_over_unix_socket(path)["zone"] == worker["zone"]
+
+    client = server.client()
+    name = create_function(client, "def handler(event, context):\n    return 7\n")
+    payloads = [client.invoke(FunctionName=name)["Payload"].read() for _ in range(3)]
+    assert payloads == [b"7"] * 3
+
+
+class UnixConnection(http.client.HTTPConnection):
+    """HTTP to a server listening on a Unix socket."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__("worker", timeout=10)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(10)
+        self.sock.connect(str(self.path))
+
+
+def health_over_unix_socket(path: Path) -> dict:
+    connection = UnixConnection(path)
+    try:
+        connection.request("GET", "/v1/health")
+        response = connection.getresponse()
+        assert response.status == 200
+        return json.loads(response.read())
+    finally:
+        connection.close()
