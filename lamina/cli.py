@@ -13,6 +13,7 @@ from lamina import fleet_cli, launcher
 from lamina.auth.commands import accounts, default_key_allowed, keys
 from lamina.eventqueue.commands import events
 from lamina.logs import tail
+from lamina.sandbox import backend
 from lamina.worker import server
 from lamina.worker.agent import WorkerIdentity
 
@@ -102,6 +103,13 @@ def main() -> None:
     default=None,
     help="Accept the development key test/test [default: only on a loopback --host].",
 )
+@click.option(
+    "--isolation",
+    type=click.Choice(backend.NAMES),
+    default=None,
+    help="Isolation backend of sandboxes [default: namespace]; a function's "
+    "`lamina:isolation` tag chooses another. `process` runs no isolation at all.",
+)
 @click.option("--log-level", default="info", show_default=True)
 def up(
     host: str,
@@ -120,6 +128,7 @@ def up(
     example: bool,
     account: str,
     default_key: bool | None,
+    isolation: str | None,
     log_level: str,
     lease: float,
 ) -> None:
@@ -148,6 +157,7 @@ def up(
         lease_s=lease,
         account_id=account,
         default_key=allow_default_key,
+        isolation=isolation,
     )
     asyncio.run(launcher.run(settings))
 
@@ -180,6 +190,13 @@ def up(
     type=click.Path(dir_okay=False, path_type=Path),
     help="The function log store to write to (default: logs.db in the state directory).",
 )
+@click.option(
+    "--isolation",
+    type=click.Choice(backend.NAMES),
+    default=None,
+    help="Isolation backend of sandboxes [default: namespace]; a function's "
+    "`lamina:isolation` tag chooses another. `process` runs no isolation at all.",
+)
 @click.pass_context
 def worker(
     ctx: click.Context,
@@ -194,6 +211,7 @@ def worker(
     region: str,
     log_level: str,
     log_store: Path | None,
+    isolation: str | None,
 ) -> None:
     """Run a worker that joins the fleet at --join URL, or manage workers (drain, list)."""
     if ctx.invoked_subcommand is not None:
@@ -213,6 +231,7 @@ def worker(
             join_url.rstrip("/"),
             advertise_host,
             log_store,
+            isolation,
         )
     )
 

@@ -26,7 +26,7 @@ RUNTIME_API_ADDRESS = "127.0.0.1:9001"
 CUSTOM_BOOTSTRAP = f"{TASK_ROOT}/bootstrap"
 
 # Host files a runtime commonly reads; each is mounted only if the host has it.
-_ETC_FILES = ("/etc/ssl", "/etc/ca-certificates", "/etc/localtime", "/etc/mime.types")
+ETC_FILES = ("/etc/ssl", "/etc/ca-certificates", "/etc/localtime", "/etc/mime.types")
 
 
 class BackendUnavailable(Exception):
@@ -42,6 +42,7 @@ class LaunchSpec:
     tmp_size_mb: int
     # Holds the sandbox's own passwd and group files (see `write_identity_files`).
     etc_dir: Path
+    memory_mb: int = 128
 
 
 def write_identity_files(etc_dir: Path) -> None:
@@ -91,7 +92,7 @@ def command(spec: LaunchSpec, info_fd: int) -> list[str]:
         "--chdir", TASK_ROOT,
         "--info-fd", str(info_fd),
     ]  # fmt: skip
-    for path in _ETC_FILES:
+    for path in ETC_FILES:
         args += ["--ro-bind-try", path, path]
     if spec.interpreter.mounted_at_lang:
         args += ["--ro-bind", spec.interpreter.host_prefix, SANDBOX_LANG_DIR]

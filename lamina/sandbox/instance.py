@@ -23,6 +23,7 @@ from lamina.orphans import die_with_parent
 from lamina.registry.model import FunctionConfig
 from lamina.sandbox import bwrap
 from lamina.sandbox import logs as loglines
+from lamina.sandbox.backend import IsolationBackend
 from lamina.sandbox.output import TELEMETRY_FD_VARIABLE, LogSink, SandboxOutput
 from lamina.sandbox.states import RUNTIME_ALLOWED_FROM, Lifecycle, RuntimeState, SandboxState
 
@@ -115,8 +116,11 @@ class Sandbox:
         clock: Clock,
         log_sink: LogSink | None = None,
         on_exit: Callable[[Sandbox], None] | None = None,
+        *,
+        backend: IsolationBackend,
     ) -> None:
         self.sandbox_id = sandbox_id
+        self.backend = backend
         self.config = config
         self.spec = spec
         self.env = env
@@ -161,20 +165,26 @@ class Sandbox:
         telemetry_r, telemetry_w = os.pipe()
         info_r, info_w = os.pipe()
         try:
+            env = {**self.env, TELEMETRY_FD_VARIABLE: str(telemetry_w)}
+            launch = self.backend.launch(self.sandbox_id, self.spec, env, info_w, telemetry_w)
             self._process = await asyncio.create_subprocess_exec(
-                *bwrap.command(self.spec, info_w),
+                *launch.argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_w,
                 stderr=log_w,
-                pass_fds=(info_w, telemetry_w),
-                env={**self.env, TELEMETRY_FD_VARIABLE: str(telemetry_w)},
+                pass_fds=launch.pass_fds,
+                env=launch.env,
+                cwd=launch.cwd,
                 start_new_session=True,
-                # bubblewrap takes its sandbox with it; a killed worker must take bubblewrap.
+                # The launcher takes its sandbox with it; a killed worker must take the launcher.
                 preexec_fn=die_with_parent(signal.SIGKILL),
             )
         finally:
             for fd in (log_w, telemetry_w, info_w):
                 os.close(fd)
+        if launch.telemetry_fd is not None:
+            os.close(telemetry_r)
+            telemetry_r = launch.telemetry_fd
         self._info_fd = info_r
         self._output = SandboxOutput(log_r, telemetry_r, self._log_sink)
         self._exit_watch = asyncio.create_task(
@@ -359,7 +369,7 @@ class Sandbox:
             self.lifecycle.to(SandboxState.DEAD)
         if self._process is not None and self._process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                self._process.kill()
+                self.backend.stop(self._process.pid)
 
     async def _watch_exit(self) -> None:
         assert self._process is not None
@@ -401,6 +411,10 @@ class Sandbox:
 
     def _max_memory_mb(self) -> int:
         """The runtime's peak resident memory; the last reading once the process is gone."""
+        measured = self.backend.peak_memory_mb(self.sandbox_id)
+        if measured is not None:
+            self._peak_memory_mb = max(self._peak_memory_mb, measured)
+            return self._peak_memory_mb
         pid = self._runtime_pid()
         if pid is None:
             return self._peak_memory_mb

@@ -22,7 +22,9 @@ from lamina.logs.store import LogStore
 from lamina.registry.model import FunctionConfig, runtime_version_arn
 from lamina.sandbox import bwrap, entrypoint
 from lamina.sandbox import logs as loglines
+from lamina.sandbox.backend import PROCESS, Backends, open_backends
 from lamina.sandbox.instance import INIT_TIMEOUT_S, InitOutcome, Invocation, Outcome, Sandbox
+from lamina.sandbox.process import WARNING_LINE
 from lamina.sandbox.runtime_api import RuntimeApiServer
 from lamina.sandbox.states import SandboxState
 from lamina.worker.codecache import CodeCache, Fetch
@@ -59,6 +61,7 @@ class WorkerAgent:
         clock: Clock | None = None,
         interpreters: dict[str, Interpreter] | None = None,
         log_store: Path | None = None,
+        isolation: str | None = None,
     ) -> None:
         self.identity = identity
         self.state_dir = state_dir
@@ -72,17 +75,23 @@ class WorkerAgent:
         # Socket paths must stay short (108 bytes), so they live in a temporary directory.
         self._socket_root = Path(tempfile.mkdtemp(prefix="lamina-"))
         self._runtime_dir = RUNTIME_SOURCE
+        self._isolation = isolation
+        self.backends = Backends("", {})
 
     async def start(self) -> None:
-        bwrap.executable()
+        self.backends = open_backends(self.state_dir / "isolation", self._isolation)
+        for backend in self.backends.offered.values():
+            await asyncio.to_thread(backend.remove_leftovers)
         bwrap.write_identity_files(self.state_dir / "etc")
         await self.runtime_api.start()
         log.info(
-            "worker ready id=%s zone=%s memory=%dMB runtimes=%s",
+            "worker ready id=%s zone=%s memory=%dMB runtimes=%s isolation=%s (offered: %s)",
             self.identity.worker_id,
             self.identity.zone,
             self.identity.memory_capacity_mb,
             ",".join(sorted(self.interpreters)),
+            self.backends.default,
+            ",".join(self.backends.offered),
         )
 
     async def close(self) -> None:
@@ -114,6 +123,7 @@ class WorkerAgent:
             "sandboxes": states,
             "runtimes": {k: v.version for k, v in sorted(self.interpreters.items())},
             "architecture": LAMBDA_ARCHITECTURE.get(platform.machine(), platform.machine()),
+            "isolation": list(self.backends.offered),
         }
 
     # Sandboxes
@@ -125,6 +135,12 @@ class WorkerAgent:
             return InitOutcome(
                 False, 0.0, "Runtime.InvalidEntrypoint", f"{config.runtime} is not on this host"
             )
+
+        backend = self.backends.get(config.isolation)
+        if backend is None:
+            reason = f"isolation backend {config.isolation} is not offered by this worker"
+            log.warning("sandbox refused id=%s function=%s: %s", sandbox_id, config.name, reason)
+            return InitOutcome(False, 0.0, "Runtime.InvalidEntrypoint", reason)
 
         code_dir = await self.code.directory(config.code_sha256)
         problem = entrypoint.problem(code_dir) if interpreter.custom else None
@@ -142,10 +158,13 @@ class WorkerAgent:
             interpreter=interpreter,
             tmp_size_mb=config.ephemeral_storage,
             etc_dir=self.state_dir / "etc",
+            memory_mb=config.memory_size,
         )
         sink = StreamSink(self.logs, config.log_group, stream, self.clock)
         arn = runtime_version_arn(self.identity.region, config.runtime)
         sink.write(loglines.init_start(config.runtime, arn).encode())
+        if backend.name == PROCESS:
+            sink.write(WARNING_LINE.encode())
         sandbox = Sandbox(
             sandbox_id,
             config,
@@ -154,6 +173,7 @@ class WorkerAgent:
             self.clock,
             log_sink=sink,
             on_exit=self._forget,
+            backend=backend,
         )
         self.sandboxes[sandbox_id] = sandbox
         await self.runtime_api.attach(sandbox)
@@ -202,10 +222,16 @@ class WorkerAgent:
     def _forget(self, sandbox: Sandbox) -> None:
         self.sandboxes.pop(sandbox.sandbox_id, None)
         shutil.rmtree(sandbox.spec.socket_dir, ignore_errors=True)
-        # Stopping the socket's site is asynchronous; the sandbox is gone either way.
-        task = asyncio.get_running_loop().create_task(self.runtime_api.detach(sandbox))
-        self._detaching.add(task)
-        task.add_done_callback(self._detaching.discard)
+        # Stopping the socket's site and releasing the backend's hold are asynchronous; the
+        # sandbox is gone either way.
+        loop = asyncio.get_running_loop()
+        for work in (
+            self.runtime_api.detach(sandbox),
+            sandbox.backend.release(sandbox.sandbox_id),
+        ):
+            task = loop.create_task(work)
+            self._detaching.add(task)
+            task.add_done_callback(self._detaching.discard)
 
     def _environment(
         self, config: FunctionConfig, stream: str, interpreter: Interpreter

@@ -111,6 +111,7 @@ async def serve(
     join_url: str,
     advertise_host: str | None = None,
     log_store: Path | None = None,
+    isolation: str | None = None,
 ) -> None:
     """Run a worker until SIGTERM or SIGINT; every sandbox dies with it.
 
@@ -129,7 +130,7 @@ async def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
-    agent = WorkerAgent(identity, state_dir, fetch_code, log_store=log_store)
+    agent = WorkerAgent(identity, state_dir, fetch_code, log_store=log_store, isolation=isolation)
     runner = web.AppRunner(build_app(agent), access_log=None, handle_signals=False)
     membership: asyncio.Task[None] | None = None
     try:
