@@ -77,6 +77,8 @@ class Settings:
     lease_s: float = LEASE_S
     # The development key `test` / `test` of the default account.
     default_key: bool = True
+    # The workers' isolation backend; None for their default.
+    isolation: str | None = None
 
 
 def memory_total_mb() -> int:
@@ -202,6 +204,8 @@ class Platform:
             "--region", self.settings.region,
             "--log-store", str(self.data_dir / "logs.db"),
         ]  # fmt: skip
+        if self.settings.isolation is not None:
+            command += ["--isolation", self.settings.isolation]
         process = await asyncio.create_subprocess_exec(
             *command,
             stdout=asyncio.subprocess.PIPE,

@@ -22,6 +22,7 @@ from lamina.clock import Clock
 from lamina.registry.model import FunctionConfig
 from lamina.sandbox import bwrap, network, pipes
 from lamina.sandbox import logs as loglines
+from lamina.sandbox.backend import IsolationBackend, LaunchFds
 from lamina.sandbox.network import NetworkMode, NetworkUnavailable
 from lamina.sandbox.output import TELEMETRY_FD_VARIABLE, LogSink, SandboxOutput
 from lamina.sandbox.states import RUNTIME_ALLOWED_FROM, Lifecycle, RuntimeState, SandboxState
@@ -117,8 +118,11 @@ class Sandbox:
         clock: Clock,
         log_sink: LogSink | None = None,
         on_exit: Callable[[Sandbox], None] | None = None,
+        *,
+        backend: IsolationBackend,
     ) -> None:
         self.sandbox_id = sandbox_id
+        self.backend = backend
         self.config = config
         self.spec = spec
         self.env = env
@@ -169,19 +173,26 @@ class Sandbox:
         extra = tuple(fd for fd in (seccomp_fd, block_r) if fd is not None)
         inherited = (info_w, telemetry_w, *extra)
         try:
+            env = {**self.env, TELEMETRY_FD_VARIABLE: str(telemetry_w)}
+            fds = LaunchFds(info_w, telemetry_w, seccomp_fd, block_r)
+            launch = self.backend.launch(self.sandbox_id, self.spec, env, fds)
             self._process = await asyncio.create_subprocess_exec(
-                *bwrap.command(self.spec, info_w, seccomp_fd, block_r),
+                *launch.argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_w,
                 stderr=log_w,
-                pass_fds=inherited,
-                env={**self.env, TELEMETRY_FD_VARIABLE: str(telemetry_w)},
+                pass_fds=launch.pass_fds,
+                env=launch.env,
+                cwd=launch.cwd,
                 start_new_session=True,
-                preexec_fn=bwrap.preexec(self.spec),
+                preexec_fn=launch.preexec,
             )
         finally:
             for fd in (log_w, *inherited):
                 os.close(fd)
+        if launch.telemetry_fd is not None:
+            os.close(telemetry_r)
+            telemetry_r = launch.telemetry_fd
         self._info_fd = info_r
         self._output = SandboxOutput(log_r, telemetry_r, self._log_sink)
         if block_w is not None:
@@ -391,7 +402,7 @@ class Sandbox:
             self.lifecycle.to(SandboxState.DEAD)
         if self._process is not None and self._process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                self._process.kill()
+                self.backend.stop(self._process.pid)
 
     async def stop(self, grace: float = SHUTDOWN_GRACE_S) -> None:
         """Shut the sandbox down: SIGTERM to the runtime, SIGKILL to all once `grace` passed."""
@@ -467,6 +478,10 @@ class Sandbox:
 
     def _max_memory_mb(self) -> int:
         """The runtime's peak resident memory; the last reading once the process is gone."""
+        measured = self.backend.peak_memory_mb(self.sandbox_id)
+        if measured is not None:
+            self._peak_memory_mb = max(self._peak_memory_mb, measured)
+            return self._peak_memory_mb
         pid = self._runtime_pid()
         if pid is None:
             return self._peak_memory_mb

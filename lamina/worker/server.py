@@ -116,6 +116,7 @@ async def serve(
     advertise_host: str | None = None,
     log_store: Path | None = None,
     token: str = "",
+    isolation: str | None = None,
 ) -> None:
     """Run a worker until SIGTERM or SIGINT; every sandbox dies with it.
 
@@ -138,7 +139,13 @@ async def serve(
     clock = SystemClock()
     sessions = SessionAuthority(session_key(token), clock)
     agent = WorkerAgent(
-        identity, state_dir, fetch_code, clock, log_store=log_store, sessions=sessions
+        identity,
+        state_dir,
+        fetch_code,
+        clock,
+        log_store=log_store,
+        sessions=sessions,
+        isolation=isolation,
     )
     runner = web.AppRunner(build_app(agent), access_log=None, handle_signals=False)
     membership: asyncio.Task[None] | None = None
