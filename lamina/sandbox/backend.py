@@ -68,6 +68,10 @@ class Launch:
     telemetry_fd: int | None = None
     # What the launcher runs between fork and exec.
     preexec: Callable[[], None] | None = None
+    # The write end of a pipe the launcher waits on, in a new network namespace, until the
+    # worker has linked that namespace to the outbound network (one byte); None when the
+    # launch waits for nothing.
+    gate: int | None = None
 
 
 class IsolationBackend(abc.ABC):

@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from lamina.orphans import die_with_parent
-from lamina.sandbox import bwrap
+from lamina.sandbox import bwrap, seccomp
 from lamina.sandbox.backend import GVISOR, IsolationBackend, Launch, LaunchFds
 from lamina.sandbox.bwrap import LaunchSpec
+from lamina.sandbox.network import NetworkMode
 from lamina.sandbox.output import TELEMETRY_FD_VARIABLE
 from lamina.worker.interpreters import SANDBOX_LANG_DIR
 
@@ -89,18 +90,39 @@ class GVisorBackend(IsolationBackend):
         # The runtime (uid 993 inside) must be able to connect to the worker's socket.
         os.chmod(spec.socket_dir / bwrap.SOCKET_NAME, 0o666)
 
+        outbound = spec.network is NetworkMode.OUTBOUND
         argv = [
             _runsc(),
             "--root", str(self.root),
-            "--network=none",
+            f"--network={'sandbox' if outbound else 'none'}",
             "--host-uds=open",
             "--host-fifo=open",
+            # Loads `linux.seccomp`: the namespace backend's filter, applied by gVisor's kernel.
+            "--oci-seccomp",
             "run", "--bundle", str(bundle), sandbox_id,
         ]  # fmt: skip
         host_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         # `runsc run` takes its sandbox with it; a killed worker must take `runsc run`.
         preexec = die_with_parent(signal.SIGKILL)
-        return Launch(argv, (), host_env, telemetry_fd=telemetry, preexec=preexec)
+        if not outbound:
+            return Launch(argv, (), host_env, telemetry_fd=telemetry, preexec=preexec)
+
+        # gVisor's netstack takes over the interfaces of the network namespace runsc starts
+        # in: a new one, which slirp4netns links (without the host's loopback) while the
+        # shell waits on the gate; runsc starts once the link is up.
+        gate_r, gate_w = os.pipe()
+        # A path, as the shell names no descriptor above 9 in a redirection. runsc releases
+        # up to 2023 take a namespace showing /proc/sys/net/core/rmem_default for the host's,
+        # which every namespace of a recent kernel shows, so an empty directory hides it from
+        # runsc (in a mount namespace of its own; the sandbox's /proc is gVisor's).
+        wait = (
+            f"mount --bind {self.rootfs / 'var/task'} /proc/sys/net/core && "
+            f'read _ </dev/fd/{gate_r} && exec "$@"'
+        )
+        argv = [_unshare(), "--net", "--mount", "--", _SHELL, "-c", wait, "sh", *argv]
+        return Launch(
+            argv, (gate_r,), host_env, telemetry_fd=telemetry, preexec=preexec, gate=gate_w
+        )
 
     def _make_rootfs(self) -> None:
         """The root every container shares: empty mount points and /usr links, read-only."""
@@ -189,7 +211,8 @@ def oci_config(
         "hostname": "localhost",
         "mounts": _mounts(spec),
         "linux": {
-            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
+            "namespaces": _namespaces(spec),
+            "seccomp": seccomp.oci_profile(),
             "cgroupsPath": f"/{_cgroup(sandbox_id)}",
             "resources": {
                 # Swap equal to the limit: the sandbox gets none.
@@ -198,6 +221,15 @@ def oci_config(
             },
         },
     }
+
+
+def _namespaces(spec: LaunchSpec) -> list[dict[str, str]]:
+    namespaces = [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")]
+    if spec.network is NetworkMode.OUTBOUND:
+        # The namespace `runsc run` was started in (see `launch`), whose interfaces gVisor's
+        # netstack takes over; runsc refuses a sandbox network without a namespace named.
+        namespaces[1]["path"] = "/proc/self/ns/net"
+    return namespaces
 
 
 def _mounts(spec: LaunchSpec) -> list[dict[str, Any]]:
@@ -227,6 +259,8 @@ def _mounts(spec: LaunchSpec) -> list[dict[str, Any]]:
         bind(spec.etc_dir / "group", "/etc/group"),
     ]
     mounts += [bind(path, path) for path in bwrap.ETC_FILES if Path(path).exists()]
+    if spec.network is NetworkMode.OUTBOUND:
+        mounts.append(bind(spec.etc_dir / "resolv.conf", "/etc/resolv.conf"))
     if spec.interpreter.mounted_at_lang:
         mounts.append(bind(spec.interpreter.host_prefix, SANDBOX_LANG_DIR))
     return mounts
@@ -234,6 +268,10 @@ def _mounts(spec: LaunchSpec) -> list[dict[str, Any]]:
 
 def _cgroup(sandbox_id: str) -> str:
     return f"lamina-gvisor-{sandbox_id}"
+
+
+def _unshare() -> str:
+    return shutil.which("unshare") or "unshare"
 
 
 def _runsc() -> str:

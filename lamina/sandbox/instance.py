@@ -22,7 +22,7 @@ from lamina.clock import Clock
 from lamina.registry.model import FunctionConfig
 from lamina.sandbox import bwrap, network, pipes
 from lamina.sandbox import logs as loglines
-from lamina.sandbox.backend import IsolationBackend, LaunchFds
+from lamina.sandbox.backend import IsolationBackend, Launch, LaunchFds
 from lamina.sandbox.network import NetworkMode, NetworkUnavailable
 from lamina.sandbox.output import TELEMETRY_FD_VARIABLE, LogSink, SandboxOutput
 from lamina.sandbox.states import RUNTIME_ALLOWED_FROM, Lifecycle, RuntimeState, SandboxState
@@ -172,6 +172,7 @@ class Sandbox:
         block_r, block_w = os.pipe() if self.spec.host_id is not None else (None, None)
         extra = tuple(fd for fd in (seccomp_fd, block_r) if fd is not None)
         inherited = (info_w, telemetry_w, *extra)
+        launch: Launch | None = None
         try:
             env = {**self.env, TELEMETRY_FD_VARIABLE: str(telemetry_w)}
             fds = LaunchFds(info_w, telemetry_w, seccomp_fd, block_r)
@@ -190,6 +191,11 @@ class Sandbox:
         finally:
             for fd in (log_w, *inherited):
                 os.close(fd)
+            if launch is not None:
+                for fd in launch.pass_fds:
+                    if fd not in inherited:
+                        os.close(fd)
+        assert launch is not None
         if launch.telemetry_fd is not None:
             os.close(telemetry_r)
             telemetry_r = launch.telemetry_fd
@@ -197,6 +203,8 @@ class Sandbox:
         self._output = SandboxOutput(log_r, telemetry_r, self._log_sink)
         if block_w is not None:
             await self._prepare_namespaces(block_w)
+        if launch.gate is not None:
+            await self._open_gate(launch.gate)
         self._exit_watch = asyncio.create_task(
             self._watch_exit(), name=f"sandbox-exit-{self.sandbox_id}"
         )
@@ -226,6 +234,18 @@ class Sandbox:
             log.info("sandbox ids not mapped id=%s: %s", self.sandbox_id, error)
         finally:
             os.close(block_w)
+
+    async def _open_gate(self, gate: int) -> None:
+        """Link the network namespace the launcher waits in, then let it go on."""
+        assert self._process is not None
+        try:
+            self._network = await network.connect(self._process.pid, None, loopback=False)
+            os.write(gate, b"\n")
+        except NetworkUnavailable as error:
+            log.warning("sandbox network failed id=%s: %s", self.sandbox_id, error)
+            self.kill()
+        finally:
+            os.close(gate)
 
     def _init_outcome(self, started: float, init_timeout: float) -> InitOutcome:
         duration_ms = (self._clock.monotonic() - started) * 1000

@@ -63,14 +63,18 @@ def write_resolv_conf(etc_dir: Path) -> Path:
     return path
 
 
-async def connect(reaper_pid: int, cgroup: SandboxCgroup | None) -> asyncio.subprocess.Process:
-    """Give the network namespace of `reaper_pid` its outbound link; returns once it is up."""
+async def connect(
+    reaper_pid: int, cgroup: SandboxCgroup | None, loopback: bool = True
+) -> asyncio.subprocess.Process:
+    """Give the network namespace of `reaper_pid` its outbound link; returns once it is up.
+    `loopback` waits for bubblewrap to bring the namespace's loopback up first."""
     executable = shutil.which("slirp4netns")
     if executable is None:
         raise NetworkUnavailable("slirp4netns is not installed: apt-get install slirp4netns")
     # The sandbox's loopback comes first: slirp4netns would bring it up before bubblewrap
     # gives it its address, which bubblewrap takes for a failure.
-    await _loopback_ready(reaper_pid)
+    if loopback:
+        await _loopback_ready(reaper_pid)
     ready_r, ready_w = os.pipe()
     argv = [
         *(cgroup.exec_prefix() if cgroup is not None else []),

@@ -179,6 +179,7 @@ class WorkerAgent:
             tmp_size_mb=config.ephemeral_storage,
             etc_dir=self.state_dir / "etc",
             memory_mb=config.memory_size,
+            network=NetworkMode(config.network),
         )
         if backend.name == NAMESPACE:
             spec = dataclasses.replace(
@@ -186,7 +187,6 @@ class WorkerAgent:
                 seccomp=self._seccomp,
                 cgroup=self.cgroups.create(sandbox_id, limits),
                 host_id=self.host_ids.claim(),
-                network=NetworkMode(config.network),
             )
         logs = self.logs.for_account(config.account_id)
         sink = StreamSink(logs, config.log_group, stream, self.clock)

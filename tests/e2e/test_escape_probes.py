@@ -20,7 +20,7 @@ import pytest
 from lamina.sandbox import leftovers
 from tests.conftest import Server, create_function
 
-ISOLATION_BACKENDS = ("namespace",)
+ISOLATION_BACKENDS = ("namespace", "gvisor")
 
 pytestmark = pytest.mark.parametrize("backend", ISOLATION_BACKENDS)
 
