@@ -73,6 +73,9 @@ async def connect(
         raise NetworkUnavailable("slirp4netns is not installed: apt-get install slirp4netns")
     # The sandbox's loopback comes first: slirp4netns would bring it up before bubblewrap
     # gives it its address, which bubblewrap takes for a failure.
+    # A launcher that makes its namespace after exec (unshare) is in the worker's own until
+    # then; linking that one would give the worker's namespace the sandbox's tap device.
+    await _namespace_of_its_own(reaper_pid)
     if loopback:
         await _loopback_ready(reaper_pid)
     ready_r, ready_w = os.pipe()
@@ -110,6 +113,18 @@ async def connect(
             helper.kill()
         raise NetworkUnavailable(f"slirp4netns exited with {await helper.wait()}")
     return helper
+
+
+async def _namespace_of_its_own(pid: int) -> None:
+    own = os.stat("/proc/self/ns/net").st_ino
+    for _ in range(_LOOPBACK_TRIES):
+        try:
+            if os.stat(f"/proc/{pid}/ns/net").st_ino != own:
+                return
+        except OSError as error:
+            raise NetworkUnavailable(f"the sandbox ended before its network: {error}") from None
+        await asyncio.sleep(_LOOPBACK_PAUSE_S)
+    raise NetworkUnavailable("the sandbox never left the worker's network namespace")
 
 
 async def _loopback_ready(reaper_pid: int) -> None:
