@@ -34,6 +34,7 @@ from lamina.orphans import die_with_parent
 from lamina.sandbox import bwrap, seccomp
 from lamina.sandbox.backend import GVISOR, IsolationBackend, Launch, LaunchFds
 from lamina.sandbox.bwrap import LaunchSpec
+from lamina.sandbox.cgroups import SandboxCgroup
 from lamina.sandbox.network import NetworkMode
 from lamina.sandbox.output import TELEMETRY_FD_VARIABLE
 from lamina.worker.interpreters import SANDBOX_LANG_DIR
@@ -43,7 +44,6 @@ log = logging.getLogger(__name__)
 TELEMETRY_FIFO = "telemetry"
 # The descriptor the telemetry FIFO is opened on inside, before the runtime starts.
 INNER_TELEMETRY_FD = 3
-PIDS_LIMIT = 1024
 OPEN_FILES_LIMIT = 1024
 _SHELL = "/usr/bin/sh"
 # Directories of the shared read-only root that mounts cover, and its links into /usr.
@@ -60,6 +60,7 @@ class GVisorBackend(IsolationBackend):
         self.root = state_dir / "state"
         self.bundles = state_dir / "bundles"
         self.rootfs = state_dir / "rootfs"
+        self._cgroups: dict[str, SandboxCgroup] = {}
 
     def unavailable(self) -> str | None:
         if shutil.which("runsc") is None:
@@ -84,16 +85,22 @@ class GVisorBackend(IsolationBackend):
         bundle = self.bundles / sandbox_id
         bundle.mkdir(parents=True, exist_ok=True)
         inner_env = {**env, TELEMETRY_FD_VARIABLE: str(INNER_TELEMETRY_FD)}
-        config = oci_config(spec, inner_env, self.rootfs, sandbox_id)
+        config = oci_config(spec, inner_env, self.rootfs)
         (bundle / "config.json").write_text(json.dumps(config))
         telemetry = self._telemetry_fifo(spec.socket_dir)
         # The runtime (uid 993 inside) must be able to connect to the worker's socket.
         os.chmod(spec.socket_dir / bwrap.SOCKET_NAME, 0o666)
 
         outbound = spec.network is NetworkMode.OUTBOUND
+        # runsc and everything it starts run in the worker's cgroup for the sandbox, which
+        # holds them to the namespace backend's limits and is swept after a crash.
+        join = spec.cgroup.exec_prefix() if spec.cgroup is not None else []
+        if spec.cgroup is not None:
+            self._cgroups[sandbox_id] = spec.cgroup
         argv = [
             _runsc(),
             "--root", str(self.root),
+            "--ignore-cgroups",
             f"--network={'sandbox' if outbound else 'none'}",
             "--host-uds=open",
             "--host-fifo=open",
@@ -105,7 +112,7 @@ class GVisorBackend(IsolationBackend):
         # `runsc run` takes its sandbox with it; a killed worker must take `runsc run`.
         preexec = die_with_parent(signal.SIGKILL)
         if not outbound:
-            return Launch(argv, (), host_env, telemetry_fd=telemetry, preexec=preexec)
+            return Launch([*join, *argv], (), host_env, telemetry_fd=telemetry, preexec=preexec)
 
         # gVisor's netstack takes over the interfaces of the network namespace runsc starts
         # in: a new one, which slirp4netns links (without the host's loopback) while the
@@ -119,7 +126,7 @@ class GVisorBackend(IsolationBackend):
             f"mount --bind {self.rootfs / 'var/task'} /proc/sys/net/core && "
             f'read _ </dev/fd/{gate_r} && exec "$@"'
         )
-        argv = [_unshare(), "--net", "--mount", "--", _SHELL, "-c", wait, "sh", *argv]
+        argv = [*join, _unshare(), "--net", "--mount", "--", _SHELL, "-c", wait, "sh", *argv]
         return Launch(
             argv, (gate_r,), host_env, telemetry_fd=telemetry, preexec=preexec, gate=gate_w
         )
@@ -146,6 +153,7 @@ class GVisorBackend(IsolationBackend):
     # Teardown and leftovers
 
     async def release(self, sandbox_id: str) -> None:
+        self._cgroups.pop(sandbox_id, None)
         # `runsc run` deletes its container when it ends by itself; not when it was killed.
         if any(self.root.glob(f"{sandbox_id}_sandbox:*.state")):
             await _run_runsc(self.root, "delete", "--force", sandbox_id)
@@ -171,19 +179,13 @@ class GVisorBackend(IsolationBackend):
     # Measurements
 
     def peak_memory_mb(self, sandbox_id: str) -> int | None:
-        """The peak of the container's memory cgroup (the whole sandbox, gVisor included)."""
-        for path in (
-            Path("/sys/fs/cgroup/memory") / _cgroup(sandbox_id) / "memory.max_usage_in_bytes",
-            Path("/sys/fs/cgroup") / _cgroup(sandbox_id) / "memory.peak",
-        ):
-            with contextlib.suppress(OSError, ValueError):
-                return max(1, int(path.read_text()) // _MB)
-        return None
+        """The peak of the sandbox's cgroup: the whole sandbox, gVisor's own memory included."""
+        cgroup = self._cgroups.get(sandbox_id)
+        peak = cgroup.peak_memory_bytes() if cgroup is not None else None
+        return None if peak is None else max(1, peak // _MB)
 
 
-def oci_config(
-    spec: LaunchSpec, env: dict[str, str], rootfs: Path, sandbox_id: str
-) -> dict[str, Any]:
+def oci_config(spec: LaunchSpec, env: dict[str, str], rootfs: Path) -> dict[str, Any]:
     """The OCI runtime configuration of one sandbox."""
     runtime = f"{bwrap.RUNTIME_DIR}/bootstrap.py"
     bootstrap = [spec.interpreter.sandbox_executable, "-I", "-S", runtime]
@@ -192,7 +194,6 @@ def oci_config(
     fifo = f"{bwrap.SOCKET_DIR}/{TELEMETRY_FIFO}"
     # The shell opens the telemetry FIFO where the runtime expects an inherited pipe.
     args = [_SHELL, "-c", f'exec {INNER_TELEMETRY_FD}>{fifo} && exec "$@"', "sh", *bootstrap]
-    memory = spec.memory_mb * _MB
     return {
         "ociVersion": "1.0.2",
         "process": {
@@ -213,12 +214,6 @@ def oci_config(
         "linux": {
             "namespaces": _namespaces(spec),
             "seccomp": seccomp.oci_profile(),
-            "cgroupsPath": f"/{_cgroup(sandbox_id)}",
-            "resources": {
-                # Swap equal to the limit: the sandbox gets none.
-                "memory": {"limit": memory, "swap": memory},
-                "pids": {"limit": PIDS_LIMIT},
-            },
         },
     }
 
@@ -264,10 +259,6 @@ def _mounts(spec: LaunchSpec) -> list[dict[str, Any]]:
     if spec.interpreter.mounted_at_lang:
         mounts.append(bind(spec.interpreter.host_prefix, SANDBOX_LANG_DIR))
     return mounts
-
-
-def _cgroup(sandbox_id: str) -> str:
-    return f"lamina-gvisor-{sandbox_id}"
 
 
 def _unshare() -> str:

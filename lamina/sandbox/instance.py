@@ -239,7 +239,8 @@ class Sandbox:
         """Link the network namespace the launcher waits in, then let it go on."""
         assert self._process is not None
         try:
-            self._network = await network.connect(self._process.pid, None, loopback=False)
+            pid, cgroup = self._process.pid, self.spec.cgroup
+            self._network = await network.connect(pid, cgroup, loopback=False)
             os.write(gate, b"\n")
         except NetworkUnavailable as error:
             log.warning("sandbox network failed id=%s: %s", self.sandbox_id, error)

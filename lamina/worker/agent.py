@@ -26,7 +26,7 @@ from lamina.logs.store import LogStore
 from lamina.registry.model import FunctionConfig, runtime_version_arn
 from lamina.sandbox import bwrap, entrypoint, leftovers, seccomp
 from lamina.sandbox import logs as loglines
-from lamina.sandbox.backend import NAMESPACE, PROCESS, Backends, open_backends
+from lamina.sandbox.backend import GVISOR, NAMESPACE, PROCESS, Backends, open_backends
 from lamina.sandbox.cgroups import CgroupTree, Limits
 from lamina.sandbox.hostids import HostIds
 from lamina.sandbox.instance import INIT_TIMEOUT_S, InitOutcome, Invocation, Outcome, Sandbox
@@ -188,6 +188,8 @@ class WorkerAgent:
                 cgroup=self.cgroups.create(sandbox_id, limits),
                 host_id=self.host_ids.claim(),
             )
+        elif backend.name == GVISOR:
+            spec = dataclasses.replace(spec, cgroup=self.cgroups.create(sandbox_id, limits))
         logs = self.logs.for_account(config.account_id)
         sink = StreamSink(logs, config.log_group, stream, self.clock)
         arn = runtime_version_arn(self.identity.region, config.runtime)

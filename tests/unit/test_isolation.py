@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,6 +16,7 @@ from lamina.placement.fleet import Fleet, Registration
 from lamina.sandbox import backend, bwrap, gvisor
 from lamina.sandbox.backend import LaunchFds
 from lamina.sandbox.bwrap import BackendUnavailable, LaunchSpec
+from lamina.sandbox.cgroups import SandboxCgroup
 from lamina.sandbox.process import ProcessBackend
 from lamina.worker.interpreters import Interpreter
 from tests.unit.test_assignment import registration
@@ -169,7 +171,7 @@ def test_a_registration_carries_the_backends_a_worker_offers() -> None:
 def test_the_oci_spec_mounts_code_and_runtime_read_only_on_a_read_only_root(
     tmp_path: Path,
 ) -> None:
-    config = gvisor.oci_config(spec(tmp_path), {"A": "1"}, tmp_path / "rootfs", "s1")
+    config = gvisor.oci_config(spec(tmp_path), {"A": "1"}, tmp_path / "rootfs")
     mounts = mounts_by_destination(config)
 
     assert config["root"] == {"path": str(tmp_path / "rootfs"), "readonly": True}
@@ -181,26 +183,37 @@ def test_the_oci_spec_mounts_code_and_runtime_read_only_on_a_read_only_root(
 
 
 def test_the_oci_spec_sizes_tmp_by_ephemeral_storage(tmp_path: Path) -> None:
-    config = gvisor.oci_config(spec(tmp_path, tmp_size_mb=2048), {}, tmp_path, "s1")
+    config = gvisor.oci_config(spec(tmp_path, tmp_size_mb=2048), {}, tmp_path)
 
     tmp = mounts_by_destination(config)["/tmp"]
     assert tmp["type"] == "tmpfs"
     assert "size=2048m" in tmp["options"]
 
 
-def test_the_oci_spec_limits_memory_to_memory_size_without_swap_and_processes_to_1024(
-    tmp_path: Path,
+def test_runsc_runs_in_the_sandboxs_cgroup_and_configures_none_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = gvisor.oci_config(spec(tmp_path, memory_mb=256), {}, tmp_path, "s1")
+    monkeypatch.setattr(gvisor.shutil, "which", lambda name: f"/usr/bin/{name}")
+    sockets = tmp_path / "socket"
+    sockets.mkdir()
+    (sockets / bwrap.SOCKET_NAME).touch()
+    cgroup = SandboxCgroup("s1", (tmp_path / "memory" / "s1", tmp_path / "pids" / "s1"), 1)
+    with_cgroup = dataclasses.replace(spec(tmp_path), cgroup=cgroup)
 
-    resources = config["linux"]["resources"]
-    assert resources["memory"] == {"limit": 256 * 1024 * 1024, "swap": 256 * 1024 * 1024}
-    assert resources["pids"] == {"limit": 1024}
-    assert config["linux"]["cgroupsPath"] == "/lamina-gvisor-s1"
+    launch = gvisor.GVisorBackend(tmp_path / "gvisor").launch(
+        "s1", with_cgroup, {}, LaunchFds(10, 11)
+    )
+
+    prefix = cgroup.exec_prefix()
+    assert launch.argv[: len(prefix)] == prefix
+    assert launch.argv[len(prefix)] == "/usr/bin/runsc"
+    assert "--ignore-cgroups" in launch.argv
+    config = gvisor.oci_config(with_cgroup, {}, tmp_path)
+    assert "resources" not in config["linux"] and "cgroupsPath" not in config["linux"]
 
 
 def test_the_runtime_runs_as_the_lambda_user_without_capabilities(tmp_path: Path) -> None:
-    process = gvisor.oci_config(spec(tmp_path), {}, tmp_path, "s1")["process"]
+    process = gvisor.oci_config(spec(tmp_path), {}, tmp_path)["process"]
 
     assert process["user"] == {"uid": 993, "gid": 990}
     assert process["capabilities"] == {}
@@ -213,7 +226,7 @@ def test_the_runtime_starts_after_the_shell_opens_the_telemetry_fifo_on_its_desc
     tmp_path: Path,
 ) -> None:
     env = {"_LAMBDA_TELEMETRY_LOG_FD": "3", "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001"}
-    process = gvisor.oci_config(spec(tmp_path), env, tmp_path, "s1")["process"]
+    process = gvisor.oci_config(spec(tmp_path), env, tmp_path)["process"]
 
     assert process["args"][:2] == ["/usr/bin/sh", "-c"]
     assert "exec 3>/var/run/lamina/telemetry" in process["args"][2]
@@ -223,14 +236,14 @@ def test_the_runtime_starts_after_the_shell_opens_the_telemetry_fifo_on_its_desc
 
 
 def test_an_interpreter_outside_usr_is_mounted_at_var_lang(tmp_path: Path) -> None:
-    config = gvisor.oci_config(spec(tmp_path, PYENV_PYTHON), {}, tmp_path, "s1")
+    config = gvisor.oci_config(spec(tmp_path, PYENV_PYTHON), {}, tmp_path)
 
     assert mounts_by_destination(config)["/var/lang"]["source"] == PYENV_PYTHON.host_prefix
     assert config["process"]["args"][4] == "/var/lang/bin/python3.12"
 
 
 def test_a_custom_runtime_execs_the_functions_bootstrap(tmp_path: Path) -> None:
-    config = gvisor.oci_config(spec(tmp_path, CUSTOM), {}, tmp_path, "s1")
+    config = gvisor.oci_config(spec(tmp_path, CUSTOM), {}, tmp_path)
 
     assert config["process"]["args"][-2:] == ["--exec", "/var/task/bootstrap"]
 
