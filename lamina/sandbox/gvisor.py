@@ -5,8 +5,16 @@ files come through gVisor's file proxy (the Gofer). The layout inside is the nam
 backend's: a read-only root with /usr (and the interpreter's prefix at /var/lang when it
 lives elsewhere), code read-only at /var/task, Lamina's runtime at /var/runtime, the sandbox's
 own passwd and group, a tmpfs /tmp sized by the function's ephemeral storage, uid 993. The
-container's cgroup holds the whole sandbox to MemorySize and 1,024 processes; with
-`--network=none` it has only its own loopback.
+namespace backend's seccomp rules are loaded by gVisor's kernel (`--oci-seccomp`). runsc runs
+in the worker's cgroup for the sandbox (`--ignore-cgroups`), which holds the whole sandbox to
+MemorySize, 1,024 host processes and the CPU share of its memory. Under `none` it has only its
+own loopback; under `outbound` gVisor's netstack takes over a network namespace that
+slirp4netns links as it does bubblewrap's (see `launch`).
+
+Shortcoming: gVisor enforces no process limit inside its kernel, so a fork bomb grows until
+the sandbox reaches MemorySize and is killed, instead of meeting EAGAIN at 1,024 processes.
+Shortcoming: every sandbox's gVisor kernel runs as the host's nobody; there is no host uid
+per sandbox as under the namespace backend.
 
 Two host objects cross the boundary, each by a flag that allows only opening what is
 already mounted: the sandbox's Runtime API socket (`--host-uds=open`), to which the runtime's

@@ -10,6 +10,10 @@ any other service listening on 127.0.0.1. Under `none` the loopback is all there
 slirp4netns reads what the function sends, so it runs with every capability dropped but the
 one it needs, in a mount namespace of its own and under its own seccomp filter; it joins the
 sandbox's cgroup, so it is killed with the sandbox and counted against its limits.
+
+A gVisor sandbox gets the same link: its `runsc` starts in a new network namespace, which
+slirp4netns links before runsc goes on, and gVisor's netstack takes over the tap device. There
+the host's loopback gives no answer, so a connect to it times out instead of failing at once.
 """
 
 from __future__ import annotations
