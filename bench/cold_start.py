@@ -1,14 +1,14 @@
-"""Cold start per sandbox network mode, split into its parts, next to the floor of this host.
+"""Cold start per isolation backend and network mode, split into parts, next to this host's floor.
 
-    .venv/bin/python bench/cold_start.py [--samples 30] [--networks outbound none]
-        [--runtime python3.11]
+    .venv/bin/python bench/cold_start.py [--samples 30] [--isolation namespace gvisor]
+        [--networks outbound none] [--runtime python3.11]
 
-Lamina has one isolation backend, the namespace sandbox (bubblewrap, seccomp, a cgroup); its
-two network modes (`lamina:network` = outbound, the default, with slirp4netns; or none) start
-differently, so each is measured. For each mode one no-op function is created, and each sample
-publishes a new version of it and invokes that version once, so the invoke has to start a
-sandbox (as after a deploy). Each sample is split, from the REPORT line Lamina returns with the
-log tail, into:
+Each isolation backend (`lamina:isolation`: namespace, the default, with bubblewrap, seccomp
+and a cgroup; or gvisor, with runsc) and each network mode (`lamina:network` = outbound, the
+default, with slirp4netns; or none) start differently, so each pair is measured. For each pair
+one no-op function is created, and each sample publishes a new version of it and invokes that
+version once, so the invoke has to start a sandbox (as after a deploy). Each sample is split,
+from the REPORT line Lamina returns with the log tail, into:
 
 - Init Duration: sandbox start (namespaces, cgroup, network), the interpreter, Lamina's runtime
   and the handler module, until the runtime asks for its first event;
@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import base64
 import re
+import itertools
 import shutil
 import subprocess
 import time
@@ -73,6 +74,7 @@ def cold_invoke(client: Any, name: str, sample: int) -> tuple[float, float, floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=30)
+    parser.add_argument("--isolation", nargs="*", default=["namespace"])
     parser.add_argument("--networks", nargs="*", default=["outbound", "none"])
     parser.add_argument("--runtime", default="python3.11")
     args = parser.parse_args()
@@ -83,29 +85,32 @@ def main() -> None:
     parts: dict[str, dict[str, list[float]]] = {}
     with lamina() as platform:
         client = boto3_lambda(platform.port)
-        for network in args.networks:
-            name = f"cold-{network}"
-            create_and_wait(client, name, args.runtime, NOOP, Tags={"lamina:network": network})
-            found = parts[network] = {"client": [], "init": [], "handler": [], "rest": []}
+        for isolation, network in itertools.product(args.isolation, args.networks):
+            name = f"cold-{isolation}-{network}"
+            tags = {"lamina:isolation": isolation, "lamina:network": network}
+            create_and_wait(client, name, args.runtime, NOOP, Tags=tags)
+            label = f"{isolation}, network {network}"
+            found = parts[label] = {"client": [], "init": [], "handler": [], "rest": []}
             for sample in range(args.samples):
                 elapsed, init, handler = cold_invoke(client, name, sample)
                 found["client"].append(elapsed)
                 found["init"].append(init)
                 found["handler"].append(handler)
                 found["rest"].append(elapsed - init - handler)
-                for label, command in commands.items():  # interleaved, as load comes and goes
-                    floor_ms[label].append(bare_start_ms(command))
-            print(f"  {network}: {len(found['client'])} samples", flush=True)
+                for floor, command in commands.items():  # interleaved, as load comes and goes
+                    floor_ms[floor].append(bare_start_ms(command))
+            print(f"  {label}: {len(found['client'])} samples", flush=True)
 
     rows = []
-    for network, found in parts.items():
+    for label, found in parts.items():
         figures = [Figure.of_values(found[k]) for k in ("client", "init", "handler", "rest")]
-        rows.append([f"Lamina cold invoke, network {network}",
+        rows.append([f"Lamina cold invoke, {label}",
                      *(f"{f.median:.1f} / {f.p99:.1f}" for f in figures)])  # fmt: skip
     for label, samples in floor_ms.items():
         figure = Figure.of_values(samples)
         rows.append([f"{label} (floor)", f"{figure.median:.1f} / {figure.p99:.1f}", "", "", ""])
-    print(f"{args.samples} new versions per network mode, each invoked once; median / p99 ms")
+    print(f"{args.samples} new versions per backend and network, each invoked once;"
+          " median / p99 ms")
     header = ["target", "client sees", "Init Duration", "handler Duration",
               "placement and HTTP hops"]  # fmt: skip
     print(table(header, rows))

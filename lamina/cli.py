@@ -13,6 +13,7 @@ from lamina.auth.commands import accounts, default_key_allowed, keys
 from lamina.auth.platform import TOKEN_ENV, TOKEN_FILE
 from lamina.eventqueue.commands import events
 from lamina.logs import tail
+from lamina.sandbox import backend
 from lamina.worker import server
 from lamina.worker.agent import WorkerIdentity
 
@@ -107,6 +108,13 @@ def main() -> None:
     default=None,
     help="Accept the development key test/test [default: only on a loopback --host].",
 )
+@click.option(
+    "--isolation",
+    type=click.Choice(backend.NAMES),
+    default=None,
+    help="Isolation backend of sandboxes [default: namespace]; a function's "
+    "`lamina:isolation` tag chooses another. `process` runs no isolation at all.",
+)
 @click.option("--log-level", default="info", show_default=True)
 def up(
     host: str,
@@ -125,6 +133,7 @@ def up(
     example: bool,
     account: str,
     default_key: bool | None,
+    isolation: str | None,
     log_level: str,
     lease: float,
 ) -> None:
@@ -153,6 +162,7 @@ def up(
         lease_s=lease,
         account_id=account,
         default_key=allow_default_key,
+        isolation=isolation,
     )
     eventloop.run(launcher.run(settings))
 
@@ -196,6 +206,13 @@ def up(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also serve the worker API on this Unix socket, for a frontend on the same host.",
 )
+@click.option(
+    "--isolation",
+    type=click.Choice(backend.NAMES),
+    default=None,
+    help="Isolation backend of sandboxes [default: namespace]; a function's "
+    "`lamina:isolation` tag chooses another. `process` runs no isolation at all.",
+)
 @click.pass_context
 def worker(
     ctx: click.Context,
@@ -212,6 +229,7 @@ def worker(
     log_level: str,
     log_store: Path | None,
     socket_path: Path | None,
+    isolation: str | None,
 ) -> None:
     """Run a worker that joins the fleet at --join URL, or manage workers (drain, list)."""
     if ctx.invoked_subcommand is not None:
@@ -235,6 +253,7 @@ def worker(
             log_store,
             token,
             socket_path.resolve() if socket_path is not None else None,
+            isolation,
         )
     )
 

@@ -82,6 +82,8 @@ class Settings:
     lease_s: float = LEASE_S
     # The development key `test` / `test` of the default account.
     default_key: bool = True
+    # The workers' isolation backend; None for their default.
+    isolation: str | None = None
 
 
 def memory_total_mb() -> int:
@@ -230,6 +232,8 @@ class Platform:
         if socket is not None:
             command += ["--socket", str(socket)]
             self._sockets[worker_id] = socket
+        if self.settings.isolation is not None:
+            command += ["--isolation", self.settings.isolation]
         process = await asyncio.create_subprocess_exec(
             *command,
             stdout=asyncio.subprocess.PIPE,

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from lamina.counting import ReservationRejected
-from lamina.frontend import lifecycle, validation, versions
+from lamina.frontend import isolation, lifecycle, validation, versions
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.errors import (
     InvalidParameterValue,
@@ -85,10 +85,12 @@ async def create_function(ctx: FrontendContext, request: web.Request) -> web.Res
         raise ResourceConflict(f"Function already exist: {create.name}")
 
     validation.check_tag_count(create.tags)
+    isolation_name = isolation.chosen(ctx, create.tags)
     info = await asyncio.to_thread(ctx.code.put, create.zip_bytes)
     config = FunctionConfig(
         **create.config_fields(),
         account_id=ctx.scope.account_id,
+        isolation=isolation_name,
         code_sha256=info.sha256_hex,
         code_size=info.size,
         revision_id=lifecycle.new_revision(),

@@ -11,7 +11,7 @@ import logging
 
 from aiohttp import web
 
-from lamina.frontend import lifecycle, validation
+from lamina.frontend import isolation, lifecycle, validation
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.errors import InvalidParameterValue, ValidationFailed
 from lamina.frontend.handling import bind, read_json
@@ -59,7 +59,7 @@ async def tag_resource(ctx: FrontendContext, request: web.Request) -> web.Respon
     tags = ctx.registry.tags(config.name) | added
     validation.check_tag_count(tags)
 
-    _retag(ctx, config, tags)
+    _retag(ctx, config, tags, isolation.chosen(ctx, tags))
     return web.Response(status=204)
 
 
@@ -73,13 +73,18 @@ async def untag_resource(ctx: FrontendContext, request: web.Request) -> web.Resp
         )
     tags = {k: v for k, v in ctx.registry.tags(config.name).items() if k not in keys}
 
-    _retag(ctx, config, tags)
+    _retag(ctx, config, tags, isolation.chosen(ctx, tags))
     return web.Response(status=204)
 
 
-def _retag(ctx: FrontendContext, config: FunctionConfig, tags: dict[str, str]) -> None:
+def _retag(
+    ctx: FrontendContext, config: FunctionConfig, tags: dict[str, str], backend: str
+) -> None:
     mode = validation.network_mode(tags)
     ctx.registry.set_tags(config.name, tags)
     current = ctx.registry.require(config.name)
-    ctx.registry.put(current.replace(revision_id=lifecycle.new_revision(), network=mode))
+    # The new revision also keeps warm sandboxes of the former backend or mode from serving it.
+    ctx.registry.put(
+        current.replace(revision_id=lifecycle.new_revision(), isolation=backend, network=mode)
+    )
     log.info("function tags set name=%s count=%d", config.name, len(tags))

@@ -43,6 +43,8 @@ class Registration:
     # Changes whenever the worker process restarts, so a restart is not taken for a renewal.
     incarnation: str
     idle_sandboxes: tuple[str, ...] = ()
+    # The isolation backends the worker offers.
+    isolation: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, doc: Any) -> Registration:
@@ -66,6 +68,11 @@ class Registration:
         idle = doc.get("idle_sandboxes", [])
         if not isinstance(idle, list) or not all(isinstance(i, str) for i in idle):
             raise MembershipError("idle_sandboxes must be a list of sandbox ids")
+        isolation = doc.get("isolation", [])
+        if not isinstance(isolation, list | tuple) or not all(
+            isinstance(i, str) for i in isolation
+        ):
+            raise MembershipError("isolation must be a list of isolation backend names")
         if not doc["url"].startswith(("http://", "https://")):
             raise MembershipError("url must be an http:// or https:// URL")
         return cls(
@@ -77,6 +84,7 @@ class Registration:
             architecture=doc["architecture"],
             incarnation=doc["incarnation"],
             idle_sandboxes=tuple(idle),
+            isolation=tuple(isolation),
         )
 
 
@@ -87,6 +95,7 @@ class Member:
     memory_capacity_mb: int
     runtimes: dict[str, str] = field(default_factory=dict)
     architecture: str = "x86_64"
+    isolation: tuple[str, ...] = ()
     healthy: bool = True
     draining: bool = False
     incarnation: str = ""
@@ -144,6 +153,7 @@ class Fleet:
             memory_capacity_mb=registration.memory_capacity_mb,
             runtimes=registration.runtimes,
             architecture=registration.architecture,
+            isolation=registration.isolation,
             incarnation=registration.incarnation,
             lease_expires=expires,
         )
@@ -219,6 +229,10 @@ class Fleet:
     def architectures(self) -> set[str]:
         """Architectures some healthy worker runs, in Lambda's names."""
         return {m.architecture for m in self.members.values() if m.healthy}
+
+    def isolation(self) -> set[str]:
+        """Isolation backends some healthy worker offers."""
+        return {name for m in self.members.values() if m.healthy for name in m.isolation}
 
     def views(self, occupancy: Mapping[str, Occupancy]) -> list[WorkerView]:
         views = []

@@ -48,6 +48,8 @@ class FunctionConfig:
     log_format: str = "Text"
     log_group: str = ""
     version: str = LATEST
+    # The isolation backend the function's `lamina:isolation` tag names; "" for the worker's.
+    isolation: str = ""
     state: str = "Pending"
     state_reason: str | None = "The function is being created."
     state_reason_code: str | None = "Creating"

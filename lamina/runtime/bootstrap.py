@@ -41,7 +41,7 @@ from types import TracebackType
 
 _API = "/2018-06-01/runtime"
 _DEFAULT_SOCKET = "/var/run/lamina/runtime.sock"
-_RELAY_ADDRESS = ("127.0.0.1", 9001)
+_RELAY_ADDRESS = "127.0.0.1:9001"
 _TRACE_ID_VAR = "_X_AMZN_TRACE_ID"
 _TELEMETRY_FD_VAR = "_LAMBDA_TELEMETRY_LOG_FD"
 # The frame types of text records, by logging level, on the telemetry pipe.
@@ -780,7 +780,9 @@ def start_relay(socket_path: str) -> None:
     """
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(_RELAY_ADDRESS)
+    # Where AWS_LAMBDA_RUNTIME_API says: 127.0.0.1:9001 in a sandbox of its own loopback.
+    host, _, port = os.environ.get("AWS_LAMBDA_RUNTIME_API", _RELAY_ADDRESS).rpartition(":")
+    listener.bind((host, int(port)))
     listener.listen(64)
     if os.fork() == 0:
         try:

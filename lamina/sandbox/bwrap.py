@@ -37,7 +37,7 @@ CUSTOM_BOOTSTRAP = f"{TASK_ROOT}/bootstrap"
 MAX_OPEN_FILES = 1024
 
 # Host files a runtime commonly reads; each is mounted only if the host has it.
-_ETC_FILES = ("/etc/ssl", "/etc/ca-certificates", "/etc/localtime", "/etc/mime.types")
+ETC_FILES = ("/etc/ssl", "/etc/ca-certificates", "/etc/localtime", "/etc/mime.types")
 
 
 class BackendUnavailable(Exception):
@@ -60,6 +60,7 @@ class LaunchSpec:
     host_id: int | None = None
     # OUTBOUND needs `host_id`: the link is made while bubblewrap waits for its id maps.
     network: NetworkMode = NetworkMode.NONE
+    memory_mb: int = 128
 
 
 def write_identity_files(etc_dir: Path) -> None:
@@ -157,7 +158,7 @@ def command(
         "--chdir", TASK_ROOT,
         "--info-fd", str(info_fd),
     ]  # fmt: skip
-    for path in _ETC_FILES:
+    for path in ETC_FILES:
         args += ["--ro-bind-try", path, path]
     if seccomp_fd is not None:
         args += ["--seccomp", str(seccomp_fd)]

@@ -104,6 +104,16 @@ class SandboxCgroup:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
+    def peak_memory_bytes(self) -> int | None:
+        """The most memory the cgroup has held; None where the kernel does not say."""
+        if self.version == 2:
+            path = self.directories[0] / "memory.peak"
+        else:
+            path = self._v1("memory") / "memory.max_usage_in_bytes"
+        with contextlib.suppress(OSError, ValueError):
+            return int(path.read_text())
+        return None
+
     async def release(self) -> None:
         """Kill whatever is left in the cgroup, then remove it once it is empty."""
         for _ in range(_RELEASE_TRIES):

@@ -22,6 +22,7 @@ from lamina.clock import Clock
 from lamina.registry.model import FunctionConfig
 from lamina.sandbox import bwrap, network, pipes
 from lamina.sandbox import logs as loglines
+from lamina.sandbox.backend import IsolationBackend, Launch, LaunchFds
 from lamina.sandbox.network import NetworkMode, NetworkUnavailable
 from lamina.sandbox.output import TELEMETRY_FD_VARIABLE, LogSink, SandboxOutput
 from lamina.sandbox.states import RUNTIME_ALLOWED_FROM, Lifecycle, RuntimeState, SandboxState
@@ -117,8 +118,11 @@ class Sandbox:
         clock: Clock,
         log_sink: LogSink | None = None,
         on_exit: Callable[[Sandbox], None] | None = None,
+        *,
+        backend: IsolationBackend,
     ) -> None:
         self.sandbox_id = sandbox_id
+        self.backend = backend
         self.config = config
         self.spec = spec
         self.env = env
@@ -168,24 +172,39 @@ class Sandbox:
         block_r, block_w = os.pipe() if self.spec.host_id is not None else (None, None)
         extra = tuple(fd for fd in (seccomp_fd, block_r) if fd is not None)
         inherited = (info_w, telemetry_w, *extra)
+        launch: Launch | None = None
         try:
+            env = {**self.env, TELEMETRY_FD_VARIABLE: str(telemetry_w)}
+            fds = LaunchFds(info_w, telemetry_w, seccomp_fd, block_r)
+            launch = self.backend.launch(self.sandbox_id, self.spec, env, fds)
             self._process = await asyncio.create_subprocess_exec(
-                *bwrap.command(self.spec, info_w, seccomp_fd, block_r),
+                *launch.argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_w,
                 stderr=log_w,
-                pass_fds=inherited,
-                env={**self.env, TELEMETRY_FD_VARIABLE: str(telemetry_w)},
+                pass_fds=launch.pass_fds,
+                env=launch.env,
+                cwd=launch.cwd,
                 start_new_session=True,
-                preexec_fn=bwrap.preexec(self.spec),
+                preexec_fn=launch.preexec,
             )
         finally:
             for fd in (log_w, *inherited):
                 os.close(fd)
+            if launch is not None:
+                for fd in launch.pass_fds:
+                    if fd not in inherited:
+                        os.close(fd)
+        assert launch is not None
+        if launch.telemetry_fd is not None:
+            os.close(telemetry_r)
+            telemetry_r = launch.telemetry_fd
         self._info_fd = info_r
         self._output = SandboxOutput(log_r, telemetry_r, self._log_sink)
         if block_w is not None:
             await self._prepare_namespaces(block_w)
+        if launch.gate is not None:
+            await self._open_gate(launch.gate)
         self._exit_watch = asyncio.create_task(
             self._watch_exit(), name=f"sandbox-exit-{self.sandbox_id}"
         )
@@ -215,6 +234,19 @@ class Sandbox:
             log.info("sandbox ids not mapped id=%s: %s", self.sandbox_id, error)
         finally:
             os.close(block_w)
+
+    async def _open_gate(self, gate: int) -> None:
+        """Link the network namespace the launcher waits in, then let it go on."""
+        assert self._process is not None
+        try:
+            pid, cgroup = self._process.pid, self.spec.cgroup
+            self._network = await network.connect(pid, cgroup, loopback=False)
+            os.write(gate, b"\n")
+        except NetworkUnavailable as error:
+            log.warning("sandbox network failed id=%s: %s", self.sandbox_id, error)
+            self.kill()
+        finally:
+            os.close(gate)
 
     def _init_outcome(self, started: float, init_timeout: float) -> InitOutcome:
         duration_ms = (self._clock.monotonic() - started) * 1000
@@ -391,7 +423,7 @@ class Sandbox:
             self.lifecycle.to(SandboxState.DEAD)
         if self._process is not None and self._process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                self._process.kill()
+                self.backend.stop(self._process.pid)
 
     async def stop(self, grace: float = SHUTDOWN_GRACE_S) -> None:
         """Shut the sandbox down: SIGTERM to the runtime, SIGKILL to all once `grace` passed."""
@@ -467,6 +499,10 @@ class Sandbox:
 
     def _max_memory_mb(self) -> int:
         """The runtime's peak resident memory; the last reading once the process is gone."""
+        measured = self.backend.peak_memory_mb(self.sandbox_id)
+        if measured is not None:
+            self._peak_memory_mb = max(self._peak_memory_mb, measured)
+            return self._peak_memory_mb
         pid = self._runtime_pid()
         if pid is None:
             return self._peak_memory_mb

@@ -10,6 +10,10 @@ any other service listening on 127.0.0.1. Under `none` the loopback is all there
 slirp4netns reads what the function sends, so it runs with every capability dropped but the
 one it needs, in a mount namespace of its own and under its own seccomp filter; it joins the
 sandbox's cgroup, so it is killed with the sandbox and counted against its limits.
+
+A gVisor sandbox gets the same link: its `runsc` starts in a new network namespace, which
+slirp4netns links before runsc goes on, and gVisor's netstack takes over the tap device. There
+the host's loopback gives no answer, so a connect to it times out instead of failing at once.
 """
 
 from __future__ import annotations
@@ -63,14 +67,21 @@ def write_resolv_conf(etc_dir: Path) -> Path:
     return path
 
 
-async def connect(reaper_pid: int, cgroup: SandboxCgroup | None) -> asyncio.subprocess.Process:
-    """Give the network namespace of `reaper_pid` its outbound link; returns once it is up."""
+async def connect(
+    reaper_pid: int, cgroup: SandboxCgroup | None, loopback: bool = True
+) -> asyncio.subprocess.Process:
+    """Give the network namespace of `reaper_pid` its outbound link; returns once it is up.
+    `loopback` waits for bubblewrap to bring the namespace's loopback up first."""
     executable = shutil.which("slirp4netns")
     if executable is None:
         raise NetworkUnavailable("slirp4netns is not installed: apt-get install slirp4netns")
     # The sandbox's loopback comes first: slirp4netns would bring it up before bubblewrap
     # gives it its address, which bubblewrap takes for a failure.
-    await _loopback_ready(reaper_pid)
+    # A launcher that makes its namespace after exec (unshare) is in the worker's own until
+    # then; linking that one would give the worker's namespace the sandbox's tap device.
+    await _namespace_of_its_own(reaper_pid)
+    if loopback:
+        await _loopback_ready(reaper_pid)
     ready_r, ready_w = os.pipe()
     argv = [
         *(cgroup.exec_prefix() if cgroup is not None else []),
@@ -106,6 +117,18 @@ async def connect(reaper_pid: int, cgroup: SandboxCgroup | None) -> asyncio.subp
             helper.kill()
         raise NetworkUnavailable(f"slirp4netns exited with {await helper.wait()}")
     return helper
+
+
+async def _namespace_of_its_own(pid: int) -> None:
+    own = os.stat("/proc/self/ns/net").st_ino
+    for _ in range(_LOOPBACK_TRIES):
+        try:
+            if os.stat(f"/proc/{pid}/ns/net").st_ino != own:
+                return
+        except OSError as error:
+            raise NetworkUnavailable(f"the sandbox ended before its network: {error}") from None
+        await asyncio.sleep(_LOOPBACK_PAUSE_S)
+    raise NetworkUnavailable("the sandbox never left the worker's network namespace")
 
 
 async def _loopback_ready(reaper_pid: int) -> None:

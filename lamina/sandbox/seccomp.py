@@ -14,6 +14,7 @@ import errno
 import os
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 import pyseccomp
 
@@ -56,6 +57,30 @@ DENIED = (
     "iopl",
     "ioperm",
 )
+
+
+def oci_profile() -> dict[str, Any]:
+    """The same rules as an OCI runtime's `linux.seccomp`, for backends that load it."""
+    eperm = {"action": "SCMP_ACT_ERRNO", "errnoRet": errno.EPERM}
+
+    def arg(index: int, op: str, value: int, mask: int | None = None) -> dict[str, Any]:
+        if mask is None:
+            return {"index": index, "value": value, "op": op}
+        return {"index": index, "value": mask, "valueTwo": value, "op": op}
+
+    new_user = arg(0, "SCMP_CMP_MASKED_EQ", _CLONE_NEWUSER, _CLONE_NEWUSER)
+    rules: list[dict[str, Any]] = [
+        {"names": list(DENIED), **eperm},
+        {"names": ["unshare", "clone"], **eperm, "args": [new_user]},
+        {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOSYS},
+        {"names": ["socket"], **eperm, "args": [arg(0, "SCMP_CMP_EQ", socket.AF_PACKET)]},
+    ]
+    for family in (socket.AF_INET, socket.AF_INET6):
+        for kind in (socket.SOCK_RAW, _SOCK_PACKET):
+            kind_is = arg(1, "SCMP_CMP_MASKED_EQ", kind, _SOCK_TYPE_MASK)
+            ip_family = arg(0, "SCMP_CMP_EQ", family)
+            rules.append({"names": ["socket"], **eperm, "args": [ip_family, kind_is]})
+    return {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": rules}
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ state behind those calls and no HTTP at all.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import os
 import platform
 import secrets
 import shutil
@@ -24,10 +26,12 @@ from lamina.logs.store import LogStore
 from lamina.registry.model import FunctionConfig, runtime_version_arn
 from lamina.sandbox import bwrap, entrypoint, leftovers, seccomp
 from lamina.sandbox import logs as loglines
+from lamina.sandbox.backend import GVISOR, NAMESPACE, PROCESS, Backends, open_backends
 from lamina.sandbox.cgroups import CgroupTree, Limits
 from lamina.sandbox.hostids import HostIds
 from lamina.sandbox.instance import INIT_TIMEOUT_S, InitOutcome, Invocation, Outcome, Sandbox
 from lamina.sandbox.network import NetworkMode
+from lamina.sandbox.process import WARNING_LINE
 from lamina.sandbox.runtime_api import RuntimeApiServer
 from lamina.sandbox.states import SandboxState
 from lamina.worker.codecache import CodeCache, Fetch
@@ -65,6 +69,7 @@ class WorkerAgent:
         interpreters: dict[str, Interpreter] | None = None,
         log_store: Path | None = None,
         sessions: SessionAuthority | None = None,
+        isolation: str | None = None,
     ) -> None:
         self.identity = identity
         # Mints each sandbox's credentials; without it sandboxes get none.
@@ -83,21 +88,30 @@ class WorkerAgent:
         self.cgroups = CgroupTree(name)
         self.host_ids = HostIds(name)
         self._seccomp = seccomp.compile_filter()
+        self._isolation = isolation
+        self.backends = Backends("", {})
+        self._hardened = False
 
     async def start(self) -> None:
-        bwrap.executable()
-        bwrap.require_root()
-        await leftovers.sweep(self.cgroups, self.host_ids, self._socket_root)
-        self.cgroups.prepare()
+        self.backends = open_backends(self.state_dir / "isolation", self._isolation)
+        # Only `process` runs without root, and it holds nothing a sweep or cgroup covers.
+        self._hardened = os.geteuid() == 0
+        if self._hardened:
+            await leftovers.sweep(self.cgroups, self.host_ids, self._socket_root)
+            self.cgroups.prepare()
+        for backend in self.backends.offered.values():
+            await asyncio.to_thread(backend.remove_leftovers)
         self._socket_root.mkdir(mode=0o755)
         bwrap.write_identity_files(self.state_dir / "etc")
         await self.runtime_api.start()
         log.info(
-            "worker ready id=%s zone=%s memory=%dMB runtimes=%s",
+            "worker ready id=%s zone=%s memory=%dMB runtimes=%s isolation=%s (offered: %s)",
             self.identity.worker_id,
             self.identity.zone,
             self.identity.memory_capacity_mb,
             ",".join(sorted(self.interpreters)),
+            self.backends.default,
+            ",".join(self.backends.offered),
         )
 
     async def close(self) -> None:
@@ -107,7 +121,8 @@ class WorkerAgent:
         await self.runtime_api.close()
         self.logs.close()
         shutil.rmtree(self._socket_root, ignore_errors=True)
-        self.cgroups.remove()
+        if self._hardened:
+            self.cgroups.remove()
         log.info("worker stopped id=%s", self.identity.worker_id)
 
     # Reports
@@ -127,6 +142,7 @@ class WorkerAgent:
             "sandboxes": states,
             "runtimes": {k: v.version for k, v in sorted(self.interpreters.items())},
             "architecture": LAMBDA_ARCHITECTURE.get(platform.machine(), platform.machine()),
+            "isolation": list(self.backends.offered),
         }
 
     # Sandboxes
@@ -138,6 +154,12 @@ class WorkerAgent:
             return InitOutcome(
                 False, 0.0, "Runtime.InvalidEntrypoint", f"{config.runtime} is not on this host"
             )
+
+        backend = self.backends.get(config.isolation)
+        if backend is None:
+            reason = f"isolation backend {config.isolation} is not offered by this worker"
+            log.warning("sandbox refused id=%s function=%s: %s", sandbox_id, config.name, reason)
+            return InitOutcome(False, 0.0, "Runtime.InvalidEntrypoint", reason)
 
         code_dir = await self.code.directory(config.code_sha256)
         problem = entrypoint.problem(code_dir) if interpreter.custom else None
@@ -156,15 +178,24 @@ class WorkerAgent:
             interpreter=interpreter,
             tmp_size_mb=config.ephemeral_storage,
             etc_dir=self.state_dir / "etc",
-            seccomp=self._seccomp,
-            cgroup=self.cgroups.create(sandbox_id, limits),
-            host_id=self.host_ids.claim(),
+            memory_mb=config.memory_size,
             network=NetworkMode(config.network),
         )
+        if backend.name == NAMESPACE:
+            spec = dataclasses.replace(
+                spec,
+                seccomp=self._seccomp,
+                cgroup=self.cgroups.create(sandbox_id, limits),
+                host_id=self.host_ids.claim(),
+            )
+        elif backend.name == GVISOR:
+            spec = dataclasses.replace(spec, cgroup=self.cgroups.create(sandbox_id, limits))
         logs = self.logs.for_account(config.account_id)
         sink = StreamSink(logs, config.log_group, stream, self.clock)
         arn = runtime_version_arn(self.identity.region, config.runtime)
         sink.write(loglines.init_start(config.runtime, arn).encode())
+        if backend.name == PROCESS:
+            sink.write(WARNING_LINE.encode())
         sandbox = Sandbox(
             sandbox_id,
             config,
@@ -173,6 +204,7 @@ class WorkerAgent:
             self.clock,
             log_sink=sink,
             on_exit=self._forget,
+            backend=backend,
         )
         self.sandboxes[sandbox_id] = sandbox
         await self.runtime_api.attach(sandbox)
@@ -222,16 +254,19 @@ class WorkerAgent:
     def _forget(self, sandbox: Sandbox) -> None:
         self.sandboxes.pop(sandbox.sandbox_id, None)
         shutil.rmtree(sandbox.spec.socket_dir, ignore_errors=True)
-        # Stopping the socket's site is asynchronous; the sandbox is gone either way.
+        # Stopping the socket's site and releasing the sandbox's holds are asynchronous; the
+        # sandbox is gone either way.
         self._in_background(self.runtime_api.detach(sandbox))
-        self._in_background(self._release(sandbox.spec))
+        self._in_background(self._release(sandbox))
 
-    async def _release(self, spec: bwrap.LaunchSpec) -> None:
+    async def _release(self, sandbox: Sandbox) -> None:
         # Whatever the sandbox left running dies with its cgroup; only then is its id free.
+        spec = sandbox.spec
         if spec.cgroup is not None:
             await spec.cgroup.release()
         if spec.host_id is not None:
             self.host_ids.release(spec.host_id)
+        await sandbox.backend.release(sandbox.sandbox_id)
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)

@@ -119,6 +119,7 @@ async def serve(
     log_store: Path | None = None,
     token: str = "",
     socket_path: Path | None = None,
+    isolation: str | None = None,
 ) -> None:
     """Run a worker until SIGTERM or SIGINT; every sandbox dies with it.
 
@@ -142,7 +143,13 @@ async def serve(
     clock = SystemClock()
     sessions = SessionAuthority(session_key(token), clock)
     agent = WorkerAgent(
-        identity, state_dir, fetch_code, clock, log_store=log_store, sessions=sessions
+        identity,
+        state_dir,
+        fetch_code,
+        clock,
+        log_store=log_store,
+        sessions=sessions,
+        isolation=isolation,
     )
     runner = web.AppRunner(build_app(agent), access_log=None, handle_signals=False)
     membership: asyncio.Task[None] | None = None

@@ -20,11 +20,17 @@ import pytest
 from lamina.sandbox import leftovers
 from tests.conftest import Server, create_function
 
-ISOLATION_BACKENDS = ("namespace",)
+ISOLATION_BACKENDS = ("namespace", "gvisor")
 
 pytestmark = pytest.mark.parametrize("backend", ISOLATION_BACKENDS)
 
 PIDS_LIMIT = 1024
+# Known shortcomings of the gvisor backend (see docs/isolation.md).
+GVISOR_NO_PIDS_LIMIT = (
+    "gVisor enforces no process limit inside its kernel: a fork bomb ends its own sandbox "
+    "at MemorySize instead of failing with EAGAIN"
+)
+GVISOR_SHARED_UID = "every gVisor sandbox's kernel runs as the host's nobody (65534)"
 
 # What the probes share: the errno a call through the C library or Python got (0 if none).
 PRELUDE = """
@@ -80,8 +86,11 @@ def handler(event, context):
     seen = answer(lam, name)
 
     # bubblewrap's init (pid 1), the runtime and its Runtime API relay; nothing of the host.
-    assert seen["1"].startswith("/usr/bin/bwrap\0")
-    others = [cmdline for pid, cmdline in seen.items() if pid != "1"]
+    # gVisor has no init of bubblewrap's: the runtime is pid 1 of its kernel.
+    init = "1" if backend == "namespace" else None
+    if init is not None:
+        assert seen[init].startswith("/usr/bin/bwrap\0")
+    others = [cmdline for pid, cmdline in seen.items() if pid != init]
     assert all("\0/var/runtime/bootstrap.py" in cmdline for cmdline in others), others
     assert len(seen) <= 4, seen
 
@@ -124,9 +133,11 @@ def handler(event, context):
 
     result = answer(lam, name)
 
-    # The existing file is not the sandbox user's; a new one meets the read-only mount.
+    # The existing file is not the sandbox user's; a new one meets the read-only mount
+    # (gVisor checks the directory's owner, root, first).
+    new_file = (errno.EROFS,) if backend == "namespace" else (errno.EACCES, errno.EROFS)
     assert result["/var/task/index.py"] in (errno.EACCES, errno.EROFS)
-    assert result["/var/task/new.py"] == errno.EROFS
+    assert result["/var/task/new.py"] in new_file
 
 
 def test_no_host_loopback_port_answers_a_function(
@@ -147,14 +158,18 @@ def handler(event, context):
             result[f"{host}:{port}"] = attempt(connect)
     return result
 """,
+        Timeout=15,
     )
 
     with listener:
         result = answer(lam, name, {"ports": host_ports})
 
+    # slirp4netns refuses the host's loopback; the kernel reports it unreachable, while
+    # gVisor's netstack gets no answer at all and its connect times out (errno None).
+    refused = errno.ENETUNREACH if backend == "namespace" else None
     assert result == {
         **{f"127.0.0.1:{port}": errno.ECONNREFUSED for port in host_ports},
-        **{f"10.0.2.2:{port}": errno.ENETUNREACH for port in host_ports},
+        **{f"10.0.2.2:{port}": refused for port in host_ports},
     }
 
 
@@ -170,6 +185,8 @@ def handler(event, context):
     return {"limit": resource.getrlimit(resource.RLIMIT_NOFILE), "failure": failure,
             "opened": len(held)}
 """,
+        # Each open is a round trip to gVisor's file proxy on a CPU share of 128 MB.
+        Timeout=30,
     )
 
     result = answer(lam, name)
@@ -282,8 +299,10 @@ def handler(event, context):
 
 
 def test_a_fork_bomb_stops_at_the_pids_limit_while_other_functions_answer(
-    lam: object, server: Server, backend: str
+    lam: object, server: Server, backend: str, request: pytest.FixtureRequest
 ) -> None:
+    if backend == "gvisor":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=GVISOR_NO_PIDS_LIMIT))
     bomb = make(lam, backend, FORK_BOMB, MemorySize=1024, Timeout=120)
     bystander = make(lam, backend, "def handler(event, context):\n    return 'still here'\n")
 
@@ -407,24 +426,65 @@ def handler(event, context):
 
 
 def test_a_child_left_running_never_outlives_its_sandbox_nor_meets_another_function(
-    lam: object, backend: str
+    lam: object, server: Server, backend: str
 ) -> None:
     marker = f"lingerer-{os.getpid()}-{time.monotonic_ns()}"
+    before = _gvisor_pids(server.data_dir)
     name = make(lam, backend, LINGERER)
     answer(lam, name, {"marker": marker})
-    host_pids = _pids_with(marker)
-    assert len(host_pids) == 1
-    cgroup = Path(f"/proc/{host_pids[0]}/cgroup").read_text()
-    assert "/lamina-" in cgroup
+    if backend == "namespace":
+        host_pids = _pids_with(marker)
+        assert len(host_pids) == 1
+        cgroup = Path(f"/proc/{host_pids[0]}/cgroup").read_text()
+        assert "/lamina-" in cgroup
+    else:
+        # Under gVisor the child is a process of gVisor's kernel, hosted by the sandbox's
+        # runsc processes and their stubs; those are what must go.
+        host_pids = sorted(set(_gvisor_pids(server.data_dir)) - set(before))
+        assert host_pids
 
     other = make(lam, backend, LOOKOUT)
     assert answer(lam, other, {"marker": marker}) == []
 
     lam.delete_function(FunctionName=name)  # type: ignore[attr-defined]
     deadline = time.monotonic() + 30
-    while _pids_with(marker) and time.monotonic() < deadline:
+    while _alive(host_pids) and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert _alive(host_pids) == []
     assert _pids_with(marker) == []
+
+
+def _gvisor_pids(data_dir: Path) -> list[int]:
+    """The host processes of the server's gVisor sandboxes: runsc's and their descendants."""
+    found = [pid for pid in _all_pids() if str(data_dir).encode() in _cmdline(pid)]
+    found = [pid for pid in found if b"runsc" in _cmdline(pid)]
+    children = {pid: _children(pid) for pid in _all_pids()}
+    stack = list(found)
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def _alive(pids: list[int]) -> list[int]:
+    return [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+
+
+def _all_pids() -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
+def _cmdline(pid: int) -> bytes:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    return b""
+
+
+def _children(pid: int) -> list[int]:
+    with contextlib.suppress(OSError, ValueError):
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return []
 
 
 def _pids_with(marker: str) -> list[int]:
@@ -440,8 +500,10 @@ def _pids_with(marker: str) -> list[int]:
 
 
 def test_a_functions_processes_are_a_distinct_unprivileged_user_on_the_host(
-    lam: object, backend: str
+    lam: object, backend: str, request: pytest.FixtureRequest
 ) -> None:
+    if backend == "gvisor":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=GVISOR_SHARED_UID))
     marker = f"owner-{os.getpid()}-{time.monotonic_ns()}"
     first, second = make(lam, backend, LINGERER), make(lam, backend, LINGERER)
 

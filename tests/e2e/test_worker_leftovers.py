@@ -1,12 +1,17 @@
-"""A worker killed with SIGKILL cleans nothing; its next start removes what its sandboxes left."""
+"""A worker killed with SIGKILL cleans nothing; its next start removes what its sandboxes left,
+under either isolation backend."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
+
+import pytest
 
 from lamina.sandbox import leftovers
 from lamina.sandbox.cgroups import CgroupTree
@@ -24,6 +29,8 @@ def handler(event, context):
 def test_a_worker_restarted_after_sigkill_leaves_no_process_mount_cgroup_or_netns(
     tmp_path: Path,
 ) -> None:
+    if shutil.which("runsc") is None:
+        pytest.skip("runsc (gVisor) is not installed: apt-get install runsc")
     data_dir = tmp_path / "data"
     server = start_server(data_dir, "--workers", "1", "--keep-alive", "600")
     name = leftovers.worker_name("worker-1", data_dir / "workers" / "worker-1")
@@ -32,8 +39,12 @@ def test_a_worker_restarted_after_sigkill_leaves_no_process_mount_cgroup_or_netn
         for _ in range(3):
             function = create_function(lam, LINGERER)
             lam.invoke(FunctionName=function, Payload=b"{}")
+        # A gVisor sandbox too: runsc, its gofer and sandbox processes, its own netns.
+        function = create_function(lam, LINGERER, Tags={"lamina:isolation": "gvisor"})
+        lam.invoke(FunctionName=function, Payload=b"{}")
         sandboxed = _pids_in_cgroups(name)
         assert len(sandboxed) >= 9
+        assert [pid for pid in sandboxed if b"runsc-sandbox" in _cmdline(pid)]
         namespaces = _namespaces(sandboxed)
         cgroups = _sandbox_cgroups(name)
         assert len(cgroups) >= 3
@@ -56,6 +67,7 @@ def test_a_worker_restarted_after_sigkill_leaves_no_process_mount_cgroup_or_netn
         assert [pid for pid in holders if _belongs_to(pid, name, data_dir)] == []
         assert [line for line in _mounts() if str(data_dir) in line] == []
         assert sorted(leftovers.socket_root(name).iterdir()) == []
+        assert _gvisor_containers(data_dir / "workers" / "worker-1") == []
     finally:
         stop_server(server)
 
@@ -84,6 +96,25 @@ def _belongs_to(pid: int, name: str, data_dir: Path) -> bool:
     except OSError:
         return False
     return f"/{name}/" in cgroups or str(data_dir).encode() in argv
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _gvisor_containers(state_dir: Path) -> list[str]:
+    """The containers runsc still keeps state of under the worker's gVisor root."""
+    root = state_dir / "isolation" / "gvisor" / "state"
+    listed = subprocess.run(
+        ["runsc", "--root", str(root), "list", "--quiet"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return listed.stdout.split()
 
 
 def _namespaces(pids: list[int]) -> set[str]:

@@ -1,0 +1,207 @@
+"""Isolation backends: the ways a worker can start a sandbox, and how one is chosen.
+
+Every backend takes the same `LaunchSpec` (code, runtime, socket directory, interpreter, /tmp
+size, memory) and gives the command that starts the sandbox's runtime; the worker's handle
+(`instance.Sandbox`) treats them all alike. Three exist:
+
+- `namespace`: bubblewrap with every namespace new (the default on Linux).
+- `gvisor`: the same layout inside gVisor's user-space kernel (`runsc`), for the strictest
+  tenants.
+- `process`: plain processes, no isolation at all, for development where namespaces are
+  unavailable. A worker offers it only when its operator names it with `--isolation process`.
+
+A worker's `--isolation` sets its default; a function chooses another with the tag
+`lamina:isolation`, whose value travels to the worker in the function's configuration.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from lamina.sandbox import bwrap
+from lamina.sandbox.bwrap import BackendUnavailable, LaunchSpec
+
+log = logging.getLogger(__name__)
+
+# The function tag that chooses a function's isolation backend.
+ISOLATION_TAG = "lamina:isolation"
+NAMESPACE = "namespace"
+GVISOR = "gvisor"
+PROCESS = "process"
+NAMES = (NAMESPACE, GVISOR, PROCESS)
+
+
+class UnknownBackend(ValueError):
+    """An isolation backend name that is none of `NAMES`."""
+
+
+@dataclass(frozen=True)
+class LaunchFds:
+    """Descriptors a sandbox's launcher may inherit. `info` and `telemetry` are write ends:
+    bubblewrap's info pipe and the pipe `_LAMBDA_TELEMETRY_LOG_FD` names. `seccomp` holds
+    the compiled filter and `userns_block` the read end bubblewrap waits on for its id maps;
+    each is None when the spec asks for neither."""
+
+    info: int
+    telemetry: int
+    seccomp: int | None = None
+    userns_block: int | None = None
+
+
+@dataclass
+class Launch:
+    """How to start one sandbox: the command, the descriptors it inherits, and the environment
+    of the process started on the host."""
+
+    argv: list[str]
+    pass_fds: tuple[int, ...]
+    env: dict[str, str]
+    cwd: str | None = None
+    # Where telemetry frames arrive when the backend cannot hand the sandbox an inherited
+    # pipe; None when the sandbox writes to the descriptor it was given.
+    telemetry_fd: int | None = None
+    # What the launcher runs between fork and exec.
+    preexec: Callable[[], None] | None = None
+    # The write end of a pipe the launcher waits on, in a new network namespace, until the
+    # worker has linked that namespace to the outbound network (one byte); None when the
+    # launch waits for nothing.
+    gate: int | None = None
+
+
+class IsolationBackend(abc.ABC):
+    """One way to start sandboxes. `state_dir` is the worker's own directory for it."""
+
+    name: str
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+
+    @abc.abstractmethod
+    def unavailable(self) -> str | None:
+        """Why this host cannot run the backend, or None when it can."""
+
+    @abc.abstractmethod
+    def launch(
+        self,
+        sandbox_id: str,
+        spec: LaunchSpec,
+        env: dict[str, str],
+        fds: LaunchFds,
+    ) -> Launch:
+        """The launch of one sandbox whose runtime gets `env`, given the descriptors it may
+        inherit (`_LAMBDA_TELEMETRY_LOG_FD` in `env` names `fds.telemetry`)."""
+
+    @abc.abstractmethod
+    async def release(self, sandbox_id: str) -> None:
+        """Free what the backend holds for a sandbox whose process has exited."""
+
+    @abc.abstractmethod
+    def remove_leftovers(self) -> None:
+        """Remove what a previous run of this worker left behind (after a kill -9)."""
+
+    def peak_memory_mb(self, sandbox_id: str) -> int | None:
+        """The sandbox's peak memory where the backend measures it, else None."""
+        return None
+
+    def stop(self, pid: int) -> None:
+        """Kill a sandbox started by this backend, given its launcher's pid."""
+        os.kill(pid, signal.SIGKILL)
+
+
+class NamespaceBackend(IsolationBackend):
+    """bubblewrap: user, pid, mount, ipc, uts, network and cgroup namespaces (`bwrap.py`)."""
+
+    name = NAMESPACE
+
+    def unavailable(self) -> str | None:
+        try:
+            bwrap.executable()
+            bwrap.require_root()
+        except BackendUnavailable as error:
+            return str(error)
+        return None
+
+    def launch(
+        self,
+        sandbox_id: str,
+        spec: LaunchSpec,
+        env: dict[str, str],
+        fds: LaunchFds,
+    ) -> Launch:
+        argv = bwrap.command(spec, fds.info, fds.seccomp, fds.userns_block)
+        extra = tuple(fd for fd in (fds.seccomp, fds.userns_block) if fd is not None)
+        inherited = (fds.info, fds.telemetry, *extra)
+        return Launch(argv, inherited, env, preexec=bwrap.preexec(spec))
+
+    async def release(self, sandbox_id: str) -> None:
+        # The worker empties the sandbox's cgroup and frees its host uid (`WorkerAgent`).
+        return None
+
+    def remove_leftovers(self) -> None:
+        # The worker's own sweep (`leftovers.py`) covers cgroups, uid claims and sockets.
+        return None
+
+
+def backend_classes() -> dict[str, Callable[[Path], IsolationBackend]]:
+    """Every backend by name (imported here so that each module may import this one)."""
+    from lamina.sandbox.gvisor import GVisorBackend
+    from lamina.sandbox.process import ProcessBackend
+
+    return {NAMESPACE: NamespaceBackend, GVISOR: GVisorBackend, PROCESS: ProcessBackend}
+
+
+def check_name(name: str) -> str:
+    if name not in NAMES:
+        raise UnknownBackend(
+            f"Unknown isolation backend {name!r}: it must be one of {', '.join(NAMES)}."
+        )
+    return name
+
+
+@dataclass
+class Backends:
+    """The backends a worker offers: its default and every other one this host can run."""
+
+    default: str
+    offered: dict[str, IsolationBackend]
+
+    def get(self, name: str) -> IsolationBackend | None:
+        """The backend named, or the default for an empty name; None when not offered."""
+        return self.offered.get(name or self.default)
+
+
+def open_backends(state_dir: Path, chosen: str | None) -> Backends:
+    """The worker's backends. `chosen` is its `--isolation`; without it, `namespace`.
+
+    The default must work, or the worker refuses to start with the reason. `process` is
+    offered only when it is the chosen default: no function may opt out of isolation on a
+    worker whose operator did not ask for it.
+    """
+    default = check_name(chosen or NAMESPACE)
+    classes = backend_classes()
+    offered: dict[str, IsolationBackend] = {}
+    for name in NAMES:
+        if name == PROCESS and default != PROCESS:
+            continue
+        backend = classes[name](state_dir / name)
+        reason = backend.unavailable()
+        if reason is None:
+            offered[name] = backend
+        elif name == default:
+            hint = "" if chosen else " (choose another with --isolation)"
+            raise BackendUnavailable(f"isolation backend {name} is unavailable{hint}: {reason}")
+        else:
+            log.info("isolation backend %s not offered: %s", name, reason)
+    if default == PROCESS:
+        log.warning(
+            "ISOLATION IS OFF: sandboxes run as plain processes of this worker's user, with "
+            "no namespaces, no limits and full access to the host; use this for development "
+            "only"
+        )
+    return Backends(default, offered)

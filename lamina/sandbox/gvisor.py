@@ -1,0 +1,289 @@
+"""The gvisor isolation backend: each sandbox is an OCI container run by gVisor's `runsc`.
+
+The function's system calls reach gVisor's user-space kernel (the Sentry), never the host's;
+files come through gVisor's file proxy (the Gofer). The layout inside is the namespace
+backend's: a read-only root with /usr (and the interpreter's prefix at /var/lang when it
+lives elsewhere), code read-only at /var/task, Lamina's runtime at /var/runtime, the sandbox's
+own passwd and group, a tmpfs /tmp sized by the function's ephemeral storage, uid 993. The
+namespace backend's seccomp rules are loaded by gVisor's kernel (`--oci-seccomp`). runsc runs
+in the worker's cgroup for the sandbox (`--ignore-cgroups`), which holds the whole sandbox to
+MemorySize, 1,024 host processes and the CPU share of its memory. Under `none` it has only its
+own loopback; under `outbound` gVisor's netstack takes over a network namespace that
+slirp4netns links as it does bubblewrap's (see `launch`).
+
+Shortcoming: gVisor enforces no process limit inside its kernel, so a fork bomb grows until
+the sandbox reaches MemorySize and is killed, instead of meeting EAGAIN at 1,024 processes.
+Shortcoming: every sandbox's gVisor kernel runs as the host's nobody; there is no host uid
+per sandbox as under the namespace backend.
+
+Two host objects cross the boundary, each by a flag that allows only opening what is
+already mounted: the sandbox's Runtime API socket (`--host-uds=open`), to which the runtime's
+relay connects, and a FIFO beside it (`--host-fifo=open`) that carries telemetry frames,
+since `runsc run` hands a container no descriptor beyond stdio.
+
+Every container's state lives under this worker's own `--root`, so what a killed worker
+left running is found and deleted at its next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from lamina.orphans import die_with_parent
+from lamina.sandbox import bwrap, seccomp
+from lamina.sandbox.backend import GVISOR, IsolationBackend, Launch, LaunchFds
+from lamina.sandbox.bwrap import LaunchSpec
+from lamina.sandbox.cgroups import SandboxCgroup
+from lamina.sandbox.network import NetworkMode
+from lamina.sandbox.output import TELEMETRY_FD_VARIABLE
+from lamina.worker.interpreters import SANDBOX_LANG_DIR
+
+log = logging.getLogger(__name__)
+
+TELEMETRY_FIFO = "telemetry"
+# The descriptor the telemetry FIFO is opened on inside, before the runtime starts.
+INNER_TELEMETRY_FD = 3
+OPEN_FILES_LIMIT = 1024
+_SHELL = "/usr/bin/sh"
+# Directories of the shared read-only root that mounts cover, and its links into /usr.
+_MOUNT_POINTS = ("usr", "proc", "dev", "tmp", "etc", "var/task", "var/runtime", "var/lang")
+_LINKS = {"lib": "usr/lib", "lib64": "usr/lib64", "bin": "usr/bin", "sbin": "usr/sbin"}
+_MB = 1024 * 1024
+
+
+class GVisorBackend(IsolationBackend):
+    name = GVISOR
+
+    def __init__(self, state_dir: Path) -> None:
+        super().__init__(state_dir)
+        self.root = state_dir / "state"
+        self.bundles = state_dir / "bundles"
+        self.rootfs = state_dir / "rootfs"
+        self._cgroups: dict[str, SandboxCgroup] = {}
+
+    def unavailable(self) -> str | None:
+        if shutil.which("runsc") is None:
+            return "gVisor is not installed: run `apt-get install runsc` as root"
+        if os.geteuid() != 0:
+            # Rootless runsc cannot give a container a cgroup, so no memory or pids limit.
+            return "gVisor sandboxes need the worker to run as root (for their cgroups)"
+        if not Path(_SHELL).exists():
+            return f"{_SHELL} is missing (it opens the telemetry FIFO inside the sandbox)"
+        return None
+
+    # Launch
+
+    def launch(
+        self,
+        sandbox_id: str,
+        spec: LaunchSpec,
+        env: dict[str, str],
+        fds: LaunchFds,
+    ) -> Launch:
+        self._make_rootfs()
+        bundle = self.bundles / sandbox_id
+        bundle.mkdir(parents=True, exist_ok=True)
+        inner_env = {**env, TELEMETRY_FD_VARIABLE: str(INNER_TELEMETRY_FD)}
+        config = oci_config(spec, inner_env, self.rootfs)
+        (bundle / "config.json").write_text(json.dumps(config))
+        telemetry = self._telemetry_fifo(spec.socket_dir)
+        # The runtime (uid 993 inside) must be able to connect to the worker's socket.
+        os.chmod(spec.socket_dir / bwrap.SOCKET_NAME, 0o666)
+
+        outbound = spec.network is NetworkMode.OUTBOUND
+        # runsc and everything it starts run in the worker's cgroup for the sandbox, which
+        # holds them to the namespace backend's limits and is swept after a crash.
+        join = spec.cgroup.exec_prefix() if spec.cgroup is not None else []
+        if spec.cgroup is not None:
+            self._cgroups[sandbox_id] = spec.cgroup
+        argv = [
+            _runsc(),
+            "--root", str(self.root),
+            "--ignore-cgroups",
+            f"--network={'sandbox' if outbound else 'none'}",
+            "--host-uds=open",
+            "--host-fifo=open",
+            # Loads `linux.seccomp`: the namespace backend's filter, applied by gVisor's kernel.
+            "--oci-seccomp",
+            "run", "--bundle", str(bundle), sandbox_id,
+        ]  # fmt: skip
+        host_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        # `runsc run` takes its sandbox with it; a killed worker must take `runsc run`.
+        preexec = die_with_parent(signal.SIGKILL)
+        if not outbound:
+            return Launch([*join, *argv], (), host_env, telemetry_fd=telemetry, preexec=preexec)
+
+        # gVisor's netstack takes over the interfaces of the network namespace runsc starts
+        # in: a new one, which slirp4netns links (without the host's loopback) while the
+        # shell waits on the gate; runsc starts once the link is up.
+        gate_r, gate_w = os.pipe()
+        # A path, as the shell names no descriptor above 9 in a redirection. runsc releases
+        # up to 2023 take a namespace showing /proc/sys/net/core/rmem_default for the host's,
+        # which every namespace of a recent kernel shows, so an empty directory hides it from
+        # runsc (in a mount namespace of its own; the sandbox's /proc is gVisor's).
+        wait = (
+            f"mount --bind {self.rootfs / 'var/task'} /proc/sys/net/core && "
+            f'read _ </dev/fd/{gate_r} && exec "$@"'
+        )
+        argv = [*join, _unshare(), "--net", "--mount", "--", _SHELL, "-c", wait, "sh", *argv]
+        return Launch(
+            argv, (gate_r,), host_env, telemetry_fd=telemetry, preexec=preexec, gate=gate_w
+        )
+
+    def _make_rootfs(self) -> None:
+        """The root every container shares: empty mount points and /usr links, read-only."""
+        if (self.rootfs / "etc").is_dir():
+            return
+        for name in _MOUNT_POINTS:
+            (self.rootfs / name).mkdir(parents=True, exist_ok=True)
+        for name, target in _LINKS.items():
+            with contextlib.suppress(FileExistsError):
+                (self.rootfs / name).symlink_to(target)
+
+    def _telemetry_fifo(self, socket_dir: Path) -> int:
+        """A FIFO in the socket directory, held open for reading and writing, so that it
+        reads as empty (never as ended) until the sandbox opens its end."""
+        path = socket_dir / TELEMETRY_FIFO
+        os.mkfifo(path)
+        # Writable by the sandbox's uid; chmod, as mkfifo's mode passes through the umask.
+        os.chmod(path, 0o622)
+        return os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+
+    # Teardown and leftovers
+
+    async def release(self, sandbox_id: str) -> None:
+        self._cgroups.pop(sandbox_id, None)
+        # `runsc run` deletes its container when it ends by itself; not when it was killed.
+        if any(self.root.glob(f"{sandbox_id}_sandbox:*.state")):
+            await _run_runsc(self.root, "delete", "--force", sandbox_id)
+        shutil.rmtree(self.bundles / sandbox_id, ignore_errors=True)
+
+    def remove_leftovers(self) -> None:
+        if self.root.is_dir():
+            listed = subprocess.run(
+                [_runsc(), "--root", str(self.root), "list", "--quiet"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            for container in listed.stdout.split():
+                log.warning("deleting a gVisor sandbox a previous run left: %s", container)
+                subprocess.run(
+                    [_runsc(), "--root", str(self.root), "delete", "--force", container],
+                    capture_output=True,
+                    check=False,
+                )
+        shutil.rmtree(self.bundles, ignore_errors=True)
+
+    # Measurements
+
+    def peak_memory_mb(self, sandbox_id: str) -> int | None:
+        """The peak of the sandbox's cgroup: the whole sandbox, gVisor's own memory included."""
+        cgroup = self._cgroups.get(sandbox_id)
+        peak = cgroup.peak_memory_bytes() if cgroup is not None else None
+        return None if peak is None else max(1, peak // _MB)
+
+
+def oci_config(spec: LaunchSpec, env: dict[str, str], rootfs: Path) -> dict[str, Any]:
+    """The OCI runtime configuration of one sandbox."""
+    runtime = f"{bwrap.RUNTIME_DIR}/bootstrap.py"
+    bootstrap = [spec.interpreter.sandbox_executable, "-I", "-S", runtime]
+    if spec.interpreter.custom:
+        bootstrap += ["--exec", bwrap.CUSTOM_BOOTSTRAP]
+    fifo = f"{bwrap.SOCKET_DIR}/{TELEMETRY_FIFO}"
+    # The shell opens the telemetry FIFO where the runtime expects an inherited pipe.
+    args = [_SHELL, "-c", f'exec {INNER_TELEMETRY_FD}>{fifo} && exec "$@"', "sh", *bootstrap]
+    return {
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": False,
+            "user": {"uid": bwrap.SANDBOX_UID, "gid": bwrap.SANDBOX_GID},
+            "args": args,
+            "env": [f"{key}={value}" for key, value in env.items()],
+            "cwd": bwrap.TASK_ROOT,
+            "capabilities": {},
+            "noNewPrivileges": True,
+            "rlimits": [
+                {"type": "RLIMIT_NOFILE", "hard": OPEN_FILES_LIMIT, "soft": OPEN_FILES_LIMIT}
+            ],
+        },
+        "root": {"path": str(rootfs), "readonly": True},
+        "hostname": "localhost",
+        "mounts": _mounts(spec),
+        "linux": {
+            "namespaces": _namespaces(spec),
+            "seccomp": seccomp.oci_profile(),
+        },
+    }
+
+
+def _namespaces(spec: LaunchSpec) -> list[dict[str, str]]:
+    namespaces = [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")]
+    if spec.network is NetworkMode.OUTBOUND:
+        # The namespace `runsc run` was started in (see `launch`), whose interfaces gVisor's
+        # netstack takes over; runsc refuses a sandbox network without a namespace named.
+        namespaces[1]["path"] = "/proc/self/ns/net"
+    return namespaces
+
+
+def _mounts(spec: LaunchSpec) -> list[dict[str, Any]]:
+    def bind(source: str | Path, destination: str, mode: str = "ro") -> dict[str, Any]:
+        return {
+            "destination": destination,
+            "type": "bind",
+            "source": str(source),
+            "options": ["rbind", mode, "nosuid", "nodev"],
+        }
+
+    mounts = [
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {
+            "destination": "/tmp",
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["nosuid", "nodev", "mode=1777", f"size={spec.tmp_size_mb}m"],
+        },
+        bind("/usr", "/usr"),
+        bind(spec.code_dir, bwrap.TASK_ROOT),
+        bind(spec.runtime_dir, bwrap.RUNTIME_DIR),
+        # Writable only so that the runtime can open the telemetry FIFO for writing; uid 993
+        # cannot create or remove anything in the directory, which root owns.
+        bind(spec.socket_dir, bwrap.SOCKET_DIR, "rw"),
+        bind(spec.etc_dir / "passwd", "/etc/passwd"),
+        bind(spec.etc_dir / "group", "/etc/group"),
+    ]
+    mounts += [bind(path, path) for path in bwrap.ETC_FILES if Path(path).exists()]
+    if spec.network is NetworkMode.OUTBOUND:
+        mounts.append(bind(spec.etc_dir / "resolv.conf", "/etc/resolv.conf"))
+    if spec.interpreter.mounted_at_lang:
+        mounts.append(bind(spec.interpreter.host_prefix, SANDBOX_LANG_DIR))
+    return mounts
+
+
+def _unshare() -> str:
+    return shutil.which("unshare") or "unshare"
+
+
+def _runsc() -> str:
+    return shutil.which("runsc") or "runsc"
+
+
+async def _run_runsc(root: Path, *args: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        _runsc(),
+        "--root",
+        str(root),
+        *args,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    await process.wait()

@@ -1,0 +1,82 @@
+"""The process isolation backend: a sandbox is a plain process of the worker's user.
+
+Nothing isolates it: it sees the host's files, processes and network, shares the host's /tmp,
+and has no memory limit. It exists for development on machines where namespaces are
+unavailable, is offered only by a worker started with `--isolation process`, and says so at
+the worker's start and in every sandbox's log.
+
+The layout follows the host's paths: the code stays where the worker unpacked it (named by
+LAMBDA_TASK_ROOT), and the Runtime API relay listens on a loopback port of its own, since
+127.0.0.1:9001 can serve only one sandbox per host.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+from pathlib import Path
+
+from lamina.orphans import die_with_parent
+from lamina.sandbox import bwrap
+from lamina.sandbox.backend import PROCESS, IsolationBackend, Launch, LaunchFds
+from lamina.sandbox.bwrap import LaunchSpec
+
+log = logging.getLogger(__name__)
+
+WARNING_LINE = (
+    "WARNING: this sandbox runs with isolation backend 'process': no isolation from the host "
+    "or from other functions\n"
+)
+
+
+class ProcessBackend(IsolationBackend):
+    name = PROCESS
+
+    def unavailable(self) -> str | None:
+        return None
+
+    def launch(
+        self,
+        sandbox_id: str,
+        spec: LaunchSpec,
+        env: dict[str, str],
+        fds: LaunchFds,
+    ) -> Launch:
+        log.warning("sandbox %s starts WITHOUT isolation (backend process)", sandbox_id)
+        interpreter = spec.interpreter
+        argv = [interpreter.host_executable, "-I", "-S", str(spec.runtime_dir / "bootstrap.py")]
+        if interpreter.custom:
+            argv += ["--exec", str(spec.code_dir / "bootstrap")]
+        bin_dir = str(Path(interpreter.host_executable).parent)
+        own = {
+            "LAMBDA_TASK_ROOT": str(spec.code_dir),
+            "LAMBDA_RUNTIME_DIR": str(spec.runtime_dir),
+            "LAMINA_RUNTIME_SOCKET": str(spec.socket_dir / bwrap.SOCKET_NAME),
+            "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{_free_port()}",
+            "PATH": f"{bin_dir}:{env.get('PATH', '/usr/bin:/bin')}",
+        }
+        preexec = die_with_parent(signal.SIGKILL)
+        return Launch(
+            argv, (fds.telemetry,), {**env, **own}, cwd=str(spec.code_dir), preexec=preexec
+        )
+
+    async def release(self, sandbox_id: str) -> None:
+        # A plain process holds nothing beyond what the worker removes itself.
+        return None
+
+    def remove_leftovers(self) -> None:
+        # Runtimes die with the worker (see `Sandbox.start`); nothing else outlives it.
+        return None
+
+    def stop(self, pid: int) -> None:
+        # The sandbox's process group: its runtime, the relay and what the function forked.
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _free_port() -> int:
+    """A loopback port free now; the relay binds it a few milliseconds later."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

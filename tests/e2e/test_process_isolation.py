@@ -1,0 +1,100 @@
+"""The process isolation backend: plain processes, offered only when asked for, and loud."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lamina.sandbox.backend import ISOLATION_TAG
+from tests.conftest import Server, create_function, start_server, stop_server
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data_dir = tmp_path_factory.mktemp("process") / "data"
+    running = start_server(data_dir, "--workers", "1", "--isolation", "process")
+    yield running
+    stop_server(running)
+
+
+def test_a_platform_started_with_process_isolation_warns_at_start(platform: Server) -> None:
+    assert "ISOLATION IS OFF" in platform.log_text()
+
+
+def test_functions_run_as_plain_processes_with_the_runtime_api_and_a_warning_per_sandbox(
+    platform: Server,
+) -> None:
+    lam = platform.client()
+    name = create_function(
+        lam,
+        "import os\n"
+        "def handler(event, context):\n"
+        "    print('hello from', os.getcwd() == os.environ['LAMBDA_TASK_ROOT'])\n"
+        "    return {'api': os.environ['AWS_LAMBDA_RUNTIME_API'], 'uid': os.getuid(),\n"
+        "            'request': context.aws_request_id}\n",
+    )
+
+    reply = lam.invoke(FunctionName=name, Payload=b"{}", LogType="Tail")
+    body = json.loads(reply["Payload"].read())
+    tail = base64.b64decode(reply["LogResult"]).decode()
+
+    assert "FunctionError" not in reply
+    assert body["request"] == reply["ResponseMetadata"]["RequestId"]
+    assert body["api"].startswith("127.0.0.1:") and body["api"] != "127.0.0.1:9001"
+    assert "hello from True" in tail
+    assert "runs with isolation backend 'process'" in platform.function_log(name)
+    assert "starts WITHOUT isolation" in platform.log_text()
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_timeout_kills_what_the_function_forked_too(platform: Server) -> None:
+    lam = platform.client()
+    name = create_function(
+        lam,
+        "import os, time\n"
+        "def handler(event, context):\n"
+        "    if event.get('fork'):\n"
+        "        child = os.fork()\n"
+        "        if child == 0:\n"
+        "            time.sleep(600)\n"
+        "        return child\n"
+        "    time.sleep(600)\n",
+        Timeout=1,
+    )
+    forked = lam.invoke(FunctionName=name, Payload=b'{"fork": 1}')
+    child = json.loads(forked["Payload"].read())
+    assert alive(child)
+
+    reply = lam.invoke(FunctionName=name, Payload=b"{}")
+
+    assert json.loads(reply["Payload"].read())["errorType"] == "Sandbox.Timedout"
+    deadline = time.monotonic() + 10
+    while alive(child):
+        assert time.monotonic() < deadline, "the forked child outlived its sandbox"
+        time.sleep(0.05)
+
+
+def test_a_function_may_still_choose_a_real_isolation_backend(platform: Server) -> None:
+    lam = platform.client()
+    name = create_function(
+        lam,
+        "import os\n"
+        "def handler(event, context):\n"
+        "    return os.environ['AWS_LAMBDA_RUNTIME_API']\n",
+        Tags={ISOLATION_TAG: "namespace"},
+    )
+
+    reply = lam.invoke(FunctionName=name, Payload=b"{}")
+
+    assert json.loads(reply["Payload"].read()) == "127.0.0.1:9001"
