@@ -42,6 +42,9 @@ class LaunchSpec:
     tmp_size_mb: int
     # Holds the sandbox's own passwd and group files (see `write_identity_files`).
     etc_dir: Path
+    # The runtime's file in `runtime_dir`: its source, or its bytecode compiled for this
+    # interpreter (see `lamina/worker/precompile.py`).
+    entry: str = "bootstrap.py"
 
 
 def write_identity_files(etc_dir: Path) -> None:
@@ -64,8 +67,8 @@ def executable() -> str:
     return path
 
 
-def command(spec: LaunchSpec, info_fd: int) -> list[str]:
-    """The argv that starts the runtime of one sandbox."""
+def command(spec: LaunchSpec, info_fd: int, blank: bool = False) -> list[str]:
+    """The argv that starts the runtime of one sandbox; a blank one waits for its function."""
     args = [
         executable(),
         "--unshare-all",
@@ -96,9 +99,12 @@ def command(spec: LaunchSpec, info_fd: int) -> list[str]:
     if spec.interpreter.mounted_at_lang:
         args += ["--ro-bind", spec.interpreter.host_prefix, SANDBOX_LANG_DIR]
 
-    bootstrap = f"{RUNTIME_DIR}/bootstrap.py"
-    argv = [spec.interpreter.sandbox_executable, "-I", "-S", bootstrap]
-    if spec.interpreter.custom:
-        # Lamina's runtime opens the Runtime API relay, then becomes the function's bootstrap.
-        argv += ["--exec", CUSTOM_BOOTSTRAP]
+    argv = [spec.interpreter.sandbox_executable, "-I", "-S", f"{RUNTIME_DIR}/{spec.entry}"]
+    argv += ["--blank"] if blank else runtime_arguments(spec.interpreter)
     return [*args, "--", *argv]
+
+
+def runtime_arguments(interpreter: Interpreter) -> list[str]:
+    """What the runtime is told besides its environment: for a custom runtime, that it opens
+    the Runtime API relay and then becomes the function's bootstrap."""
+    return ["--exec", CUSTOM_BOOTSTRAP] if interpreter.custom else []

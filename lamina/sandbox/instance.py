@@ -19,11 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lamina.clock import Clock
-from lamina.orphans import die_with_parent
 from lamina.registry.model import FunctionConfig
 from lamina.sandbox import bwrap
 from lamina.sandbox import logs as loglines
-from lamina.sandbox.output import TELEMETRY_FD_VARIABLE, LogSink, SandboxOutput
+from lamina.sandbox.launch import Launch, spawn
+from lamina.sandbox.output import LogSink, SandboxOutput
 from lamina.sandbox.states import RUNTIME_ALLOWED_FROM, Lifecycle, RuntimeState, SandboxState
 
 log = logging.getLogger(__name__)
@@ -151,32 +151,26 @@ class Sandbox:
 
     # Start and init
 
-    async def start(self, init_timeout: float = INIT_TIMEOUT_S) -> InitOutcome:
-        """Start the runtime and wait until it asks for its first event (the init phase)."""
+    async def start(
+        self, init_timeout: float = INIT_TIMEOUT_S, blank: Launch | None = None
+    ) -> InitOutcome:
+        """Start the runtime, or give a blank sandbox of the pool its function, and wait
+        until the runtime asks for its first event (the init phase).
+
+        Raises `AssignmentFailed`, before anything else, when the blank one is dead already.
+        """
         loop = asyncio.get_running_loop()
         self._ready = loop.create_future()
         started = self._clock.monotonic()
 
-        log_r, log_w = os.pipe()
-        telemetry_r, telemetry_w = os.pipe()
-        info_r, info_w = os.pipe()
-        try:
-            self._process = await asyncio.create_subprocess_exec(
-                *bwrap.command(self.spec, info_w),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log_w,
-                stderr=log_w,
-                pass_fds=(info_w, telemetry_w),
-                env={**self.env, TELEMETRY_FD_VARIABLE: str(telemetry_w)},
-                start_new_session=True,
-                # bubblewrap takes its sandbox with it; a killed worker must take bubblewrap.
-                preexec_fn=die_with_parent(signal.SIGKILL),
-            )
-        finally:
-            for fd in (log_w, telemetry_w, info_w):
-                os.close(fd)
-        self._info_fd = info_r
-        self._output = SandboxOutput(log_r, telemetry_r, self._log_sink)
+        if blank is None:
+            launch = await spawn(self.spec, self.env)
+        else:
+            blank.assign(self.env, bwrap.runtime_arguments(self.spec.interpreter))
+            launch = blank
+        self._process = launch.process
+        self._info_fd = launch.info_fd
+        self._output = SandboxOutput(launch.log_fd, launch.telemetry_fd, self._log_sink)
         self._exit_watch = asyncio.create_task(
             self._watch_exit(), name=f"sandbox-exit-{self.sandbox_id}"
         )

@@ -23,10 +23,14 @@ from lamina.registry.model import FunctionConfig, runtime_version_arn
 from lamina.sandbox import bwrap, entrypoint
 from lamina.sandbox import logs as loglines
 from lamina.sandbox.instance import INIT_TIMEOUT_S, InitOutcome, Invocation, Outcome, Sandbox
+from lamina.sandbox.launch import AssignmentFailed
+from lamina.sandbox.pool import DEFAULT_SIZE, Blank, PoolKey, SandboxPool, startup_matches
 from lamina.sandbox.runtime_api import RuntimeApiServer
 from lamina.sandbox.states import SandboxState
+from lamina.worker import precompile
+from lamina.worker.blanks import NamespaceBlanks
 from lamina.worker.codecache import CodeCache, Fetch
-from lamina.worker.interpreters import Interpreter, discover
+from lamina.worker.interpreters import CUSTOM_RUNTIMES, Interpreter, discover
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +39,21 @@ LAMBDA_ARCHITECTURE = {"x86_64": "x86_64", "aarch64": "arm64"}
 
 # Lamina's own runtime code, mounted read-only into every sandbox at /var/runtime.
 RUNTIME_SOURCE = Path(__file__).resolve().parents[1] / "runtime"
+# The size of /tmp most functions have (Lambda's default EphemeralStorage).
+_DEFAULT_TMP_MB = 512
+# The part of every sandbox's environment that is the same for every function.
+_PLATFORM_ENVIRONMENT = {
+    "AWS_LAMBDA_RUNTIME_API": bwrap.RUNTIME_API_ADDRESS,
+    "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+    "LAMBDA_TASK_ROOT": bwrap.TASK_ROOT,
+    "LAMBDA_RUNTIME_DIR": bwrap.RUNTIME_DIR,
+    "LAMINA_RUNTIME_SOCKET": f"{bwrap.SOCKET_DIR}/{bwrap.SOCKET_NAME}",
+    "LANG": "en_US.UTF-8",
+    "TZ": ":UTC",
+    "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
+    "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:"
+    "/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
+}
 
 
 class SandboxGone(Exception):
@@ -59,6 +78,7 @@ class WorkerAgent:
         clock: Clock | None = None,
         interpreters: dict[str, Interpreter] | None = None,
         log_store: Path | None = None,
+        pool_size: int = DEFAULT_SIZE,
     ) -> None:
         self.identity = identity
         self.state_dir = state_dir
@@ -71,12 +91,27 @@ class WorkerAgent:
         self._detaching: set[asyncio.Task[None]] = set()
         # Socket paths must stay short (108 bytes), so they live in a temporary directory.
         self._socket_root = Path(tempfile.mkdtemp(prefix="lamina-"))
-        self._runtime_dir = RUNTIME_SOURCE
+        self._runtimes: dict[str, precompile.RuntimeFiles] = {}
+        self.blanks = NamespaceBlanks(
+            state_dir / "slots",
+            self._socket_root,
+            self._interpreter_at,
+            self._launch_spec,
+            _PLATFORM_ENVIRONMENT,
+        )
+        self.pool = SandboxPool(self.blanks, pool_size)
 
     async def start(self) -> None:
         bwrap.executable()
         bwrap.write_identity_files(self.state_dir / "etc")
+        self._runtimes = await precompile.prepare_all(
+            self.state_dir / "runtime", RUNTIME_SOURCE, list(self.interpreters.values())
+        )
         await self.runtime_api.start()
+        # The Python the custom runtimes use is the host's python3: the likeliest first ask.
+        custom = self.interpreters.get(CUSTOM_RUNTIMES[0])
+        if custom is not None:
+            self.pool.replenish(PoolKey(custom.host_executable, _DEFAULT_TMP_MB))
         log.info(
             "worker ready id=%s zone=%s memory=%dMB runtimes=%s",
             self.identity.worker_id,
@@ -86,6 +121,7 @@ class WorkerAgent:
         )
 
     async def close(self) -> None:
+        await self.pool.close()
         for sandbox in list(self.sandboxes.values()):
             sandbox.kill()
         for sandbox in list(self.sandboxes.values()):
@@ -112,6 +148,7 @@ class WorkerAgent:
             "memory_capacity_mb": self.identity.memory_capacity_mb,
             "memory_reserved_mb": self.memory_reserved_mb(),
             "sandboxes": states,
+            "blank_sandboxes": sum(self.pool.counts().values()),
             "runtimes": {k: v.version for k, v in sorted(self.interpreters.items())},
             "architecture": LAMBDA_ARCHITECTURE.get(platform.machine(), platform.machine()),
         }
@@ -132,42 +169,84 @@ class WorkerAgent:
             log.info("sandbox refused id=%s function=%s: %s", sandbox_id, config.name, problem)
             return InitOutcome(False, 0.0, entrypoint.ERROR_TYPE, problem)
 
-        socket_dir = self._socket_root / sandbox_id
-        socket_dir.mkdir(mode=0o755)
         stream = _log_stream_name(config.version, self.clock.time())
-        spec = bwrap.LaunchSpec(
-            code_dir=code_dir,
-            runtime_dir=self._runtime_dir,
-            socket_dir=socket_dir,
-            interpreter=interpreter,
-            tmp_size_mb=config.ephemeral_storage,
-            etc_dir=self.state_dir / "etc",
-        )
+        env = self._environment(config, stream, interpreter)
+        blank = await self._blank_for(config, interpreter, code_dir, env)
+        if blank is not None:
+            spec = blank[1]
+        else:
+            socket_dir = self._socket_root / sandbox_id
+            socket_dir.mkdir(mode=0o755)
+            spec = self._launch_spec(interpreter, code_dir, socket_dir, config.ephemeral_storage)
         sink = StreamSink(self.logs, config.log_group, stream, self.clock)
         arn = runtime_version_arn(self.identity.region, config.runtime)
         sink.write(loglines.init_start(config.runtime, arn).encode())
         sandbox = Sandbox(
-            sandbox_id,
-            config,
-            spec,
-            self._environment(config, stream, interpreter),
-            self.clock,
-            log_sink=sink,
-            on_exit=self._forget,
+            sandbox_id, config, spec, env, self.clock, log_sink=sink, on_exit=self._forget
         )
         self.sandboxes[sandbox_id] = sandbox
         await self.runtime_api.attach(sandbox)
 
         # Lambda gives an init that overruns 10 s a second try within the function's timeout.
-        outcome = await sandbox.start(max(INIT_TIMEOUT_S, config.timeout))
+        init_timeout = max(INIT_TIMEOUT_S, config.timeout)
+        key = PoolKey(interpreter.host_executable, config.ephemeral_storage)
+        try:
+            outcome = await sandbox.start(init_timeout, blank[0].launch if blank else None)
+        except AssignmentFailed as error:
+            assert blank is not None
+            log.info("blank sandbox lost id=%s: %s; starting cold", blank[0].blank_id, error)
+            await self._abandon(sandbox, blank[0])
+            sink.close()
+            return await self.create_sandbox(sandbox_id, config)
+        finally:
+            self.pool.replenish(key)
         log.info(
-            "sandbox %s id=%s function=%s init=%.1fms",
+            "sandbox %s id=%s function=%s init=%.1fms pooled=%s",
             "ready" if outcome.ok else "failed",
             sandbox_id,
             config.name,
             outcome.duration_ms,
+            blank is not None,
         )
         return outcome
+
+    async def _blank_for(
+        self, config: FunctionConfig, interpreter: Interpreter, code_dir: Path, env: dict[str, str]
+    ) -> tuple[Blank, bwrap.LaunchSpec] | None:
+        """A blank sandbox of the pool holding the function's code, if one fits it."""
+        if not startup_matches(self.blanks.environment, env):
+            return None
+        blank = self.pool.take(PoolKey(interpreter.host_executable, config.ephemeral_storage))
+        if blank is None:
+            return None
+        try:
+            return blank, await self.blanks.fit(blank, code_dir, interpreter)
+        except OSError as error:
+            log.warning("blank sandbox unusable id=%s: %s", blank.blank_id, error)
+            self.blanks.discard(blank)
+            return None
+
+    async def _abandon(self, sandbox: Sandbox, blank: Blank) -> None:
+        self.sandboxes.pop(sandbox.sandbox_id, None)
+        await self.runtime_api.detach(sandbox)
+        self.blanks.discard(blank)
+
+    def _launch_spec(
+        self, interpreter: Interpreter, code_dir: Path, socket_dir: Path, tmp_size_mb: int
+    ) -> bwrap.LaunchSpec:
+        runtime = self._runtimes.get(interpreter.host_executable)
+        return bwrap.LaunchSpec(
+            code_dir=code_dir,
+            runtime_dir=runtime.directory if runtime else RUNTIME_SOURCE,
+            socket_dir=socket_dir,
+            interpreter=interpreter,
+            tmp_size_mb=tmp_size_mb,
+            etc_dir=self.state_dir / "etc",
+            entry=runtime.entry if runtime else precompile.SOURCE,
+        )
+
+    def _interpreter_at(self, executable: str) -> Interpreter:
+        return next(i for i in self.interpreters.values() if i.host_executable == executable)
 
     async def invoke(self, sandbox_id: str, invocation: Invocation) -> Outcome:
         sandbox = self.sandboxes.get(sandbox_id)
@@ -202,6 +281,7 @@ class WorkerAgent:
     def _forget(self, sandbox: Sandbox) -> None:
         self.sandboxes.pop(sandbox.sandbox_id, None)
         shutil.rmtree(sandbox.spec.socket_dir, ignore_errors=True)
+        self.blanks.release(sandbox.spec)
         # Stopping the socket's site is asynchronous; the sandbox is gone either way.
         task = asyncio.get_running_loop().create_task(self.runtime_api.detach(sandbox))
         self._detaching.add(task)
@@ -223,16 +303,7 @@ class WorkerAgent:
                 "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
                 "AWS_LAMBDA_LOG_GROUP_NAME": config.log_group,
                 "AWS_LAMBDA_LOG_STREAM_NAME": stream,
-                "AWS_LAMBDA_RUNTIME_API": bwrap.RUNTIME_API_ADDRESS,
-                "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
-                "LAMBDA_TASK_ROOT": bwrap.TASK_ROOT,
-                "LAMBDA_RUNTIME_DIR": bwrap.RUNTIME_DIR,
-                "LAMINA_RUNTIME_SOCKET": f"{bwrap.SOCKET_DIR}/{bwrap.SOCKET_NAME}",
-                "LANG": "en_US.UTF-8",
-                "TZ": ":UTC",
-                "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
-                "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:"
-                "/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
+                **_PLATFORM_ENVIRONMENT,
             }
         )
         # Lambda names the execution environment only for its managed runtimes.

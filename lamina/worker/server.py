@@ -28,6 +28,7 @@ from aiohttp import web
 from lamina.registry.model import FunctionConfig
 from lamina.sandbox import logs as loglines
 from lamina.sandbox.instance import Invocation
+from lamina.sandbox.pool import DEFAULT_SIZE
 from lamina.worker import protocol
 from lamina.worker.agent import SandboxGone, WorkerAgent, WorkerIdentity
 from lamina.worker.membership import keep_membership
@@ -111,6 +112,7 @@ async def serve(
     join_url: str,
     advertise_host: str | None = None,
     log_store: Path | None = None,
+    pool_size: int = DEFAULT_SIZE,
 ) -> None:
     """Run a worker until SIGTERM or SIGINT; every sandbox dies with it.
 
@@ -129,7 +131,7 @@ async def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
-    agent = WorkerAgent(identity, state_dir, fetch_code, log_store=log_store)
+    agent = WorkerAgent(identity, state_dir, fetch_code, log_store=log_store, pool_size=pool_size)
     runner = web.AppRunner(build_app(agent), access_log=None, handle_signals=False)
     membership: asyncio.Task[None] | None = None
     try:

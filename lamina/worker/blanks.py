@@ -1,0 +1,97 @@
+"""Blank sandboxes of the namespace backend, for the worker's pool.
+
+A blank is started like any sandbox (see `lamina/sandbox/bwrap.py`), except that /var/task is
+an empty directory of its own, a slot, bound read-only. On assignment the slot receives the
+function's code as hard links to the unpacked code, which costs one link per file and copies
+nothing; the sandbox sees the code read-only at /var/task as a cold start would, and nothing of
+any other function. The slot goes when the sandbox does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from lamina.sandbox import bwrap
+from lamina.sandbox.launch import spawn
+from lamina.sandbox.pool import Blank, PoolKey
+from lamina.worker.interpreters import Interpreter
+
+log = logging.getLogger(__name__)
+
+
+class NamespaceBlanks:
+    """Starts blanks under bubblewrap and fits them to the function they are given."""
+
+    def __init__(
+        self,
+        slots_root: Path,
+        socket_root: Path,
+        interpreters: Callable[[str], Interpreter],
+        spec_for: Callable[[Interpreter, Path, Path, int], bwrap.LaunchSpec],
+        environment: dict[str, str],
+    ) -> None:
+        self.environment = environment
+        self._slots_root = slots_root
+        self._socket_root = socket_root
+        self._interpreter = interpreters
+        self._spec_for = spec_for
+        self._specs: dict[str, bwrap.LaunchSpec] = {}
+        self._ids = itertools.count(1)
+        # A worker killed with SIGKILL left its slots behind: their sandboxes died with it.
+        shutil.rmtree(slots_root, ignore_errors=True)
+        slots_root.mkdir(parents=True)
+
+    async def start_blank(self, key: PoolKey) -> Blank:
+        blank_id = f"blank-{next(self._ids)}"
+        slot = self._slots_root / blank_id
+        socket_dir = self._socket_root / blank_id
+        slot.mkdir()
+        socket_dir.mkdir(mode=0o755)
+        spec = self._spec_for(self._interpreter(key.executable), slot, socket_dir, key.tmp_size_mb)
+        self._specs[blank_id] = spec
+        try:
+            launch = await spawn(spec, self.environment, blank=True)
+        except BaseException:
+            self._remove_dirs(blank_id)
+            raise
+        return Blank(blank_id, key, launch)
+
+    async def fit(
+        self, blank: Blank, code_dir: Path, interpreter: Interpreter
+    ) -> bwrap.LaunchSpec:
+        """Put the function's code in the blank's slot; the spec the sandbox now runs under.
+
+        Raises OSError when the code cannot be linked there (another file system).
+        """
+        spec = self._specs.pop(blank.blank_id)
+        await asyncio.to_thread(_link_tree, code_dir, spec.code_dir)
+        return replace(spec, interpreter=interpreter)
+
+    def discard(self, blank: Blank) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            blank.launch.process.kill()
+        blank.launch.close_unused()
+        self._remove_dirs(blank.blank_id)
+
+    def release(self, spec: bwrap.LaunchSpec) -> None:
+        """Remove the slot of a sandbox that was a blank, once it has died."""
+        if spec.code_dir.parent == self._slots_root:
+            shutil.rmtree(spec.code_dir, ignore_errors=True)
+
+    def _remove_dirs(self, blank_id: str) -> None:
+        self._specs.pop(blank_id, None)
+        shutil.rmtree(self._slots_root / blank_id, ignore_errors=True)
+        shutil.rmtree(self._socket_root / blank_id, ignore_errors=True)
+
+
+def _link_tree(source: Path, slot: Path) -> None:
+    # copystat gives the slot the code directory's own mode and times, as a cold start shows.
+    shutil.copytree(source, slot, symlinks=True, copy_function=os.link, dirs_exist_ok=True)
