@@ -100,6 +100,8 @@ class WorkerAgent:
             _PLATFORM_ENVIRONMENT,
         )
         self.pool = SandboxPool(self.blanks, pool_size)
+        # The pool key of each new sandbox whose first invoke has not ended yet.
+        self._refill_later: dict[str, PoolKey] = {}
 
     async def start(self) -> None:
         bwrap.executable()
@@ -157,6 +159,9 @@ class WorkerAgent:
 
     async def create_sandbox(self, sandbox_id: str, config: FunctionConfig) -> InitOutcome:
         """Start a sandbox for one function version and run its init phase."""
+        # A create that follows a create: no first invoke is coming in between.
+        for waiting in list(self._refill_later):
+            self._refill(waiting)
         interpreter = self.interpreters.get(config.runtime)
         if interpreter is None:
             return InitOutcome(
@@ -189,7 +194,6 @@ class WorkerAgent:
 
         # Lambda gives an init that overruns 10 s a second try within the function's timeout.
         init_timeout = max(INIT_TIMEOUT_S, config.timeout)
-        key = PoolKey(interpreter.host_executable, config.ephemeral_storage)
         try:
             outcome = await sandbox.start(init_timeout, blank[0].launch if blank else None)
         except AssignmentFailed as error:
@@ -198,8 +202,11 @@ class WorkerAgent:
             await self._abandon(sandbox, blank[0])
             sink.close()
             return await self.create_sandbox(sandbox_id, config)
-        finally:
-            self.pool.replenish(key)
+        self._refill_later[sandbox_id] = PoolKey(
+            interpreter.host_executable, config.ephemeral_storage
+        )
+        if not outcome.ok:
+            self._refill(sandbox_id)
         log.info(
             "sandbox %s id=%s function=%s init=%.1fms pooled=%s",
             "ready" if outcome.ok else "failed",
@@ -245,6 +252,14 @@ class WorkerAgent:
             entry=runtime.entry if runtime else precompile.SOURCE,
         )
 
+    def _refill(self, sandbox_id: str) -> None:
+        """Start replacing the blank a new sandbox took (or its key's first blanks), now that
+        its first invoke is over: starting a sandbox earlier would compete with that
+        invoke, the end of the cold start the client waits for."""
+        key = self._refill_later.pop(sandbox_id, None)
+        if key is not None:
+            self.pool.replenish(key)
+
     def _interpreter_at(self, executable: str) -> Interpreter:
         return next(i for i in self.interpreters.values() if i.host_executable == executable)
 
@@ -253,6 +268,7 @@ class WorkerAgent:
         if sandbox is None or sandbox.state is not SandboxState.IDLE:
             raise SandboxGone(sandbox_id)
         outcome = await sandbox.invoke(invocation)
+        self._refill(sandbox_id)
         log.debug(
             "invoke done sandbox=%s request=%s error=%s",
             sandbox_id,
@@ -280,6 +296,7 @@ class WorkerAgent:
 
     def _forget(self, sandbox: Sandbox) -> None:
         self.sandboxes.pop(sandbox.sandbox_id, None)
+        self._refill(sandbox.sandbox_id)
         shutil.rmtree(sandbox.spec.socket_dir, ignore_errors=True)
         self.blanks.release(sandbox.spec)
         # Stopping the socket's site is asynchronous; the sandbox is gone either way.

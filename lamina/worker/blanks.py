@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import logging
 import os
 import shutil
 from collections.abc import Callable
@@ -24,7 +23,8 @@ from lamina.sandbox.launch import spawn
 from lamina.sandbox.pool import Blank, PoolKey
 from lamina.worker.interpreters import Interpreter
 
-log = logging.getLogger(__name__)
+# Code of at most this many files and no directories is linked without a thread.
+_INLINE_LINKS = 16
 
 
 class NamespaceBlanks:
@@ -72,7 +72,11 @@ class NamespaceBlanks:
         Raises OSError when the code cannot be linked there (another file system).
         """
         spec = self._specs.pop(blank.blank_id)
-        await asyncio.to_thread(_link_tree, code_dir, spec.code_dir)
+        if _flat_and_small(code_dir):
+            # Handing a few links to a thread would cost more than making them.
+            _link_tree(code_dir, spec.code_dir)
+        else:
+            await asyncio.to_thread(_link_tree, code_dir, spec.code_dir)
         return replace(spec, interpreter=interpreter)
 
     def discard(self, blank: Blank) -> None:
@@ -90,6 +94,12 @@ class NamespaceBlanks:
         self._specs.pop(blank_id, None)
         shutil.rmtree(self._slots_root / blank_id, ignore_errors=True)
         shutil.rmtree(self._socket_root / blank_id, ignore_errors=True)
+
+
+def _flat_and_small(code_dir: Path) -> bool:
+    with os.scandir(code_dir) as entries:
+        kinds = [entry.is_dir(follow_symlinks=False) for entry in entries]
+    return len(kinds) <= _INLINE_LINKS and not any(kinds)
 
 
 def _link_tree(source: Path, slot: Path) -> None:

@@ -21,7 +21,7 @@ from lamina.sandbox.pool import Blank, PoolKey, SandboxPool, startup_matches
 
 KEY = PoolKey("/usr/bin/python3", 512)
 OTHER = PoolKey("/usr/bin/python3", 1024)
-WAIT_S = 20
+WAIT_S = 60
 
 # Says it is ready, prints what it is assigned, then waits to be killed.
 _BLANK = """
