@@ -37,8 +37,6 @@ from warm_invoke import create_function, create_function_zip, free_port, signed,
 
 HELLO = "def handler(event, context):\n    return {'hello': 'world'}\n"
 WARM_INVOKES = 5
-# Ample time for a blank sandbox's runtime to start once its bubblewrap process exists.
-BLANK_START_S = 0.3
 
 
 def main() -> None:
@@ -91,25 +89,31 @@ def measure(pool: int, count: int, runtime: str) -> list[dict[str, float]]:
 
 
 def wait_for_pool(data_dir: str, pool: int) -> None:
-    """Until the worker has its blanks again (the previous sample took one), seen as their
-    bubblewrap processes, then long enough for the newest one's runtime to start."""
+    """Until the worker has its blanks again (the previous sample took one), each with its
+    Runtime API relay forked: the runtime's last step before it waits for a function."""
     deadline = time.monotonic() + 30
-    while blanks(data_dir) < pool:
+    while ready_blanks(data_dir) < pool:
         if time.monotonic() > deadline:
             raise RuntimeError("the pool never filled")
         time.sleep(0.02)
-    time.sleep(BLANK_START_S if pool else 0)
 
 
-def blanks(data_dir: str) -> int:
+def ready_blanks(data_dir: str) -> int:
     count = 0
     for entry in Path("/proc").iterdir():
         try:
             cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
+            if data_dir.encode() in cmdline and b"--blank" in cmdline:
+                # bubblewrap, its reaper (pid 1 inside), the runtime, its relay.
+                count += len(descendants(int(entry.name))) >= 3
+        except (OSError, ValueError):
             continue
-        count += data_dir.encode() in cmdline and b"--blank" in cmdline
     return count
+
+
+def descendants(pid: int) -> list[int]:
+    children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return children + [d for child in children for d in descendants(child)]
 
 
 def invoke(connection: http.client.HTTPConnection, name: str) -> dict[str, float]:
