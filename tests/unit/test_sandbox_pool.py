@@ -73,6 +73,14 @@ async def until(condition: object) -> None:
         await asyncio.sleep(0.01)
 
 
+async def filled(source: ProcessBlanks, size: int, key: PoolKey = KEY) -> SandboxPool:
+    """A pool of `size` blanks per key, holding all of them for `key`."""
+    pool = SandboxPool(source, size=size)
+    pool.replenish(key)
+    await until(lambda: pool.counts() == {key: size})
+    return pool
+
+
 @pytest.fixture
 async def source() -> AsyncIterator[ProcessBlanks]:
     blanks = ProcessBlanks()
@@ -98,9 +106,7 @@ async def test_a_pool_fills_a_key_it_is_asked_for_to_its_size_with_ready_blanks(
 async def test_a_taken_blank_leaves_the_pool_for_good_and_two_takes_never_share_one(
     source: ProcessBlanks,
 ) -> None:
-    pool = SandboxPool(source, size=2)
-    pool.replenish(KEY)
-    await until(lambda: pool.counts() == {KEY: 2})
+    pool = await filled(source, 2)
 
     first, second = pool.take(KEY), pool.take(KEY)
 
@@ -137,9 +143,7 @@ async def test_a_pool_of_size_zero_never_starts_a_blank(source: ProcessBlanks) -
 async def test_an_assigned_blank_reads_its_assignment_and_keeps_running(
     source: ProcessBlanks,
 ) -> None:
-    pool = SandboxPool(source, size=1)
-    pool.replenish(KEY)
-    await until(lambda: pool.counts() == {KEY: 1})
+    pool = await filled(source, 1)
     blank = pool.take(KEY)
     assert blank is not None
 
@@ -157,9 +161,8 @@ async def test_an_assigned_blank_reads_its_assignment_and_keeps_running(
 async def test_a_blank_that_dies_in_the_pool_is_removed_and_replaced(
     source: ProcessBlanks,
 ) -> None:
-    pool = SandboxPool(source, size=1)
-    pool.replenish(KEY)
-    await until(lambda: pool.counts() == {KEY: 1} and source.started[0].ready)
+    pool = await filled(source, 1)
+    await until(lambda: source.started[0].ready)
 
     source.started[0].launch.process.send_signal(signal.SIGKILL)
 
@@ -204,9 +207,7 @@ async def test_keys_beyond_the_bound_lose_their_blanks_least_recently_asked_firs
 async def test_closing_the_pool_kills_every_blank_and_starts_no_more(
     source: ProcessBlanks,
 ) -> None:
-    pool = SandboxPool(source, size=2)
-    pool.replenish(KEY)
-    await until(lambda: pool.counts() == {KEY: 2})
+    pool = await filled(source, 2)
 
     await pool.close()
 
