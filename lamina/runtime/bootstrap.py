@@ -866,7 +866,7 @@ def exec_with_relay(argv: list[str], relay_open: bool = False) -> None:
 # --- Blank sandboxes -----------------------------------------------------------------------
 
 
-def start_blank() -> list[str]:
+def start_blank() -> tuple[list[str], bool]:
     """Open the relay in a blank sandbox of the worker's pool, then wait for the function it
     is given.
 
@@ -876,13 +876,16 @@ def start_blank() -> list[str]:
     if it had been started with it: what the process's start added to the environment it was
     given (bubblewrap's PWD, the interpreter's LC_CTYPE when it coerces the C locale) stays,
     as it would have been added to the function's. It returns the arguments to continue
-    with. A channel closed without an assignment means the pool is drained: the runtime ends
-    quietly.
+    with, and whether the relay is open. A channel closed without an assignment means the
+    pool is drained: the runtime ends quietly.
     """
     global WIRE_JSON
     channel = socket.socket(fileno=int(os.environ.pop("LAMINA_ASSIGNMENT_FD")))
     # The relay's address and socket are the same in every sandbox: it opens beforehand.
-    start_relay(os.environ.get("LAMINA_RUNTIME_SOCKET", _DEFAULT_SOCKET), channel)
+    socket_path = os.environ.get("LAMINA_RUNTIME_SOCKET")
+    relay_open = socket_path is not None and "AWS_LAMBDA_RUNTIME_API" in os.environ
+    if relay_open:
+        start_relay(socket_path, channel)
     channel.sendall(b"ready\n")
     chunks = []
     while True:
@@ -904,7 +907,7 @@ def start_blank() -> list[str]:
     os.environ.update(assignment["environment"])
     os.environ.update(added)
     WIRE_JSON = JsonWriter(escapes_non_ascii(os.environ.get("AWS_EXECUTION_ENV", "")))
-    return assignment["arguments"]
+    return assignment["arguments"], relay_open
 
 
 def _as_started() -> None:
@@ -992,9 +995,9 @@ def _parse_header_json(value: str | None, name: str) -> dict | None:
 
 def main() -> None:
     _as_started()
-    relay_open = sys.argv[1:2] == ["--blank"]
-    if relay_open:
-        sys.argv[1:] = start_blank()
+    relay_open = False
+    if sys.argv[1:2] == ["--blank"]:
+        sys.argv[1:], relay_open = start_blank()
     if sys.argv[1:2] == ["--exec"]:
         exec_with_relay(sys.argv[2:], relay_open)
 
