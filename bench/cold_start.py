@@ -1,64 +1,162 @@
-"""Cold start of a Python function on Lamina: the Init Duration Lamina reports, and the
-client-side latency of the first invoke of each new function.
+"""Cold start of a Python hello world on Lamina, as the client sees it: how much longer the
+first invoke of a function takes than its warm invokes.
 
-    .venv/bin/python bench/cold_start.py [--functions 30] [--runtime python3.11]
+    .venv/bin/python bench/cold_start.py [--samples 60] [--pools 2,0] [--runtime python3.11]
+        [--network outbound]
 
-Each sample is a fresh function, so its first invoke has to start a sandbox (bubblewrap,
-interpreter, Lamina's runtime, the handler module import). Prints medians and p90.
+For each pool size in --pools (blank sandboxes per worker; 0 = every sandbox starts cold), it
+starts `lamina up` (namespace backend, one worker, as root: hardened sandboxes; functions
+tagged `lamina:network` = --network) on a loopback port and then, per sample,
+creates a new function, waits until it is Active and until the worker's pool is full again,
+and invokes it once cold and five times warm, over one keep-alive connection. A sample's cold
+start is its first invoke's latency minus the median of its warm ones.
+
+The split, per sample: `runtime init` is the Init Duration of the REPORT line (from handing
+the sandbox its function, or from starting it when there is no pool, until the runtime asks for
+its first event: environment, sys.path, the handler's import); `handler` is the extra time of
+the first invoke's Duration over the warm ones; `placement and start` is what remains:
+counting, placement, the call to the worker, taking a blank sandbox and linking the code into
+it (with no pool: starting bubblewrap and the interpreter happens inside runtime init).
+Prints one Markdown row per pool size with p50 and p99 of each.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import json
+import http.client
 import re
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
-from suite import free_port, wait_until_up
-from warm_invoke import boto3_lambda, create_and_wait, create_function_zip, start_lamina
+from suite import commit, free_port, machine, wait_until_up
+from warm_invoke import create_function, create_function_zip, signed
+
+HELLO = "def handler(event, context):\n    return {'hello': 'world'}\n"
+WARM_INVOKES = 5
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--functions", type=int, default=30)
+    parser.add_argument("--samples", type=int, default=60)
+    parser.add_argument("--pools", default="2,0", help="pool sizes to measure, comma-separated")
     parser.add_argument("--runtime", default=f"python3.{sys.version_info.minor}")
+    parser.add_argument("--network", default="outbound", choices=("outbound", "none"))
     args = parser.parse_args()
+    if args.samples < 30:
+        parser.error("at least 30 samples, so that p99 means something")
 
+    print(f"machine: {machine()}; commit {commit()}")
+    print(f"runtime {args.runtime}, network {args.network}, {args.samples} new functions per "
+          "row, namespace backend\n")  # fmt: skip
+    print("| blank sandboxes per worker | cold start p50 | p99 | runtime init p50 | p99 "
+          "| handler p50 | p99 | placement and start p50 | p99 |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    for pool in (int(size) for size in args.pools.split(",")):
+        samples = measure(pool, args.samples, args.runtime, args.network)
+        cells = []
+        for part in ("extra", "init", "handler", "rest"):
+            values = [sample[part] for sample in samples]
+            cells += [f"{percentile(values, 50):.1f} ms", f"{percentile(values, 99):.1f} ms"]
+        print(f"| {pool} | " + " | ".join(cells) + " |", flush=True)
+
+
+def measure(pool: int, count: int, runtime: str, network: str) -> list[dict[str, float]]:
     data_dir = tempfile.mkdtemp(prefix="lamina-bench-")
     port = free_port()
-    lamina = start_lamina(port, data_dir)
-    init_ms, first_ms = [], []
+    lamina = subprocess.Popen(
+        [sys.executable, "-m", "lamina", "up", "--port", str(port), "--data-dir", data_dir,
+         "--log-level", "warning", "--sandbox-pool", str(pool)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    code = create_function_zip(HELLO)
+    samples = []
     try:
         wait_until_up(port, "/_lamina/health")
-        client = boto3_lambda(port)
-        code = create_function_zip("def handler(event, context):\n    return None\n")
-        for index in range(args.functions):
-            name = f"cold-{index}"
-            create_and_wait(client, name, args.runtime, code)
-            started = time.perf_counter()
-            response = client.invoke(FunctionName=name, LogType="Tail")
-            first_ms.append((time.perf_counter() - started) * 1000)
-            log = base64.b64decode(response["LogResult"]).decode()
-            init_ms.append(float(re.search(r"Init Duration: ([\d.]+) ms", log).group(1)))
+        connection = http.client.HTTPConnection("127.0.0.1", port)
+        for index in range(count):
+            name = f"cold-{pool}-{index}"
+            create_function(port, name, runtime, code, {"lamina:network": network})
+            wait_for_pool(data_dir, pool)
+            first = invoke(connection, name)
+            warm = [invoke(connection, name) for _ in range(WARM_INVOKES)]
+            samples.append(split(first, warm))
     finally:
         lamina.send_signal(signal.SIGTERM)
         lamina.wait(30)
         shutil.rmtree(data_dir, ignore_errors=True)
+    return samples
 
-    def summary(samples: list[float]) -> str:
-        ordered = sorted(samples)
-        p90 = ordered[int(0.9 * (len(ordered) - 1))]
-        return f"median {statistics.median(samples):.1f} ms, p90 {p90:.1f} ms"
 
-    print(json.dumps({"runtime": args.runtime, "samples": len(init_ms)}))
-    print(f"Init Duration (sandbox start to first event request): {summary(init_ms)}")
-    print(f"first invoke seen by the client (boto3): {summary(first_ms)}")
+def wait_for_pool(data_dir: str, pool: int) -> None:
+    """Until the worker has its blanks again (the previous sample took one), each with its
+    Runtime API relay forked: the runtime's last step before it waits for a function."""
+    deadline = time.monotonic() + 30
+    while ready_blanks(data_dir) < pool:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the pool never filled")
+        time.sleep(0.02)
+
+
+def ready_blanks(data_dir: str) -> int:
+    count = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            if data_dir.encode() in cmdline and b"--blank" in cmdline:
+                # bubblewrap, its reaper (pid 1 inside), the runtime, its relay: the relay
+                # is forked after the ids are mapped and the network is connected.
+                count += len(descendants(int(entry.name))) >= 3
+        except (OSError, ValueError):
+            continue
+    return count
+
+
+def descendants(pid: int) -> list[int]:
+    children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return children + [d for child in children for d in descendants(child)]
+
+
+def invoke(connection: http.client.HTTPConnection, name: str) -> dict[str, float]:
+    path = f"/2015-03-31/functions/{name}/invocations"
+    headers = signed(connection.port, "POST", path, b"{}")
+    headers["X-Amz-Log-Type"] = "Tail"
+    started = time.perf_counter()
+    connection.request("POST", path, body=b"{}", headers=headers)
+    response = connection.getresponse()
+    response.read()
+    latency = (time.perf_counter() - started) * 1000
+    if response.status != 200 or response.getheader("X-Amz-Function-Error"):
+        raise RuntimeError(f"invoke of {name} failed: {response.status}")
+    log = base64.b64decode(response.getheader("X-Amz-Log-Result", "")).decode()
+    init = re.search(r"Init Duration: ([\d.]+) ms", log)
+    return {
+        "latency": latency,
+        "duration": float(re.search(r"\tDuration: ([\d.]+) ms", log).group(1)),  # type: ignore[union-attr]
+        "init": float(init.group(1)) if init else 0.0,
+    }
+
+
+def split(first: dict[str, float], warm: list[dict[str, float]]) -> dict[str, float]:
+    extra = first["latency"] - statistics.median(w["latency"] for w in warm)
+    handler = first["duration"] - statistics.median(w["duration"] for w in warm)
+    return {
+        "extra": extra,
+        "init": first["init"],
+        "handler": handler,
+        "rest": extra - first["init"] - handler,
+    }
+
+
+def percentile(values: list[float], q: int) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 if __name__ == "__main__":

@@ -13,8 +13,18 @@ from lamina.auth.commands import accounts, default_key_allowed, keys
 from lamina.auth.platform import TOKEN_ENV, TOKEN_FILE
 from lamina.eventqueue.commands import events
 from lamina.logs import tail
+from lamina.sandbox.pool import DEFAULT_SIZE as DEFAULT_POOL_SIZE
 from lamina.worker import server
 from lamina.worker.agent import WorkerIdentity
+
+# Blank sandboxes each worker keeps per interpreter and /tmp size in demand.
+_SANDBOX_POOL = click.option(
+    "--sandbox-pool",
+    type=click.IntRange(min=0),
+    default=DEFAULT_POOL_SIZE,
+    show_default=True,
+    help="Blank sandboxes a worker keeps started per runtime in use, for fast cold starts.",
+)
 
 
 def _logging(level: str) -> None:
@@ -108,6 +118,7 @@ def main() -> None:
     help="Accept the development key test/test [default: only on a loopback --host].",
 )
 @click.option("--log-level", default="info", show_default=True)
+@_SANDBOX_POOL
 def up(
     host: str,
     port: int,
@@ -127,6 +138,7 @@ def up(
     default_key: bool | None,
     log_level: str,
     lease: float,
+    sandbox_pool: int,
 ) -> None:
     """Run every part of Lamina on this machine, in the foreground."""
     _logging(log_level)
@@ -153,6 +165,7 @@ def up(
         lease_s=lease,
         account_id=account,
         default_key=allow_default_key,
+        sandbox_pool=sandbox_pool,
     )
     eventloop.run(launcher.run(settings))
 
@@ -190,6 +203,7 @@ def up(
     type=click.Path(dir_okay=False, path_type=Path),
     help="The function log store to write to (default: logs.db in the state directory).",
 )
+@_SANDBOX_POOL
 @click.pass_context
 def worker(
     ctx: click.Context,
@@ -205,6 +219,7 @@ def worker(
     region: str,
     log_level: str,
     log_store: Path | None,
+    sandbox_pool: int,
 ) -> None:
     """Run a worker that joins the fleet at --join URL, or manage workers (drain, list)."""
     if ctx.invoked_subcommand is not None:
@@ -227,6 +242,7 @@ def worker(
             advertise_host,
             log_store,
             token,
+            sandbox_pool,
         )
     )
 

@@ -45,6 +45,7 @@ from lamina.orphans import die_with_parent
 from lamina.placement.fleet import LEASE_S, Fleet
 from lamina.registry.code import CodeStore
 from lamina.registry.store import Registry
+from lamina.sandbox.pool import DEFAULT_SIZE as DEFAULT_POOL_SIZE
 from lamina.worker.client import WorkerClient
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class Settings:
     lease_s: float = LEASE_S
     # The development key `test` / `test` of the default account.
     default_key: bool = True
+    sandbox_pool: int = DEFAULT_POOL_SIZE
 
 
 def memory_total_mb() -> int:
@@ -201,6 +203,7 @@ class Platform:
             "--join", self.url,
             "--region", self.settings.region,
             "--log-store", str(self.data_dir / "logs.db"),
+            "--sandbox-pool", str(self.settings.sandbox_pool),
         ]  # fmt: skip
         process = await asyncio.create_subprocess_exec(
             *command,

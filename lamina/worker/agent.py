@@ -27,11 +27,15 @@ from lamina.sandbox import logs as loglines
 from lamina.sandbox.cgroups import CgroupTree, Limits
 from lamina.sandbox.hostids import HostIds
 from lamina.sandbox.instance import INIT_TIMEOUT_S, InitOutcome, Invocation, Outcome, Sandbox
+from lamina.sandbox.launch import AssignmentFailed
 from lamina.sandbox.network import NetworkMode
+from lamina.sandbox.pool import DEFAULT_SIZE, Blank, PoolKey, SandboxPool, startup_matches
 from lamina.sandbox.runtime_api import RuntimeApiServer
 from lamina.sandbox.states import SandboxState
+from lamina.worker import precompile
+from lamina.worker.blanks import NamespaceBlanks
 from lamina.worker.codecache import CodeCache, Fetch
-from lamina.worker.interpreters import Interpreter, discover
+from lamina.worker.interpreters import CUSTOM_RUNTIMES, Interpreter, discover
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,21 @@ LAMBDA_ARCHITECTURE = {"x86_64": "x86_64", "aarch64": "arm64"}
 
 # Lamina's own runtime code, mounted read-only into every sandbox at /var/runtime.
 RUNTIME_SOURCE = Path(__file__).resolve().parents[1] / "runtime"
+# The size of /tmp most functions have (Lambda's default EphemeralStorage).
+_DEFAULT_TMP_MB = 512
+# The part of every sandbox's environment that is the same for every function.
+_PLATFORM_ENVIRONMENT = {
+    "AWS_LAMBDA_RUNTIME_API": bwrap.RUNTIME_API_ADDRESS,
+    "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+    "LAMBDA_TASK_ROOT": bwrap.TASK_ROOT,
+    "LAMBDA_RUNTIME_DIR": bwrap.RUNTIME_DIR,
+    "LAMINA_RUNTIME_SOCKET": f"{bwrap.SOCKET_DIR}/{bwrap.SOCKET_NAME}",
+    "LANG": "en_US.UTF-8",
+    "TZ": ":UTC",
+    "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
+    "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:"
+    "/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
+}
 
 
 class SandboxGone(Exception):
@@ -65,6 +84,7 @@ class WorkerAgent:
         interpreters: dict[str, Interpreter] | None = None,
         log_store: Path | None = None,
         sessions: SessionAuthority | None = None,
+        pool_size: int = DEFAULT_SIZE,
     ) -> None:
         self.identity = identity
         # Mints each sandbox's credentials; without it sandboxes get none.
@@ -79,10 +99,21 @@ class WorkerAgent:
         self._detaching: set[asyncio.Task[None]] = set()
         name = leftovers.worker_name(identity.worker_id, state_dir)
         self._socket_root = leftovers.socket_root(name)
-        self._runtime_dir = RUNTIME_SOURCE
         self.cgroups = CgroupTree(name)
         self.host_ids = HostIds(name)
         self._seccomp = seccomp.compile_filter()
+        self._runtimes: dict[str, precompile.RuntimeFiles] = {}
+        self.blanks = NamespaceBlanks(
+            state_dir / "slots",
+            self._socket_root,
+            self._interpreter_at,
+            self._launch_spec,
+            _PLATFORM_ENVIRONMENT,
+            lambda spec: self._in_background(self._release(spec)),
+        )
+        self.pool = SandboxPool(self.blanks, pool_size)
+        # The pool key of each new sandbox whose first invoke has not ended yet.
+        self._refill_later: dict[str, PoolKey] = {}
 
     async def start(self) -> None:
         bwrap.executable()
@@ -91,7 +122,15 @@ class WorkerAgent:
         self.cgroups.prepare()
         self._socket_root.mkdir(mode=0o755)
         bwrap.write_identity_files(self.state_dir / "etc")
+        self._runtimes = await precompile.prepare_all(
+            self.state_dir / "runtime", RUNTIME_SOURCE, list(self.interpreters.values())
+        )
         await self.runtime_api.start()
+        # The Python the custom runtimes use is the host's python3: the likeliest first ask.
+        custom = self.interpreters.get(CUSTOM_RUNTIMES[0])
+        if custom is not None:
+            key = PoolKey(custom.host_executable, _DEFAULT_TMP_MB, NetworkMode.OUTBOUND)
+            self.pool.replenish(key)
         log.info(
             "worker ready id=%s zone=%s memory=%dMB runtimes=%s",
             self.identity.worker_id,
@@ -101,6 +140,8 @@ class WorkerAgent:
         )
 
     async def close(self) -> None:
+        # The blanks first: a refill must not start one while the sandboxes go.
+        await self.pool.close()
         await asyncio.gather(*(s.stop() for s in list(self.sandboxes.values())))
         if self._detaching:
             await asyncio.gather(*self._detaching, return_exceptions=True)
@@ -125,6 +166,7 @@ class WorkerAgent:
             "memory_capacity_mb": self.identity.memory_capacity_mb,
             "memory_reserved_mb": self.memory_reserved_mb(),
             "sandboxes": states,
+            "blank_sandboxes": sum(self.pool.counts().values()),
             "runtimes": {k: v.version for k, v in sorted(self.interpreters.items())},
             "architecture": LAMBDA_ARCHITECTURE.get(platform.machine(), platform.machine()),
         }
@@ -133,6 +175,9 @@ class WorkerAgent:
 
     async def create_sandbox(self, sandbox_id: str, config: FunctionConfig) -> InitOutcome:
         """Start a sandbox for one function version and run its init phase."""
+        # A create that follows a create: no first invoke is coming in between.
+        for waiting in list(self._refill_later):
+            self._refill(waiting)
         interpreter = self.interpreters.get(config.runtime)
         if interpreter is None:
             return InitOutcome(
@@ -145,56 +190,144 @@ class WorkerAgent:
             log.info("sandbox refused id=%s function=%s: %s", sandbox_id, config.name, problem)
             return InitOutcome(False, 0.0, entrypoint.ERROR_TYPE, problem)
 
-        socket_dir = self._socket_root / sandbox_id
-        socket_dir.mkdir(mode=0o755)
-        limits = Limits(config.memory_size)
         stream = _log_stream_name(config.version, self.clock.time())
-        spec = bwrap.LaunchSpec(
-            code_dir=code_dir,
-            runtime_dir=self._runtime_dir,
-            socket_dir=socket_dir,
-            interpreter=interpreter,
-            tmp_size_mb=config.ephemeral_storage,
-            etc_dir=self.state_dir / "etc",
-            seccomp=self._seccomp,
-            cgroup=self.cgroups.create(sandbox_id, limits),
-            host_id=self.host_ids.claim(),
-            network=NetworkMode(config.network),
-        )
+        env = self._environment(config, stream, interpreter)
+        env |= self._credentials(config, sandbox_id)
+        network = NetworkMode(config.network)
+        limits = Limits(config.memory_size)
+        blank = await self._blank_for(config, interpreter, code_dir, env, network, limits)
+        if blank is not None:
+            spec = blank[1]
+        else:
+            socket_dir = self._socket_root / sandbox_id
+            socket_dir.mkdir(mode=0o755)
+            spec = self._launch_spec(
+                sandbox_id,
+                interpreter,
+                code_dir,
+                socket_dir,
+                config.ephemeral_storage,
+                network,
+                limits,
+            )
         logs = self.logs.for_account(config.account_id)
         sink = StreamSink(logs, config.log_group, stream, self.clock)
         arn = runtime_version_arn(self.identity.region, config.runtime)
         sink.write(loglines.init_start(config.runtime, arn).encode())
         sandbox = Sandbox(
-            sandbox_id,
-            config,
-            spec,
-            self._environment(config, stream, interpreter) | self._credentials(config, sandbox_id),
-            self.clock,
-            log_sink=sink,
-            on_exit=self._forget,
+            sandbox_id, config, spec, env, self.clock, log_sink=sink, on_exit=self._forget
         )
         self.sandboxes[sandbox_id] = sandbox
         await self.runtime_api.attach(sandbox)
 
         # Lambda gives an init that overruns 10 s a second try within the function's timeout.
-        outcome = await sandbox.start(max(INIT_TIMEOUT_S, config.timeout))
+        init_timeout = max(INIT_TIMEOUT_S, config.timeout)
+        try:
+            outcome = await sandbox.start(init_timeout, blank[0].launch if blank else None)
+        except AssignmentFailed as error:
+            assert blank is not None
+            log.info("blank sandbox lost id=%s: %s; starting cold", blank[0].blank_id, error)
+            await self._abandon(sandbox, blank[0])
+            sink.close()
+            return await self.create_sandbox(sandbox_id, config)
         if outcome.ok and spec.cgroup is not None:
             spec.cgroup.throttle(limits)
+        self._refill_later[sandbox_id] = PoolKey(
+            interpreter.host_executable, config.ephemeral_storage, network
+        )
+        if not outcome.ok:
+            self._refill(sandbox_id)
         log.info(
-            "sandbox %s id=%s function=%s init=%.1fms",
+            "sandbox %s id=%s function=%s init=%.1fms pooled=%s",
             "ready" if outcome.ok else "failed",
             sandbox_id,
             config.name,
             outcome.duration_ms,
+            blank is not None,
         )
         return outcome
+
+    async def _blank_for(
+        self,
+        config: FunctionConfig,
+        interpreter: Interpreter,
+        code_dir: Path,
+        env: dict[str, str],
+        network: NetworkMode,
+        limits: Limits,
+    ) -> tuple[Blank, bwrap.LaunchSpec] | None:
+        """A blank sandbox of the pool holding the function's code and limits, if one fits."""
+        if not startup_matches(self.blanks.environment, env):
+            return None
+        key = PoolKey(interpreter.host_executable, config.ephemeral_storage, network)
+        blank = self.pool.take(key)
+        if blank is None:
+            return None
+        try:
+            return blank, await self.blanks.fit(blank, code_dir, interpreter, limits)
+        except OSError as error:
+            log.warning("blank sandbox unusable id=%s: %s", blank.blank_id, error)
+            self.blanks.discard(blank)
+            return None
+
+    async def _abandon(self, sandbox: Sandbox, blank: Blank) -> None:
+        """Forget a sandbox whose blank died before it could be assigned."""
+        self.sandboxes.pop(sandbox.sandbox_id, None)
+        await self.runtime_api.detach(sandbox)
+        self.blanks.discard(blank)
+        self.blanks.release(sandbox.spec)
+        self._in_background(self._release(sandbox.spec))
+
+    def _launch_spec(
+        self,
+        name: str,
+        interpreter: Interpreter,
+        code_dir: Path,
+        socket_dir: Path,
+        tmp_size_mb: int,
+        network: NetworkMode,
+        limits: Limits,
+    ) -> bwrap.LaunchSpec:
+        """Every layer of one sandbox, blank or not: its cgroup, its own host uid, the seccomp
+        filter and its network mode."""
+        runtime = self._runtimes.get(interpreter.host_executable)
+        host_id = self.host_ids.claim()
+        try:
+            cgroup = self.cgroups.create(name, limits)
+        except BaseException:
+            self.host_ids.release(host_id)
+            raise
+        return bwrap.LaunchSpec(
+            code_dir=code_dir,
+            runtime_dir=runtime.directory if runtime else RUNTIME_SOURCE,
+            socket_dir=socket_dir,
+            interpreter=interpreter,
+            tmp_size_mb=tmp_size_mb,
+            etc_dir=self.state_dir / "etc",
+            seccomp=self._seccomp,
+            cgroup=cgroup,
+            host_id=host_id,
+            network=network,
+            entry=runtime.entry if runtime else precompile.SOURCE,
+        )
+
+    def _refill(self, sandbox_id: str) -> None:
+        """Start replacing the blank a new sandbox took (or its key's first blanks), now that
+        its first invoke is over: starting a sandbox earlier would compete with that
+        invoke, the end of the cold start the client waits for."""
+        key = self._refill_later.pop(sandbox_id, None)
+        if key is not None:
+            self.pool.replenish(key)
+
+    def _interpreter_at(self, executable: str) -> Interpreter:
+        return next(i for i in self.interpreters.values() if i.host_executable == executable)
 
     async def invoke(self, sandbox_id: str, invocation: Invocation) -> Outcome:
         sandbox = self.sandboxes.get(sandbox_id)
         if sandbox is None or sandbox.state is not SandboxState.IDLE:
             raise SandboxGone(sandbox_id)
         outcome = await sandbox.invoke(invocation)
+        self._refill(sandbox_id)
         log.debug(
             "invoke done sandbox=%s request=%s error=%s",
             sandbox_id,
@@ -221,7 +354,9 @@ class WorkerAgent:
 
     def _forget(self, sandbox: Sandbox) -> None:
         self.sandboxes.pop(sandbox.sandbox_id, None)
+        self._refill(sandbox.sandbox_id)
         shutil.rmtree(sandbox.spec.socket_dir, ignore_errors=True)
+        self.blanks.release(sandbox.spec)
         # Stopping the socket's site is asynchronous; the sandbox is gone either way.
         self._in_background(self.runtime_api.detach(sandbox))
         self._in_background(self._release(sandbox.spec))
@@ -261,16 +396,7 @@ class WorkerAgent:
                 "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
                 "AWS_LAMBDA_LOG_GROUP_NAME": config.log_group,
                 "AWS_LAMBDA_LOG_STREAM_NAME": stream,
-                "AWS_LAMBDA_RUNTIME_API": bwrap.RUNTIME_API_ADDRESS,
-                "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
-                "LAMBDA_TASK_ROOT": bwrap.TASK_ROOT,
-                "LAMBDA_RUNTIME_DIR": bwrap.RUNTIME_DIR,
-                "LAMINA_RUNTIME_SOCKET": f"{bwrap.SOCKET_DIR}/{bwrap.SOCKET_NAME}",
-                "LANG": "en_US.UTF-8",
-                "TZ": ":UTC",
-                "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
-                "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:"
-                "/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
+                **_PLATFORM_ENVIRONMENT,
             }
         )
         # Lambda names the execution environment only for its managed runtimes.

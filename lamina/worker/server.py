@@ -32,6 +32,7 @@ from lamina.eventloop import LISTEN_BACKLOG
 from lamina.registry.model import FunctionConfig
 from lamina.sandbox import logs as loglines
 from lamina.sandbox.instance import Invocation
+from lamina.sandbox.pool import DEFAULT_SIZE
 from lamina.worker import protocol
 from lamina.worker.agent import SandboxGone, WorkerAgent, WorkerIdentity
 from lamina.worker.membership import keep_membership
@@ -116,6 +117,7 @@ async def serve(
     advertise_host: str | None = None,
     log_store: Path | None = None,
     token: str = "",
+    pool_size: int = DEFAULT_SIZE,
 ) -> None:
     """Run a worker until SIGTERM or SIGINT; every sandbox dies with it.
 
@@ -138,7 +140,13 @@ async def serve(
     clock = SystemClock()
     sessions = SessionAuthority(session_key(token), clock)
     agent = WorkerAgent(
-        identity, state_dir, fetch_code, clock, log_store=log_store, sessions=sessions
+        identity,
+        state_dir,
+        fetch_code,
+        clock,
+        log_store=log_store,
+        sessions=sessions,
+        pool_size=pool_size,
     )
     runner = web.AppRunner(build_app(agent), access_log=None, handle_signals=False)
     membership: asyncio.Task[None] | None = None
