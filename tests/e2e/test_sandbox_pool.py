@@ -9,6 +9,7 @@ what each can observe of its sandbox must be the same.
 from __future__ import annotations
 
 import base64
+import errno
 import io
 import json
 import re
@@ -85,6 +86,27 @@ def handler(event, context):
 """
 FILES = {"index.py": PROBE, "lib/data.txt": "data\n", "run.sh": "#!/bin/sh\necho hi\n"}
 
+# Escape probes, run in a sandbox that was a blank and in a cold one: each layer must hold.
+LIMITS_PROBE = (
+    PROBE.split("def handler")[0]
+    + r"""
+import ctypes, ctypes.util, socket
+libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def handler(event, context):
+    hoard = [bytearray(16 << 20) for _ in range(event.get("hoard_mb", 0) // 16)]
+    os.makedirs("/tmp/m", exist_ok=True)
+    mounted = libc.mount(b"none", b"/tmp/m", b"tmpfs", 0, None)
+    return {
+        "hoarded_mb": 16 * len(hoard),
+        "mount": ctypes.get_errno() if mounted == -1 else 0,
+        "interfaces": sorted(name for _, name in socket.if_nameindex()),
+        "sandbox_started": sandbox_started(),
+    }
+"""
+)
+
 CUSTOM_BOOTSTRAP = r"""#!/usr/bin/env python3
 import json, os, sys, urllib.request
 
@@ -135,8 +157,13 @@ def processes_of(data_dir: Path) -> list[str]:
     return found
 
 
-def blanks(server: Server) -> list[str]:
-    return [cmd for cmd in processes_of(server.data_dir) if "--blank" in cmd]
+def blanks(server: Server, network: str | None = None) -> list[str]:
+    """Blank sandboxes of the platform; of one network mode if given (only `outbound` ones
+    bind a resolv.conf)."""
+    found = [cmd for cmd in processes_of(server.data_dir) if "--blank" in cmd]
+    if network is not None:
+        found = [cmd for cmd in found if ("resolv.conf" in cmd) == (network == "outbound")]
+    return found
 
 
 def invoke(server: Server, name: str, event: dict | None = None) -> dict:
@@ -305,6 +332,66 @@ def test_stopping_a_platform_leaves_no_blank_sandbox(tmp_path: Path) -> None:
 
     assert processes_of(server.data_dir) == []
     assert list((server.data_dir / "workers" / "worker-1" / "slots").iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["pooled", "cold"])
+def test_a_blank_sandbox_holds_its_function_to_the_limits_a_cold_one_does(
+    platforms: dict[str, Server], kind: str
+) -> None:
+    server = platforms[kind]
+    files = {"index.py": LIMITS_PROBE}
+    created = deploy(server, "hog", files, MemorySize=128, Timeout=60)
+
+    first = invoke(server, "hog")
+    killed = invoke(server, "hog", {"hoard_mb": 1 << 20})
+
+    # A pooled function's sandbox started before the function existed: it was a blank.
+    assert (first["payload"]["sandbox_started"] < created) == (kind == "pooled")
+    assert first["error"] is None and first["payload"]["mount"] == errno.EPERM
+    assert killed["error"] == "Unhandled"
+    assert killed["payload"]["errorType"] == "Runtime.ExitError"
+    assert killed["payload"]["errorMessage"].endswith(
+        "Error: Runtime exited with error: signal: killed"
+    )
+
+
+@pytest.mark.parametrize("kind", ["pooled", "cold"])
+def test_a_blank_sandbox_gets_its_functions_larger_memory_before_the_function_runs(
+    platforms: dict[str, Server], kind: str
+) -> None:
+    server = platforms[kind]
+    created = deploy(server, "roomy", {"index.py": LIMITS_PROBE}, MemorySize=512, Timeout=60)
+
+    answer = invoke(server, "roomy", {"hoard_mb": 256})
+
+    # Blanks wait under Lambda's smallest memory size (128 MB) until they are assigned.
+    assert answer["error"] is None, answer
+    assert (answer["payload"]["sandbox_started"] < created) == (kind == "pooled")
+    assert answer["payload"]["hoarded_mb"] == 256
+
+
+def test_blanks_are_made_per_network_mode_and_serve_only_their_own(
+    platforms: dict[str, Server],
+) -> None:
+    server = platforms["pooled"]
+    files = {"index.py": LIMITS_PROBE}
+    none = {"Tags": {"lamina:network": "none"}}
+    # The first function of a mode starts cold; its first invoke asks for blanks of its mode.
+    deploy(server, "isolated-first", files, **none)
+    invoke(server, "isolated-first")
+    until(lambda: bool(blanks(server, "none")))
+    until(lambda: bool(blanks(server, "outbound")))
+
+    created = time.time()
+    create_function(server.client(), files, FunctionName="isolated", **none)
+    isolated = invoke(server, "isolated")["payload"]
+    created_outbound = deploy(server, "connected", files)
+    connected = invoke(server, "connected")["payload"]
+
+    assert isolated["sandbox_started"] < created
+    assert isolated["interfaces"] == ["lo"]
+    assert connected["sandbox_started"] < created_outbound
+    assert connected["interfaces"] == ["lo", "tap0"]
 
 
 def _executable_zip(files: dict[str, str]) -> bytes:
