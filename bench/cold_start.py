@@ -8,8 +8,9 @@ For each pool size in --pools (blank sandboxes per worker; 0 = every sandbox sta
 starts `lamina up` (namespace backend, one worker, as root: hardened sandboxes; functions
 tagged `lamina:network` = --network) on a loopback port and then, per sample,
 creates a new function, waits until it is Active and until the worker's pool is full again,
-and invokes it once cold and five times warm, over one keep-alive connection. A sample's cold
-start is its first invoke's latency minus the median of its warm ones.
+and invokes it once cold and, once the pool is full again, five times warm, over one
+keep-alive connection. A sample's cold start is its first invoke's latency minus the median
+of its warm ones.
 
 The split, per sample: `runtime init` is the Init Duration of the REPORT line (from handing
 the sandbox its function, or from starting it when there is no pool, until the runtime asks for
@@ -85,6 +86,9 @@ def measure(pool: int, count: int, runtime: str, network: str) -> list[dict[str,
             create_function(port, name, runtime, code, {"lamina:network": network})
             wait_for_pool(data_dir, pool)
             first = invoke(connection, name)
+            # The blank taken is replaced after the first invoke: warm invokes that ran
+            # meanwhile would share the CPU with its start and make the difference smaller.
+            wait_for_pool(data_dir, pool)
             warm = [invoke(connection, name) for _ in range(WARM_INVOKES)]
             samples.append(split(first, warm))
     finally:

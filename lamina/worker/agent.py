@@ -311,10 +311,15 @@ class WorkerAgent:
             entry=runtime.entry if runtime else precompile.SOURCE,
         )
 
+    def answered(self, sandbox_id: str) -> None:
+        """The answer to an invoke of the sandbox has been sent: its blank may be replaced."""
+        self._refill(sandbox_id)
+
     def _refill(self, sandbox_id: str) -> None:
         """Start replacing the blank a new sandbox took (or its key's first blanks), now that
-        its first invoke is over: starting a sandbox earlier would compete with that
-        invoke, the end of the cold start the client waits for."""
+        its first invoke is answered: starting a sandbox earlier would compete with that
+        invoke, the end of the cold start the client waits for, and starting one forks the
+        worker, which holds up its event loop."""
         key = self._refill_later.pop(sandbox_id, None)
         if key is not None:
             self.pool.replenish(key)
@@ -327,7 +332,6 @@ class WorkerAgent:
         if sandbox is None or sandbox.state is not SandboxState.IDLE:
             raise SandboxGone(sandbox_id)
         outcome = await sandbox.invoke(invocation)
-        self._refill(sandbox_id)
         log.debug(
             "invoke done sandbox=%s request=%s error=%s",
             sandbox_id,

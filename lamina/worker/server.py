@@ -100,7 +100,11 @@ async def _invoke(agent: WorkerAgent, request: web.Request) -> web.Response:
         reply[protocol.ERROR_TYPE] = outcome.error_type
     if headers.get(protocol.WANT_LOG_TAIL) == "1":
         reply[protocol.LOG_TAIL] = loglines.tail(outcome.log)
-    return web.Response(body=outcome.payload, headers=reply)
+    response = web.Response(body=outcome.payload, headers=reply)
+    await response.prepare(request)
+    await response.write_eof()
+    agent.answered(request.match_info["sandbox_id"])
+    return response
 
 
 async def _destroy(agent: WorkerAgent, request: web.Request) -> web.Response:
