@@ -110,6 +110,7 @@ class WorkerAgent:
             self._launch_spec,
             _PLATFORM_ENVIRONMENT,
             lambda spec: self._in_background(self._release(spec)),
+            self.runtime_api.open,
         )
         self.pool = SandboxPool(self.blanks, pool_size)
         # The pool key of each new sandbox whose first invoke has not ended yet.
@@ -366,6 +367,8 @@ class WorkerAgent:
         self._in_background(self._release(sandbox.spec))
 
     async def _release(self, spec: bwrap.LaunchSpec) -> None:
+        # A blank's socket was opened before any sandbox was attached to it.
+        await self.runtime_api.shut(str(spec.socket_dir / bwrap.SOCKET_NAME))
         # Whatever the sandbox left running dies with its cgroup; only then is its id free.
         if spec.cgroup is not None:
             await spec.cgroup.release()

@@ -19,7 +19,7 @@ import asyncio
 import itertools
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -51,14 +51,18 @@ class NamespaceBlanks:
         spec_for: SpecFor,
         environment: dict[str, str],
         release: Callable[[bwrap.LaunchSpec], None],
+        open_socket: Callable[[str], Awaitable[None]],
     ) -> None:
         self.environment = environment
         self._slots_root = slots_root
         self._socket_root = socket_root
         self._interpreter = interpreters
         self._spec_for = spec_for
-        # Frees a spec's cgroup and host uid once its processes are gone (in the background).
+        # Frees a spec's cgroup, host uid and socket once its processes are gone (in the
+        # background).
         self._release = release
+        # Opens a Runtime API socket, so that assigning a blank need not.
+        self._open_socket = open_socket
         self._specs: dict[str, bwrap.LaunchSpec] = {}
         self._ids = itertools.count(1)
         # A worker killed with SIGKILL left its slots behind: their sandboxes died with it.
@@ -81,6 +85,7 @@ class NamespaceBlanks:
             raise
         self._specs[blank_id] = spec
         try:
+            await self._open_socket(str(socket_dir / bwrap.SOCKET_NAME))
             launch = await spawn(spec, self.environment, blank=True)
         except BaseException:
             self._remove_dirs(blank_id)
