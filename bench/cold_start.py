@@ -6,7 +6,8 @@ first invoke of a function takes than its warm invokes.
 
 For each pool size in --pools (blank sandboxes per worker; 0 = every sandbox starts cold), it
 starts `lamina up` (namespace backend, one worker, as root: hardened sandboxes; functions
-tagged `lamina:network` = --network) on a loopback port and then, per sample,
+tagged `lamina:network` = --network) on a loopback port, invokes one function of that mode
+(not a sample: a worker fills only the default mode's key by itself) and then, per sample,
 creates a new function, waits until it is Active and until the worker's pool is full again,
 and invokes it once cold and, once the pool is full again, five times warm, over one
 keep-alive connection. A sample's cold start is its first invoke's latency minus the median
@@ -81,14 +82,18 @@ def measure(pool: int, count: int, runtime: str, network: str) -> list[dict[str,
     try:
         wait_until_up(port, "/_lamina/health")
         connection = http.client.HTTPConnection("127.0.0.1", port)
+        # A worker fills only the default network mode's key at start; a first function of
+        # the other mode asks for its blanks and is not a sample.
+        create_function(port, f"warm-up-{pool}", runtime, code, {"lamina:network": network})
+        invoke(connection, f"warm-up-{pool}")
         for index in range(count):
             name = f"cold-{pool}-{index}"
             create_function(port, name, runtime, code, {"lamina:network": network})
-            wait_for_pool(data_dir, pool)
+            wait_for_pool(data_dir, pool, network)
             first = invoke(connection, name)
             # The blank taken is replaced after the first invoke: warm invokes that ran
             # meanwhile would share the CPU with its start and make the difference smaller.
-            wait_for_pool(data_dir, pool)
+            wait_for_pool(data_dir, pool, network)
             warm = [invoke(connection, name) for _ in range(WARM_INVOKES)]
             samples.append(split(first, warm))
     finally:
@@ -98,22 +103,29 @@ def measure(pool: int, count: int, runtime: str, network: str) -> list[dict[str,
     return samples
 
 
-def wait_for_pool(data_dir: str, pool: int) -> None:
+def wait_for_pool(data_dir: str, pool: int, network: str) -> None:
     """Until the worker has its blanks again (the previous sample took one), each with its
     Runtime API relay forked: the runtime's last step before it waits for a function."""
     deadline = time.monotonic() + 30
-    while ready_blanks(data_dir) < pool:
+    while ready_blanks(data_dir, network) < pool:
         if time.monotonic() > deadline:
             raise RuntimeError("the pool never filled")
         time.sleep(0.02)
 
 
-def ready_blanks(data_dir: str) -> int:
+def ready_blanks(data_dir: str, network: str) -> int:
+    """Blanks of `network`'s key whose runtime waits for a function (only `outbound` ones
+    bind a resolv.conf)."""
     count = 0
     for entry in Path("/proc").iterdir():
         try:
             cmdline = (entry / "cmdline").read_bytes()
-            if data_dir.encode() in cmdline and b"--blank" in cmdline:
+            outbound = b"resolv.conf" in cmdline
+            if (
+                data_dir.encode() in cmdline
+                and b"--blank" in cmdline
+                and (outbound == (network == "outbound"))
+            ):
                 # bubblewrap, its reaper (pid 1 inside), the runtime, its relay: the relay
                 # is forked after the ids are mapped and the network is connected.
                 count += len(descendants(int(entry.name))) >= 3
