@@ -20,6 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from lamina.sandbox import leftovers
+from lamina.sandbox.cgroups import CgroupTree
+from lamina.sandbox.hostids import HostIds
 from tests.conftest import (
     Server,
     create_function,
@@ -331,7 +334,16 @@ def test_stopping_a_platform_leaves_no_blank_sandbox(tmp_path: Path) -> None:
         stop_server(server)
 
     assert processes_of(server.data_dir) == []
-    assert list((server.data_dir / "workers" / "worker-1" / "slots").iterdir()) == []
+    state_dir = server.data_dir / "workers" / "worker-1"
+    assert list((state_dir / "slots").iterdir()) == []
+    # The pool was drained: no blank's cgroup, host uid claim or socket is left.
+    name = leftovers.worker_name("worker-1", state_dir)
+    cgroups = CgroupTree(name)
+    assert [p for parent in cgroups.parents if parent.exists() for p in parent.iterdir()
+            if p.is_dir()] == []  # fmt: skip
+    claims = HostIds(name).claims
+    assert [c for c in claims.iterdir() if c.read_text() == name] == []
+    assert not leftovers.socket_root(name).exists()
 
 
 @pytest.mark.parametrize("kind", ["pooled", "cold"])
