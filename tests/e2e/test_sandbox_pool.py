@@ -394,8 +394,8 @@ def test_blanks_are_made_per_network_mode_and_serve_only_their_own(
     until(lambda: bool(blanks(server, "none")))
     until(lambda: bool(blanks(server, "outbound")))
 
-    created = time.time()
     create_function(server.client(), files, FunctionName="isolated", **none)
+    created = time.time()
     isolated = invoke(server, "isolated")["payload"]
     created_outbound = deploy(server, "connected", files)
     connected = invoke(server, "connected")["payload"]
