@@ -346,6 +346,53 @@ def test_stopping_a_platform_leaves_no_blank_sandbox(tmp_path: Path) -> None:
     assert not leftovers.socket_root(name).exists()
 
 
+def test_a_blank_is_hardened_before_any_function_is_assigned(
+    platforms: dict[str, Server],
+) -> None:
+    server = platforms["pooled"]
+    until(lambda: len(blank_runtimes(server)) >= 2)
+
+    found = [_status(pid) | {"cgroup": Path(f"/proc/{pid}/cgroup").read_text()}
+             for pid in blank_runtimes(server)]  # fmt: skip
+
+    uids = [status["Uid"].split() for status in found]
+    # An unprivileged host uid of its own (not root, not the worker's), with no capability.
+    assert all(len(set(uid)) == 1 and uid[0] not in ("0", "993") for uid in uids)
+    assert len({uid[0] for uid in uids}) == len(uids)
+    assert all(status["CapEff"] == "0000000000000000" for status in found)
+    # The seccomp filter is loaded (mode 2), and each blank is in a cgroup of its own.
+    assert all(status["Seccomp"] == "2" for status in found)
+    cgroups = [re.search(r"memory:(\S+)", status["cgroup"]) for status in found]
+    names = [match.group(1).rsplit("/", 1)[1] for match in cgroups if match]
+    assert len(names) == len(found) and len(set(names)) == len(names)
+    assert all(name.startswith("blank-") for name in names)
+
+
+def blank_runtimes(server: Server) -> list[int]:
+    """Host pids of the runtimes of the platform's blanks (the interpreter bubblewrap's
+    reaper started)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            parent_argv = Path(f"/proc/{parent}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if (
+            b"--blank" in argv
+            and not argv[0].endswith(b"bwrap")
+            and (str(server.data_dir).encode() in parent_argv)
+        ):
+            found.append(int(entry.name))
+    return found
+
+
+def _status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+
+
 @pytest.mark.parametrize("kind", ["pooled", "cold"])
 def test_a_blank_sandbox_holds_its_function_to_the_limits_a_cold_one_does(
     platforms: dict[str, Server], kind: str
