@@ -1,42 +1,60 @@
-"""Cold start per isolation backend and network mode, split into parts, next to this host's floor.
+"""Cold start of a Python hello world on Lamina, as the client sees it: how much longer the
+first invoke of a function takes than its warm invokes.
 
-    .venv/bin/python bench/cold_start.py [--samples 30] [--isolation namespace gvisor]
-        [--networks outbound none] [--runtime python3.11]
+    .venv/bin/python bench/cold_start.py [--samples 60] [--pools 2,0] [--runtime python3.11]
+        [--network outbound] [--isolation namespace|gvisor]
 
-Each isolation backend (`lamina:isolation`: namespace, the default, with bubblewrap, seccomp
-and a cgroup; or gvisor, with runsc) and each network mode (`lamina:network` = outbound, the
-default, with slirp4netns; or none) start differently, so each pair is measured. For each pair
-one no-op function is created, and each sample publishes a new version of it and invokes that
-version once, so the invoke has to start a sandbox (as after a deploy). Each sample is split,
-from the REPORT line Lamina returns with the log tail, into:
+For each pool size in --pools (blank sandboxes per worker; 0 = every sandbox starts cold), it
+starts `lamina up` (namespace backend, one worker, as root: hardened sandboxes; functions
+tagged `lamina:network` = --network) on a loopback port, invokes one function of that mode
+(not a sample: a worker fills only the default mode's key by itself) and then, per sample,
+creates a new function, waits until it is Active and until the worker's pool is full again,
+and invokes it once cold and, once the pool is full again, five times warm, over one
+keep-alive connection. A sample's cold start is its first invoke's latency minus the median
+of its warm ones.
 
-- Init Duration: sandbox start (namespaces, cgroup, network), the interpreter, Lamina's runtime
-  and the handler module, until the runtime asks for its first event;
-- Duration: the handler;
-- the rest of what the client saw: placement (counting, picking a worker and a sandbox slot)
-  and the HTTP hops from client to frontend to worker and back.
+The split, per sample: `runtime init` is the Init Duration of the REPORT line (from handing
+the sandbox its function, or from starting it when there is no pool, until the runtime asks for
+its first event: environment, sys.path, the handler's import); `handler` is the extra time of
+the first invoke's Duration over the warm ones; `placement and start` is what remains:
+counting, placement, the call to the worker, taking a blank sandbox and linking the code into
+it (with no pool: starting bubblewrap and the interpreter happens inside runtime init).
+Prints one Markdown row per pool size with p50 and p99 of each. `--isolation gvisor` tags the
+functions `lamina:isolation` = gvisor; the pool holds only namespace sandboxes, so use
+`--pools 0` with it.
 
-The floor, measured in the same run between samples: the same interpreter started bare
-(`python3.11 -I -S -c pass`) and inside a bare bubblewrap with every namespace new.
-Figures are medians with p99 over the samples.
+The floor, measured in the same run between samples: the interpreter started bare
+(`-I -S -c pass`) and inside a bare bubblewrap with every namespace new.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import http.client
 import re
-import itertools
 import shutil
+import signal
+import statistics
 import subprocess
+import sys
+import tempfile
 import time
-from typing import Any
+from pathlib import Path
 
-from suite import Figure, commit, lamina, machine, table
-from warm_invoke import boto3_lambda, create_and_wait, create_function_zip
+from suite import commit, free_port, machine, wait_until_up
+from warm_invoke import create_function, create_function_zip, signed
 
-SANDBOX_PYTHON = "/usr/bin/python3.11"
-NOOP = create_function_zip("def handler(event, context):\n    return None\n")
+HELLO = "def handler(event, context):\n    return {'hello': 'world'}\n"
+WARM_INVOKES = 5
+_PYTHON = [sys.executable, "-I", "-S", "-c", "pass"]
+FLOORS = {
+    "bare interpreter start": _PYTHON,
+    "interpreter in a bare bubblewrap": [
+        shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent",
+        "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", *_PYTHON,
+    ],
+}  # fmt: skip
 
 
 def bare_start_ms(command: list[str]) -> float:
@@ -45,75 +63,146 @@ def bare_start_ms(command: list[str]) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def floors() -> dict[str, list[str]]:
-    python = [SANDBOX_PYTHON, "-I", "-S", "-c", "pass"]
-    bwrap = shutil.which("bwrap") or "bwrap"
-    sandboxed = [bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/",
-                 "--dev", "/dev", "--proc", "/proc", *python]  # fmt: skip
-    return {"bare python3.11 start": python, "python3.11 in a bare bubblewrap": sandboxed}
-
-
-def report_ms(log: str, field: str) -> float:
-    found = re.search(rf"\t{field}: ([\d.]+) ms", log)
-    return float(found.group(1)) if found else float("nan")
-
-
-def cold_invoke(client: Any, name: str, sample: int) -> tuple[float, float, float]:
-    """Publish a new version of `name` and invoke it: (client ms, Init Duration, Duration)."""
-    client.update_function_configuration(FunctionName=name, Description=f"sample {sample}")
-    waiter = client.get_waiter("function_updated_v2")
-    waiter.wait(FunctionName=name, WaiterConfig={"Delay": 1})
-    version = client.publish_version(FunctionName=name)["Version"]
-    started = time.perf_counter()
-    response = client.invoke(FunctionName=name, Qualifier=version, LogType="Tail")
-    elapsed = (time.perf_counter() - started) * 1000
-    log = base64.b64decode(response["LogResult"]).decode()
-    return elapsed, report_ms(log, "Init Duration"), report_ms(log, "Duration")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--samples", type=int, default=30)
-    parser.add_argument("--isolation", nargs="*", default=["namespace"])
-    parser.add_argument("--networks", nargs="*", default=["outbound", "none"])
-    parser.add_argument("--runtime", default="python3.11")
+    parser.add_argument("--samples", type=int, default=60)
+    parser.add_argument("--pools", default="2,0", help="pool sizes to measure, comma-separated")
+    parser.add_argument("--runtime", default=f"python3.{sys.version_info.minor}")
+    parser.add_argument("--network", default="outbound", choices=("outbound", "none"))
+    parser.add_argument("--isolation", default="namespace", choices=("namespace", "gvisor"))
     args = parser.parse_args()
+    if args.samples < 30:
+        parser.error("at least 30 samples, so that p99 means something")
 
     print(f"machine: {machine()}; commit {commit()}")
-    commands = floors()
-    floor_ms: dict[str, list[float]] = {label: [] for label in commands}
-    parts: dict[str, dict[str, list[float]]] = {}
-    with lamina() as platform:
-        client = boto3_lambda(platform.port)
-        for isolation, network in itertools.product(args.isolation, args.networks):
-            name = f"cold-{isolation}-{network}"
-            tags = {"lamina:isolation": isolation, "lamina:network": network}
-            create_and_wait(client, name, args.runtime, NOOP, Tags=tags)
-            label = f"{isolation}, network {network}"
-            found = parts[label] = {"client": [], "init": [], "handler": [], "rest": []}
-            for sample in range(args.samples):
-                elapsed, init, handler = cold_invoke(client, name, sample)
-                found["client"].append(elapsed)
-                found["init"].append(init)
-                found["handler"].append(handler)
-                found["rest"].append(elapsed - init - handler)
-                for floor, command in commands.items():  # interleaved, as load comes and goes
-                    floor_ms[floor].append(bare_start_ms(command))
-            print(f"  {label}: {len(found['client'])} samples", flush=True)
+    print(f"runtime {args.runtime}, network {args.network}, {args.samples} new functions per "
+          f"row, {args.isolation} backend\n")  # fmt: skip
+    print("| blank sandboxes per worker | cold start p50 | p99 | runtime init p50 | p99 "
+          "| handler p50 | p99 | placement and start p50 | p99 |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    tags = {"lamina:network": args.network, "lamina:isolation": args.isolation}
+    floors = {label: [] for label in FLOORS}
+    for pool in (int(size) for size in args.pools.split(",")):
+        samples = measure(pool, args.samples, args.runtime, tags, floors)
+        cells = []
+        for part in ("extra", "init", "handler", "rest"):
+            values = [sample[part] for sample in samples]
+            cells += [f"{percentile(values, 50):.1f} ms", f"{percentile(values, 99):.1f} ms"]
+        print(f"| {pool} | " + " | ".join(cells) + " |", flush=True)
+    for label, values in floors.items():
+        print(f"floor, {label}: p50 {percentile(values, 50):.1f} ms, "
+              f"p99 {percentile(values, 99):.1f} ms")  # fmt: skip
 
-    rows = []
-    for label, found in parts.items():
-        figures = [Figure.of_values(found[k]) for k in ("client", "init", "handler", "rest")]
-        rows.append([f"Lamina cold invoke, {label}",
-                     *(f"{f.median:.1f} / {f.p99:.1f}" for f in figures)])  # fmt: skip
-    for label, samples in floor_ms.items():
-        figure = Figure.of_values(samples)
-        rows.append([f"{label} (floor)", f"{figure.median:.1f} / {figure.p99:.1f}", "", "", ""])
-    print(f"{args.samples} new versions per backend and network, each invoked once;"
-          " median / p99 ms")
-    header = ["target", "client sees", "Init Duration", "handler Duration",
-              "placement and HTTP hops"]  # fmt: skip
-    print(table(header, rows))
+
+def measure(
+    pool: int, count: int, runtime: str, tags: dict[str, str], floors: dict[str, list[float]]
+) -> list[dict[str, float]]:
+    network = tags["lamina:network"]
+    data_dir = tempfile.mkdtemp(prefix="lamina-bench-")
+    port = free_port()
+    lamina = subprocess.Popen(
+        [sys.executable, "-m", "lamina", "up", "--port", str(port), "--data-dir", data_dir,
+         "--log-level", "warning", "--sandbox-pool", str(pool)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    code = create_function_zip(HELLO)
+    samples = []
+    try:
+        wait_until_up(port, "/_lamina/health")
+        connection = http.client.HTTPConnection("127.0.0.1", port)
+        # A worker fills only the default network mode's key at start; a first function of
+        # the other mode asks for its blanks and is not a sample.
+        create_function(port, f"warm-up-{pool}", runtime, code, tags)
+        invoke(connection, f"warm-up-{pool}")
+        for index in range(count):
+            name = f"cold-{pool}-{index}"
+            create_function(port, name, runtime, code, tags)
+            wait_for_pool(data_dir, pool, network)
+            first = invoke(connection, name)
+            # The blank taken is replaced after the first invoke: warm invokes that ran
+            # meanwhile would share the CPU with its start and make the difference smaller.
+            wait_for_pool(data_dir, pool, network)
+            warm = [invoke(connection, name) for _ in range(WARM_INVOKES)]
+            samples.append(split(first, warm))
+            for label, command in FLOORS.items():  # interleaved, as load comes and goes
+                floors[label].append(bare_start_ms(command))
+    finally:
+        lamina.send_signal(signal.SIGTERM)
+        lamina.wait(30)
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return samples
+
+
+def wait_for_pool(data_dir: str, pool: int, network: str) -> None:
+    """Until the worker has its blanks again (the previous sample took one), each with its
+    Runtime API relay forked: the runtime's last step before it waits for a function."""
+    deadline = time.monotonic() + 30
+    while ready_blanks(data_dir, network) < pool:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the pool never filled")
+        time.sleep(0.02)
+
+
+def ready_blanks(data_dir: str, network: str) -> int:
+    """Blanks of `network`'s key whose runtime waits for a function (only `outbound` ones
+    bind a resolv.conf)."""
+    count = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            outbound = b"resolv.conf" in cmdline
+            if (
+                data_dir.encode() in cmdline
+                and b"--blank" in cmdline
+                and (outbound == (network == "outbound"))
+            ):
+                # bubblewrap, its reaper (pid 1 inside), the runtime, its relay: the relay
+                # is forked after the ids are mapped and the network is connected.
+                count += len(descendants(int(entry.name))) >= 3
+        except (OSError, ValueError):
+            continue
+    return count
+
+
+def descendants(pid: int) -> list[int]:
+    children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return children + [d for child in children for d in descendants(child)]
+
+
+def invoke(connection: http.client.HTTPConnection, name: str) -> dict[str, float]:
+    path = f"/2015-03-31/functions/{name}/invocations"
+    headers = signed(connection.port, "POST", path, b"{}")
+    headers["X-Amz-Log-Type"] = "Tail"
+    started = time.perf_counter()
+    connection.request("POST", path, body=b"{}", headers=headers)
+    response = connection.getresponse()
+    response.read()
+    latency = (time.perf_counter() - started) * 1000
+    if response.status != 200 or response.getheader("X-Amz-Function-Error"):
+        raise RuntimeError(f"invoke of {name} failed: {response.status}")
+    log = base64.b64decode(response.getheader("X-Amz-Log-Result", "")).decode()
+    init = re.search(r"Init Duration: ([\d.]+) ms", log)
+    return {
+        "latency": latency,
+        "duration": float(re.search(r"\tDuration: ([\d.]+) ms", log).group(1)),  # type: ignore[union-attr]
+        "init": float(init.group(1)) if init else 0.0,
+    }
+
+
+def split(first: dict[str, float], warm: list[dict[str, float]]) -> dict[str, float]:
+    extra = first["latency"] - statistics.median(w["latency"] for w in warm)
+    handler = first["duration"] - statistics.median(w["duration"] for w in warm)
+    return {
+        "extra": extra,
+        "init": first["init"],
+        "handler": handler,
+        "rest": extra - first["init"] - handler,
+    }
+
+
+def percentile(values: list[float], q: int) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 if __name__ == "__main__":

@@ -1,122 +1,128 @@
-"""Density: how many live warm sandboxes one host keeps before warm latency degrades.
+"""Memory of idle warm sandboxes: the PSS of every process of each sandbox, and how many such
+sandboxes one GB of PSS holds.
 
-    .venv/bin/python bench/density.py [--step 100] [--max 1000] [--probe 500]
-        [--worker-memory 131072] [--min-available-mb 4000]
+    .venv/bin/python bench/density.py [--sandboxes 50] [--runtime python3.11]
+        [--network outbound]
 
-Starts Lamina, then in steps creates `--step` more functions and invokes each once, so that
-every step adds that many idle warm sandboxes (one per function; keep-alive 10 minutes keeps
-them all). After each step a probe function is invoked `--probe` times in sequence (one
-keep-alive client, in five rounds); the medians of the rounds' p50 and p99 are recorded with
-the sandboxes still live (those the platform reports idle or busy) and the host's available
-memory. The host is degraded from the first step after which the probe's p99 stays over twice
-what it was with no other sandbox; the figure is the largest live count before that. It stops
-early, and says so, when available memory falls below `--min-available-mb` (other work shares
-the machine). Each sandbox reserves its function's 128 MB on the worker, so `--worker-memory`
-declares enough for `--max` of them; what an idle sandbox really holds is measured with the
-sandbox backends.
+Starts `lamina up` (namespace backend, one worker, as root: hardened sandboxes; no pool of
+blank sandboxes so that only functions' sandboxes run), creates that many Python hello-world
+functions tagged `lamina:network` = --network and invokes each once, so each has one idle
+warm sandbox. Then, for each sandbox, it sums the Pss of /proc/PID/smaps_rollup over every
+process in the sandbox's cgroup: bubblewrap outside and its reaper (pid 1 inside), the
+runtime, its Runtime API relay and, under `outbound`, slirp4netns. PSS shares each page among the
+processes that map it, so the figure depends on how many sandboxes run: it is measured with
+all of them running. Prints per-process and per-sandbox figures and sandboxes per GB.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import time
+import http.client
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
-import aiohttp
-import uvloop
-from suite import Figure, Lamina, available_mb, commit, lamina, machine, table
-from warm_invoke import (
-    INVOKE_PATH,
-    create_function,
-    create_function_zip,
-    create_noop,
-    latency,
-    signed,
-)
+from suite import commit, free_port, machine, wait_until_up
+from warm_invoke import create_function, create_function_zip, signed
 
-PROBE_ROUNDS = 5
-NOOP = create_function_zip("def handler(event, context):\n    return None\n")
+from lamina.sandbox import leftovers
 
-
-def live(platform: Lamina) -> int:
-    sandboxes = platform.state()["sandboxes"]
-    return int(sandboxes["idle"] + sandboxes["busy"])
-
-
-async def first_invokes(port: int, names: list[str], concurrency: int) -> int:
-    """Invoke each function once, `concurrency` at a time; the number that failed."""
-    failed = 0
-    gate = asyncio.Semaphore(concurrency)
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
-
-        async def one(name: str) -> None:
-            nonlocal failed
-            path = f"/2015-03-31/functions/{name}/invocations"
-            async with gate:
-                url = f"http://127.0.0.1:{port}{path}"
-                headers = signed(port, "POST", path, b"{}")
-                async with session.post(url, data=b"{}", headers=headers) as reply:
-                    await reply.read()
-                    failed += reply.status != 200
-
-        await asyncio.gather(*(one(name) for name in names))
-    return failed
+HELLO = "def handler(event, context):\n    return {'hello': 'world'}\n"
+ROLES = ("bubblewrap", "runtime", "relay", "slirp4netns")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--step", type=int, default=100)
-    parser.add_argument("--max", type=int, default=1000)
-    parser.add_argument("--probe", type=int, default=500)
-    parser.add_argument("--worker-memory", type=int, default=131072)
-    parser.add_argument("--min-available-mb", type=int, default=4000)
-    parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--runtime", default="python3.11")
+    parser.add_argument("--sandboxes", type=int, default=50)
+    parser.add_argument("--runtime", default=f"python3.{sys.version_info.minor}")
+    parser.add_argument("--network", default="outbound", choices=("outbound", "none"))
     args = parser.parse_args()
 
     print(f"machine: {machine()}; commit {commit()}")
-    rows, stopped = [], "reached --max"
-    with lamina("--worker-memory", str(args.worker_memory)) as platform:
-        create_noop(platform.port)
-        latency(platform.port, INVOKE_PATH, 200)
-        created, first_p99 = 0, None
-        while True:
-            # Rounds, so that a burst of other work on the host moves one round, not the figure.
-            rounds = [latency(platform.port, INVOKE_PATH, args.probe // PROBE_ROUNDS)
-                      for _ in range(PROBE_ROUNDS)]  # fmt: skip
-            probe = Figure.of_runs(rounds)
-            p50, p99 = probe.median, probe.p99
-            first_p99 = first_p99 or p99
-            count = live(platform) - 1  # the probe's own sandbox is not counted
-            files = sum(len(list(Path(f"/proc/{pid}/fd").iterdir()))
-                        for pid in platform.worker_pids())  # fmt: skip
-            rows.append([str(created), str(count), f"{p50:.2f}", f"{p99:.2f}",
-                         f"{p99 / first_p99:.1f}x", str(available_mb()), str(files)])  # fmt: skip
-            print("  " + " | ".join(rows[-1]), flush=True)
-            if created >= args.max:
-                break
-            if available_mb() < args.min_available_mb:
-                stopped = f"available memory below {args.min_available_mb} MB"
-                break
-            names = [f"idle-{i}" for i in range(created, created + args.step)]
-            began = time.perf_counter()
-            for name in names:
-                create_function(platform.port, name, args.runtime, NOOP)
-            failed = uvloop.run(first_invokes(platform.port, names, args.concurrency))
-            created += len(names)
-            print(f"  +{len(names)} sandboxes in {time.perf_counter() - began:.0f} s, "
-                  f"{failed} failed", flush=True)  # fmt: skip
+    data_dir = tempfile.mkdtemp(prefix="lamina-bench-")
+    port = free_port()
+    lamina = subprocess.Popen(
+        [sys.executable, "-m", "lamina", "up", "--port", str(port), "--data-dir", data_dir,
+         "--log-level", "warning", "--sandbox-pool", "0",
+         "--worker-memory", str(128 * (args.sandboxes + 8))],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_until_up(port, "/_lamina/health")
+        code = create_function_zip(HELLO)
+        for index in range(args.sandboxes):
+            name = f"idle-{index}"
+            create_function(port, name, args.runtime, code, {"lamina:network": args.network})
+            invoke(port, name)
+        worker = leftovers.worker_name("worker-1", Path(data_dir) / "workers" / "worker-1")
+        sandboxes = list(sandbox_pss(worker).values())
+    finally:
+        lamina.send_signal(signal.SIGTERM)
+        lamina.wait(30)
+        shutil.rmtree(data_dir, ignore_errors=True)
 
-    # Degraded from the first step whose p99, and every later one's, is over twice the first:
-    # a single slow step is other work on the host, a lasting one is density.
-    doubled = [float(r[3]) > 2 * float(rows[0][3]) for r in rows]
-    lasting = next((i for i in range(len(rows)) if all(doubled[i:])), len(rows))
-    kept = int(rows[lasting - 1][1]) if lasting > 0 else 0
-    print(f"stopped: {stopped}; largest live count before p99 stayed doubled: {kept}")
-    header = ["sandboxes created", "live (idle or busy)", "probe p50 ms", "probe p99 ms",
-              "p99 vs none", "host MemAvailable MB", "worker open files"]  # fmt: skip
-    print(table(header, rows))
+    report(args.runtime, args.network, sandboxes)
+
+
+def invoke(port: int, name: str) -> None:
+    path = f"/2015-03-31/functions/{name}/invocations"
+    connection = http.client.HTTPConnection("127.0.0.1", port)
+    connection.request("POST", path, body=b"{}", headers=signed(port, "POST", path, b"{}"))
+    response = connection.getresponse()
+    response.read()
+    if response.status != 200:
+        raise RuntimeError(f"invoke of {name} failed: {response.status}")
+
+
+def sandbox_pss(worker: str) -> dict[str, dict[str, int]]:
+    """PSS in kB of each process of each sandbox of the worker, by role, found by cgroup."""
+    marker = f"/{worker}/"
+    found: dict[str, dict[str, int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cgroups = (entry / "cgroup").read_text()
+            rollup = (entry / "smaps_rollup").read_text()
+            command = (entry / "cmdline").read_bytes().split(b"\0")[0]
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            parent_command = Path(f"/proc/{parent}/cmdline").read_bytes().split(b"\0")[0]
+        except (OSError, ValueError):
+            continue
+        if marker not in cgroups:
+            continue
+        sandbox = cgroups.split(marker, 1)[1].split("\n", 1)[0]
+        pss = next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
+        role = role_of(command, parent_command)
+        roles = found.setdefault(sandbox, dict.fromkeys(ROLES, 0))
+        roles[role] += pss
+    return found
+
+
+def role_of(command: bytes, parent_command: bytes) -> str:
+    if command.endswith(b"slirp4netns"):
+        return "slirp4netns"
+    if command.endswith(b"bwrap"):
+        return "bubblewrap"
+    # The relay is a fork of the runtime, whose parent is bubblewrap's reaper.
+    return "runtime" if parent_command.endswith(b"bwrap") else "relay"
+
+
+def report(runtime: str, network: str, sandboxes: list[dict[str, int]]) -> None:
+    totals = [sum(s.values()) for s in sandboxes]
+    mean_mb = statistics.mean(totals) / 1024
+    print(f"runtime {runtime}, network {network}, {len(sandboxes)} idle warm sandboxes "
+          "measured together\n")  # fmt: skip
+    print("| process | mean PSS |")
+    print("|---|---|")
+    for role in ROLES:
+        print(f"| {role} | {statistics.mean(s[role] for s in sandboxes) / 1024:.2f} MB |")
+    print(f"| whole sandbox | {mean_mb:.2f} MB (median {statistics.median(totals) / 1024:.2f}) |")
+    print(f"\nidle warm sandboxes per GB of PSS: {1024 / mean_mb:.0f}")
 
 
 if __name__ == "__main__":

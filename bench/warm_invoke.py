@@ -61,17 +61,20 @@ def create_function_zip(source: str) -> bytes:
     return buffer.getvalue()
 
 
-def create_function(port: int, name: str, runtime: str, code: bytes) -> None:
+def create_function(
+    port: int, name: str, runtime: str, code: bytes, tags: dict[str, str] | None = None
+) -> None:
     """Create a function through the Lambda API and wait until it is Active."""
-    body = json.dumps(
-        {
-            "FunctionName": name,
-            "Runtime": runtime,
-            "Role": "arn:aws:iam::000000000000:role/bench",
-            "Handler": "index.handler",
-            "Code": {"ZipFile": base64.b64encode(code).decode()},
-        }
-    ).encode()
+    document = {
+        "FunctionName": name,
+        "Runtime": runtime,
+        "Role": "arn:aws:iam::000000000000:role/bench",
+        "Handler": "index.handler",
+        "Code": {"ZipFile": base64.b64encode(code).decode()},
+    }
+    if tags:
+        document["Tags"] = tags
+    body = json.dumps(document).encode()
     connection = http.client.HTTPConnection("127.0.0.1", port)
     create = "/2015-03-31/functions"
     connection.request("POST", create, body=body, headers=signed(port, "POST", create, body))

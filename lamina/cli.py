@@ -14,8 +14,18 @@ from lamina.auth.platform import TOKEN_ENV, TOKEN_FILE
 from lamina.eventqueue.commands import events
 from lamina.logs import tail
 from lamina.sandbox import backend
+from lamina.sandbox.pool import DEFAULT_SIZE as DEFAULT_POOL_SIZE
 from lamina.worker import server
 from lamina.worker.agent import WorkerIdentity
+
+# Blank sandboxes each worker keeps per interpreter and /tmp size in demand.
+_SANDBOX_POOL = click.option(
+    "--sandbox-pool",
+    type=click.IntRange(min=0),
+    default=DEFAULT_POOL_SIZE,
+    show_default=True,
+    help="Blank sandboxes a worker keeps started per runtime in use, for fast cold starts.",
+)
 
 
 def _logging(level: str) -> None:
@@ -116,6 +126,7 @@ def main() -> None:
     "`lamina:isolation` tag chooses another. `process` runs no isolation at all.",
 )
 @click.option("--log-level", default="info", show_default=True)
+@_SANDBOX_POOL
 def up(
     host: str,
     port: int,
@@ -136,6 +147,7 @@ def up(
     isolation: str | None,
     log_level: str,
     lease: float,
+    sandbox_pool: int,
 ) -> None:
     """Run every part of Lamina on this machine, in the foreground."""
     _logging(log_level)
@@ -163,6 +175,7 @@ def up(
         account_id=account,
         default_key=allow_default_key,
         isolation=isolation,
+        sandbox_pool=sandbox_pool,
     )
     eventloop.run(launcher.run(settings))
 
@@ -213,6 +226,7 @@ def up(
     help="Isolation backend of sandboxes [default: namespace]; a function's "
     "`lamina:isolation` tag chooses another. `process` runs no isolation at all.",
 )
+@_SANDBOX_POOL
 @click.pass_context
 def worker(
     ctx: click.Context,
@@ -230,6 +244,7 @@ def worker(
     log_store: Path | None,
     socket_path: Path | None,
     isolation: str | None,
+    sandbox_pool: int,
 ) -> None:
     """Run a worker that joins the fleet at --join URL, or manage workers (drain, list)."""
     if ctx.invoked_subcommand is not None:
@@ -254,6 +269,7 @@ def worker(
             token,
             socket_path.resolve() if socket_path is not None else None,
             isolation,
+            sandbox_pool,
         )
     )
 

@@ -46,6 +46,7 @@ from lamina.orphans import die_with_parent
 from lamina.placement.fleet import LEASE_S, Fleet
 from lamina.registry.code import CodeStore
 from lamina.registry.store import Registry
+from lamina.sandbox.pool import DEFAULT_SIZE as DEFAULT_POOL_SIZE
 from lamina.worker.client import WorkerClient
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ class Settings:
     default_key: bool = True
     # The workers' isolation backend; None for their default.
     isolation: str | None = None
+    sandbox_pool: int = DEFAULT_POOL_SIZE
 
 
 def memory_total_mb() -> int:
@@ -227,6 +229,7 @@ class Platform:
             "--join", self.url,
             "--region", self.settings.region,
             "--log-store", str(self.data_dir / "logs.db"),
+            "--sandbox-pool", str(self.settings.sandbox_pool),
         ]  # fmt: skip
         socket = _local_socket(state_dir)
         if socket is not None:

@@ -772,11 +772,12 @@ class _Connection:
 # --- Runtime API relay ---------------------------------------------------------------------
 
 
-def start_relay(socket_path: str) -> None:
+def start_relay(socket_path: str, runtime_only: socket.socket | None = None) -> None:
     """Serve AWS_LAMBDA_RUNTIME_API on the sandbox's loopback from a forked child.
 
     The listener is open before this returns, so the runtime never races the relay. The
-    child dies with the sandbox: its pid namespace ends when the runtime does.
+    child dies with the sandbox: its pid namespace ends when the runtime does. The child
+    closes its copy of `runtime_only`, which belongs to the runtime alone.
     """
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -786,6 +787,8 @@ def start_relay(socket_path: str) -> None:
     listener.listen(64)
     if os.fork() == 0:
         try:
+            if runtime_only is not None:
+                runtime_only.close()
             _relay_forever(listener, socket_path)
         finally:
             os._exit(0)
@@ -849,15 +852,72 @@ def _relay_copy(
         end.close()
 
 
-def exec_with_relay(argv: list[str]) -> None:
-    """Open the relay, then become the custom runtime's bootstrap."""
+def exec_with_relay(argv: list[str], relay_open: bool = False) -> None:
+    """Open the relay (unless it is open already), then become the custom runtime's
+    bootstrap."""
     socket_path = os.environ.pop("LAMINA_RUNTIME_SOCKET", _DEFAULT_SOCKET)
-    start_relay(socket_path)
+    if not relay_open:
+        start_relay(socket_path)
     try:
         os.execv(argv[0], argv)
     except OSError as error:
         sys.stderr.write(f"fork/exec {argv[0]}: {error.strerror.lower()}\n")
         sys.exit(127)
+
+
+# --- Blank sandboxes -----------------------------------------------------------------------
+
+
+def start_blank() -> tuple[list[str], bool]:
+    """Open the relay in a blank sandbox of the worker's pool, then wait for the function it
+    is given.
+
+    The worker starts a blank sandbox before any function is known, with the descriptor of a
+    channel in ``LAMINA_ASSIGNMENT_FD``. The runtime says it is ready on that channel and
+    reads its function's whole environment from it, which then replaces its own, exactly as
+    if it had been started with it: what the process's start added to the environment it was
+    given (bubblewrap's PWD, the interpreter's LC_CTYPE when it coerces the C locale) stays,
+    as it would have been added to the function's. It returns the arguments to continue
+    with, and whether the relay is open. A channel closed without an assignment means the
+    pool is drained: the runtime ends quietly.
+    """
+    global WIRE_JSON
+    channel = socket.socket(fileno=int(os.environ.pop("LAMINA_ASSIGNMENT_FD")))
+    # The relay's address and socket are the same in every sandbox: it opens beforehand.
+    socket_path = os.environ.get("LAMINA_RUNTIME_SOCKET")
+    relay_open = socket_path is not None and "AWS_LAMBDA_RUNTIME_API" in os.environ
+    if relay_open:
+        start_relay(socket_path, channel)
+    channel.sendall(b"ready\n")
+    chunks = []
+    while True:
+        try:
+            chunk = channel.recv(65536)
+        except ConnectionResetError:
+            chunk = b""  # the worker is gone: what it sent before was read already
+        if not chunk:
+            break
+        chunks.append(chunk)
+    channel.close()
+    if not chunks:
+        os._exit(0)
+
+    assignment = json.loads(b"".join(chunks))
+    given = set(assignment["started_with"])
+    added = {name: value for name, value in os.environ.items() if name not in given}
+    os.environ.clear()
+    os.environ.update(assignment["environment"])
+    os.environ.update(added)
+    WIRE_JSON = JsonWriter(escapes_non_ascii(os.environ.get("AWS_EXECUTION_ENV", "")))
+    return assignment["arguments"], relay_open
+
+
+def _as_started() -> None:
+    """Show the runtime's source as the program, as a cold start shows it, when the worker
+    ran the bytecode it compiled beforehand."""
+    if sys.argv[0].endswith(".pyc"):
+        sys.argv[0] = sys.argv[0][:-1]
+        sys.modules["__main__"].__file__ = sys.argv[0]
 
 
 # --- Lifecycle -----------------------------------------------------------------------------
@@ -936,12 +996,16 @@ def _parse_header_json(value: str | None, name: str) -> dict | None:
 
 
 def main() -> None:
+    _as_started()
+    relay_open = False
+    if sys.argv[1:2] == ["--blank"]:
+        sys.argv[1:], relay_open = start_blank()
     if sys.argv[1:2] == ["--exec"]:
-        exec_with_relay(sys.argv[2:])
+        exec_with_relay(sys.argv[2:], relay_open)
 
     # The socket is Lamina's plumbing, not part of the environment Lambda gives functions.
     socket_path = os.environ.pop("LAMINA_RUNTIME_SOCKET", None)
-    if socket_path is not None and "AWS_LAMBDA_RUNTIME_API" in os.environ:
+    if socket_path is not None and "AWS_LAMBDA_RUNTIME_API" in os.environ and not relay_open:
         start_relay(socket_path)
     # The Unix socket skips the relay's extra hop: it is the faster way to the same API.
     address = socket_path or os.environ.get("AWS_LAMBDA_RUNTIME_API", _DEFAULT_SOCKET)

@@ -46,16 +46,18 @@ class LaunchFds:
     """Descriptors a sandbox's launcher may inherit. `info` and `telemetry` are write ends:
     bubblewrap's info pipe and the pipe `_LAMBDA_TELEMETRY_LOG_FD` names. `seccomp` holds
     the compiled filter and `userns_block` the read end bubblewrap waits on for its id maps;
-    each is None when the spec asks for neither."""
+    each is None when the spec asks for neither. `assignment` is the runtime's end of a blank
+    sandbox's assignment channel (`launch.py`); only the namespace backend starts blanks."""
 
     info: int
     telemetry: int
     seccomp: int | None = None
     userns_block: int | None = None
+    assignment: int | None = None
 
 
 @dataclass
-class Launch:
+class LaunchCommand:
     """How to start one sandbox: the command, the descriptors it inherits, and the environment
     of the process started on the host."""
 
@@ -93,7 +95,7 @@ class IsolationBackend(abc.ABC):
         spec: LaunchSpec,
         env: dict[str, str],
         fds: LaunchFds,
-    ) -> Launch:
+    ) -> LaunchCommand:
         """The launch of one sandbox whose runtime gets `env`, given the descriptors it may
         inherit (`_LAMBDA_TELEMETRY_LOG_FD` in `env` names `fds.telemetry`)."""
 
@@ -133,11 +135,13 @@ class NamespaceBackend(IsolationBackend):
         spec: LaunchSpec,
         env: dict[str, str],
         fds: LaunchFds,
-    ) -> Launch:
-        argv = bwrap.command(spec, fds.info, fds.seccomp, fds.userns_block)
-        extra = tuple(fd for fd in (fds.seccomp, fds.userns_block) if fd is not None)
+    ) -> LaunchCommand:
+        blank = fds.assignment is not None
+        argv = bwrap.command(spec, fds.info, fds.seccomp, fds.userns_block, blank)
+        optional = (fds.seccomp, fds.userns_block, fds.assignment)
+        extra = tuple(fd for fd in optional if fd is not None)
         inherited = (fds.info, fds.telemetry, *extra)
-        return Launch(argv, inherited, env, preexec=bwrap.preexec(spec))
+        return LaunchCommand(argv, inherited, env, preexec=bwrap.preexec(spec))
 
     async def release(self, sandbox_id: str) -> None:
         # The worker empties the sandbox's cgroup and frees its host uid (`WorkerAgent`).

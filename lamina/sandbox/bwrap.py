@@ -60,7 +60,9 @@ class LaunchSpec:
     host_id: int | None = None
     # OUTBOUND needs `host_id`: the link is made while bubblewrap waits for its id maps.
     network: NetworkMode = NetworkMode.NONE
-    memory_mb: int = 128
+    # The runtime's file in `runtime_dir`: its source, or its bytecode compiled for this
+    # interpreter (see `lamina/worker/precompile.py`).
+    entry: str = "bootstrap.py"
 
 
 def write_identity_files(etc_dir: Path) -> None:
@@ -123,8 +125,9 @@ def command(
     info_fd: int,
     seccomp_fd: int | None = None,
     userns_block_fd: int | None = None,
+    blank: bool = False,
 ) -> list[str]:
-    """The argv that starts the runtime of one sandbox.
+    """The argv that starts the runtime of one sandbox; a blank one waits for its function.
 
     `seccomp_fd` holds `spec.seccomp`'s program (see `CompiledFilter.open`). With
     `spec.host_id`, bubblewrap waits on `userns_block_fd` until `map_ids` has run.
@@ -173,11 +176,8 @@ def command(
     if spec.interpreter.mounted_at_lang:
         args += ["--ro-bind", spec.interpreter.host_prefix, SANDBOX_LANG_DIR]
 
-    bootstrap = f"{RUNTIME_DIR}/bootstrap.py"
-    argv = [spec.interpreter.sandbox_executable, "-I", "-S", bootstrap]
-    if spec.interpreter.custom:
-        # Lamina's runtime opens the Runtime API relay, then becomes the function's bootstrap.
-        argv += ["--exec", CUSTOM_BOOTSTRAP]
+    argv = [spec.interpreter.sandbox_executable, "-I", "-S", f"{RUNTIME_DIR}/{spec.entry}"]
+    argv += ["--blank"] if blank else runtime_arguments(spec.interpreter)
     if spec.host_id is not None:
         # The namespace's root becomes the sandbox user and gives up every capability.
         argv = [
@@ -193,3 +193,9 @@ def command(
     # Nothing of the sandbox runs before its first process is in the sandbox's cgroup.
     join = spec.cgroup.exec_prefix() if spec.cgroup is not None else []
     return [*join, *args, "--", *argv]
+
+
+def runtime_arguments(interpreter: Interpreter) -> list[str]:
+    """What the runtime is told besides its environment: for a custom runtime, that it opens
+    the Runtime API relay and then becomes the function's bootstrap."""
+    return ["--exec", CUSTOM_BOOTSTRAP] if interpreter.custom else []

@@ -88,6 +88,33 @@ class SandboxCgroup:
         _write(cpu / "cpu.cfs_period_us", str(CPU_PERIOD_US))
         _write(cpu / "cpu.cfs_quota_us", str(quota))
 
+    def limit(self, limits: Limits) -> None:
+        """Set the memory, pids and CPU weight limits; a blank sandbox's are set again, to its
+        function's, when it is assigned (before any of the function's code runs)."""
+        megabytes = str(limits.memory_mb * 1024 * 1024)
+        if self.version == 2:
+            unified = self.directories[0]
+            _write(unified / "memory.max", megabytes)
+            _write(unified / "memory.swap.max", "0")
+            _write(unified / "pids.max", str(PIDS_MAX))
+            _write(unified / "cpu.weight", str(limits.cpu_weight(_V2_WEIGHT_PER_VCPU)))
+            return
+
+        memory = self._v1("memory")
+        # The kernel keeps the memory limit at most the memory and swap one at every step.
+        swap = memory / "memory.memsw.limit_in_bytes"
+        current = int((memory / "memory.limit_in_bytes").read_text())
+        steps = [(memory / "memory.limit_in_bytes", megabytes)]
+        # The combined memory and swap limit exists only when the kernel accounts swap.
+        if swap.exists():
+            raising = int(megabytes) > current
+            steps.insert(0 if raising else 1, (swap, megabytes))
+        for path, value in steps:
+            _write(path, value)
+        _write(memory / "memory.swappiness", "0")
+        _write(self._v1("pids") / "pids.max", str(PIDS_MAX))
+        _write(self._v1("cpu") / "cpu.shares", str(limits.cpu_weight(_V1_SHARES_PER_VCPU)))
+
     def pids(self) -> list[int]:
         pids: set[int] = set()
         for directory in self.directories:
@@ -180,25 +207,7 @@ class CgroupTree:
         for directory in directories:
             directory.mkdir()
         cgroup = SandboxCgroup(sandbox_id, directories, self.version)
-        megabytes = str(limits.memory_mb * 1024 * 1024)
-
-        if self.version == 2:
-            unified = directories[0]
-            _write(unified / "memory.max", megabytes)
-            _write(unified / "memory.swap.max", "0")
-            _write(unified / "pids.max", str(PIDS_MAX))
-            _write(unified / "cpu.weight", str(limits.cpu_weight(_V2_WEIGHT_PER_VCPU)))
-            return cgroup
-
-        memory = cgroup._v1("memory")
-        _write(memory / "memory.limit_in_bytes", megabytes)
-        # The combined memory and swap limit exists only when the kernel accounts swap.
-        swap = memory / "memory.memsw.limit_in_bytes"
-        if swap.exists():
-            _write(swap, megabytes)
-        _write(memory / "memory.swappiness", "0")
-        _write(cgroup._v1("pids") / "pids.max", str(PIDS_MAX))
-        _write(cgroup._v1("cpu") / "cpu.shares", str(limits.cpu_weight(_V1_SHARES_PER_VCPU)))
+        cgroup.limit(limits)
         return cgroup
 
     def existing(self) -> list[SandboxCgroup]:

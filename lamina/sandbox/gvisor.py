@@ -40,7 +40,7 @@ from typing import Any
 
 from lamina.orphans import die_with_parent
 from lamina.sandbox import bwrap, seccomp
-from lamina.sandbox.backend import GVISOR, IsolationBackend, Launch, LaunchFds
+from lamina.sandbox.backend import GVISOR, IsolationBackend, LaunchCommand, LaunchFds
 from lamina.sandbox.bwrap import LaunchSpec
 from lamina.sandbox.cgroups import SandboxCgroup
 from lamina.sandbox.network import NetworkMode
@@ -88,7 +88,7 @@ class GVisorBackend(IsolationBackend):
         spec: LaunchSpec,
         env: dict[str, str],
         fds: LaunchFds,
-    ) -> Launch:
+    ) -> LaunchCommand:
         self._make_rootfs()
         bundle = self.bundles / sandbox_id
         bundle.mkdir(parents=True, exist_ok=True)
@@ -120,7 +120,9 @@ class GVisorBackend(IsolationBackend):
         # `runsc run` takes its sandbox with it; a killed worker must take `runsc run`.
         preexec = die_with_parent(signal.SIGKILL)
         if not outbound:
-            return Launch([*join, *argv], (), host_env, telemetry_fd=telemetry, preexec=preexec)
+            return LaunchCommand(
+                [*join, *argv], (), host_env, telemetry_fd=telemetry, preexec=preexec
+            )
 
         # gVisor's netstack takes over the interfaces of the network namespace runsc starts
         # in: a new one, which slirp4netns links (without the host's loopback) while the
@@ -135,7 +137,7 @@ class GVisorBackend(IsolationBackend):
             f'read _ </dev/fd/{gate_r} && exec "$@"'
         )
         argv = [*join, _unshare(), "--net", "--mount", "--", _SHELL, "-c", wait, "sh", *argv]
-        return Launch(
+        return LaunchCommand(
             argv, (gate_r,), host_env, telemetry_fd=telemetry, preexec=preexec, gate=gate_w
         )
 
@@ -195,7 +197,7 @@ class GVisorBackend(IsolationBackend):
 
 def oci_config(spec: LaunchSpec, env: dict[str, str], rootfs: Path) -> dict[str, Any]:
     """The OCI runtime configuration of one sandbox."""
-    runtime = f"{bwrap.RUNTIME_DIR}/bootstrap.py"
+    runtime = f"{bwrap.RUNTIME_DIR}/{spec.entry}"
     bootstrap = [spec.interpreter.sandbox_executable, "-I", "-S", runtime]
     if spec.interpreter.custom:
         bootstrap += ["--exec", bwrap.CUSTOM_BOOTSTRAP]

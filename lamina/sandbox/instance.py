@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 
 from lamina.clock import Clock
 from lamina.registry.model import FunctionConfig
-from lamina.sandbox import bwrap, network, pipes
+from lamina.sandbox import bwrap
 from lamina.sandbox import logs as loglines
-from lamina.sandbox.backend import IsolationBackend, Launch, LaunchFds
-from lamina.sandbox.network import NetworkMode, NetworkUnavailable
-from lamina.sandbox.output import TELEMETRY_FD_VARIABLE, LogSink, SandboxOutput
+from lamina.sandbox.backend import IsolationBackend
+from lamina.sandbox.launch import Launch, spawn
+from lamina.sandbox.output import LogSink, SandboxOutput
 from lamina.sandbox.states import RUNTIME_ALLOWED_FROM, Lifecycle, RuntimeState, SandboxState
 
 log = logging.getLogger(__name__)
@@ -159,94 +159,34 @@ class Sandbox:
 
     # Start and init
 
-    async def start(self, init_timeout: float = INIT_TIMEOUT_S) -> InitOutcome:
-        """Start the runtime and wait until it asks for its first event (the init phase)."""
+    async def start(
+        self, init_timeout: float = INIT_TIMEOUT_S, blank: Launch | None = None
+    ) -> InitOutcome:
+        """Start the runtime, or give a blank sandbox of the pool its function, and wait
+        until the runtime asks for its first event (the init phase).
+
+        Raises `AssignmentFailed`, before anything else, when the blank one is dead already.
+        """
         loop = asyncio.get_running_loop()
         self._ready = loop.create_future()
         started = self._clock.monotonic()
 
-        log_r, log_w = os.pipe()
-        telemetry_r, telemetry_w = os.pipe()
-        info_r, info_w = os.pipe()
-        seccomp_fd = self.spec.seccomp.open() if self.spec.seccomp is not None else None
-        block_r, block_w = os.pipe() if self.spec.host_id is not None else (None, None)
-        extra = tuple(fd for fd in (seccomp_fd, block_r) if fd is not None)
-        inherited = (info_w, telemetry_w, *extra)
-        launch: Launch | None = None
-        try:
-            env = {**self.env, TELEMETRY_FD_VARIABLE: str(telemetry_w)}
-            fds = LaunchFds(info_w, telemetry_w, seccomp_fd, block_r)
-            launch = self.backend.launch(self.sandbox_id, self.spec, env, fds)
-            self._process = await asyncio.create_subprocess_exec(
-                *launch.argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log_w,
-                stderr=log_w,
-                pass_fds=launch.pass_fds,
-                env=launch.env,
-                cwd=launch.cwd,
-                start_new_session=True,
-                preexec_fn=launch.preexec,
-            )
-        finally:
-            for fd in (log_w, *inherited):
-                os.close(fd)
-            if launch is not None:
-                for fd in launch.pass_fds:
-                    if fd not in inherited:
-                        os.close(fd)
-        assert launch is not None
-        if launch.telemetry_fd is not None:
-            os.close(telemetry_r)
-            telemetry_r = launch.telemetry_fd
-        self._info_fd = info_r
-        self._output = SandboxOutput(log_r, telemetry_r, self._log_sink)
-        if block_w is not None:
-            await self._prepare_namespaces(block_w)
-        if launch.gate is not None:
-            await self._open_gate(launch.gate)
+        if blank is None:
+            launch = await spawn(self.backend, self.sandbox_id, self.spec, self.env)
+        else:
+            blank.assign(self.env, bwrap.runtime_arguments(self.spec.interpreter))
+            launch = blank
+        self._process = launch.process
+        self._info_fd = launch.info_fd
+        self._reaper_pid_cache = launch.reaper_pid
+        self._network = launch.network
+        self._output = SandboxOutput(launch.log_fd, launch.telemetry_fd, self._log_sink)
         self._exit_watch = asyncio.create_task(
             self._watch_exit(), name=f"sandbox-exit-{self.sandbox_id}"
         )
 
         await asyncio.wait([self._ready], timeout=init_timeout)
         return self._init_outcome(started, init_timeout)
-
-    async def _prepare_namespaces(self, block_w: int) -> None:
-        """Map the sandbox's ids and connect its network while bubblewrap waits, then let it
-        go on: the runtime starts with both in place. bubblewrap reads one byte from the pipe
-        once the ids are mapped and a second before it starts the runtime."""
-        assert self.spec.host_id is not None
-        try:
-            reaper = await self._read_reaper_pid()
-            if reaper is None:
-                return
-            bwrap.map_ids(reaper, self.spec.host_id)
-            os.write(block_w, b"1")
-            if self.spec.network is NetworkMode.OUTBOUND:
-                self._network = await network.connect(reaper, self.spec.cgroup)
-            os.write(block_w, b"1")
-        except NetworkUnavailable as error:
-            log.warning("sandbox network failed id=%s: %s", self.sandbox_id, error)
-            self.kill()
-        except OSError as error:
-            # bubblewrap died meanwhile: its exit is reported as the init's outcome.
-            log.info("sandbox ids not mapped id=%s: %s", self.sandbox_id, error)
-        finally:
-            os.close(block_w)
-
-    async def _open_gate(self, gate: int) -> None:
-        """Link the network namespace the launcher waits in, then let it go on."""
-        assert self._process is not None
-        try:
-            pid, cgroup = self._process.pid, self.spec.cgroup
-            self._network = await network.connect(pid, cgroup, loopback=False)
-            os.write(gate, b"\n")
-        except NetworkUnavailable as error:
-            log.warning("sandbox network failed id=%s: %s", self.sandbox_id, error)
-            self.kill()
-        finally:
-            os.close(gate)
 
     def _init_outcome(self, started: float, init_timeout: float) -> InitOutcome:
         duration_ms = (self._clock.monotonic() - started) * 1000
@@ -465,14 +405,6 @@ class Sandbox:
             await self._exit_watch
 
     # Measurements
-
-    async def _read_reaper_pid(self) -> int | None:
-        """`_reaper_pid` without blocking the loop until bubblewrap has written it; None if
-        bubblewrap ended first."""
-        document = await pipes.read_document(self._info_fd)
-        with contextlib.suppress(TypeError, KeyError, ValueError):
-            self._reaper_pid_cache = int(document["child-pid"])
-        return self._reaper_pid_cache
 
     def _reaper_pid(self) -> int | None:
         """The host pid of the pid namespace's init, bubblewrap's reaper (read once)."""

@@ -40,6 +40,7 @@ _MTU = 65520
 _TAP = "tap0"
 _LOOPBACK_TRIES = 2000
 _LOOPBACK_PAUSE_S = 0.001
+_SLAVE_MOUNTS = ["/usr/bin/unshare", "--mount", "--propagation", "slave", "--"]
 
 
 class NetworkMode(Enum):
@@ -85,6 +86,10 @@ async def connect(
     ready_r, ready_w = os.pipe()
     argv = [
         *(cgroup.exec_prefix() if cgroup is not None else []),
+        # slirp4netns's own sandbox unmounts its copy of the host's mounts; where the host
+        # shares a mount (as `ip netns` does /run/netns), that unmount would reach the host's
+        # mounts unless slirp4netns starts in a mount namespace that only receives events.
+        *_SLAVE_MOUNTS,
         executable,
         "--configure",
         f"--mtu={_MTU}",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from lamina.orphans import die_with_parent
 from lamina.sandbox import bwrap
-from lamina.sandbox.backend import PROCESS, IsolationBackend, Launch, LaunchFds
+from lamina.sandbox.backend import PROCESS, IsolationBackend, LaunchCommand, LaunchFds
 from lamina.sandbox.bwrap import LaunchSpec
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class ProcessBackend(IsolationBackend):
         spec: LaunchSpec,
         env: dict[str, str],
         fds: LaunchFds,
-    ) -> Launch:
+    ) -> LaunchCommand:
         log.warning("sandbox %s starts WITHOUT isolation (backend process)", sandbox_id)
         interpreter = spec.interpreter
         argv = [interpreter.host_executable, "-I", "-S", str(spec.runtime_dir / "bootstrap.py")]
@@ -58,7 +58,7 @@ class ProcessBackend(IsolationBackend):
             "PATH": f"{bin_dir}:{env.get('PATH', '/usr/bin:/bin')}",
         }
         preexec = die_with_parent(signal.SIGKILL)
-        return Launch(
+        return LaunchCommand(
             argv, (fds.telemetry,), {**env, **own}, cwd=str(spec.code_dir), preexec=preexec
         )
 

@@ -54,18 +54,27 @@ class RuntimeApiServer:
     async def close(self) -> None:
         await self._runner.cleanup()
 
-    async def attach(self, sandbox: Sandbox) -> None:
-        """Open the sandbox's socket before its runtime starts."""
-        path = sandbox.socket_path
+    async def open(self, path: str) -> None:
+        """Open a socket before its sandbox exists (a blank sandbox's, started ahead of need);
+        a request on it is answered 410 until a sandbox is attached to it."""
         site = web.UnixSite(self._runner, path)
         await site.start()
         # The runtime runs under another uid inside its user namespace.
         os.chmod(path, 0o666)
-        self._by_socket[path] = sandbox
         self._sites[path] = site
 
-    async def detach(self, sandbox: Sandbox) -> None:
+    async def attach(self, sandbox: Sandbox) -> None:
+        """Serve the sandbox on its socket, opened now unless it was already, before its
+        runtime asks for anything."""
         path = sandbox.socket_path
+        if path not in self._sites:
+            await self.open(path)
+        self._by_socket[path] = sandbox
+
+    async def detach(self, sandbox: Sandbox) -> None:
+        await self.shut(sandbox.socket_path)
+
+    async def shut(self, path: str) -> None:
         self._by_socket.pop(path, None)
         site = self._sites.pop(path, None)
         # A worker that is stopping may have closed every site already.

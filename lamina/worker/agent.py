@@ -7,7 +7,6 @@ state behind those calls and no HTTP at all.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 import platform
@@ -26,16 +25,26 @@ from lamina.logs.store import LogStore
 from lamina.registry.model import FunctionConfig, runtime_version_arn
 from lamina.sandbox import bwrap, entrypoint, leftovers, seccomp
 from lamina.sandbox import logs as loglines
-from lamina.sandbox.backend import GVISOR, NAMESPACE, PROCESS, Backends, open_backends
+from lamina.sandbox.backend import (
+    NAMESPACE,
+    PROCESS,
+    Backends,
+    IsolationBackend,
+    open_backends,
+)
 from lamina.sandbox.cgroups import CgroupTree, Limits
 from lamina.sandbox.hostids import HostIds
 from lamina.sandbox.instance import INIT_TIMEOUT_S, InitOutcome, Invocation, Outcome, Sandbox
+from lamina.sandbox.launch import AssignmentFailed
 from lamina.sandbox.network import NetworkMode
+from lamina.sandbox.pool import DEFAULT_SIZE, Blank, PoolKey, SandboxPool, startup_matches
 from lamina.sandbox.process import WARNING_LINE
 from lamina.sandbox.runtime_api import RuntimeApiServer
 from lamina.sandbox.states import SandboxState
+from lamina.worker import precompile
+from lamina.worker.blanks import NamespaceBlanks
 from lamina.worker.codecache import CodeCache, Fetch
-from lamina.worker.interpreters import Interpreter, discover
+from lamina.worker.interpreters import CUSTOM_RUNTIMES, Interpreter, discover
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +53,21 @@ LAMBDA_ARCHITECTURE = {"x86_64": "x86_64", "aarch64": "arm64"}
 
 # Lamina's own runtime code, mounted read-only into every sandbox at /var/runtime.
 RUNTIME_SOURCE = Path(__file__).resolve().parents[1] / "runtime"
+# The size of /tmp most functions have (Lambda's default EphemeralStorage).
+_DEFAULT_TMP_MB = 512
+# The part of every sandbox's environment that is the same for every function.
+_PLATFORM_ENVIRONMENT = {
+    "AWS_LAMBDA_RUNTIME_API": bwrap.RUNTIME_API_ADDRESS,
+    "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+    "LAMBDA_TASK_ROOT": bwrap.TASK_ROOT,
+    "LAMBDA_RUNTIME_DIR": bwrap.RUNTIME_DIR,
+    "LAMINA_RUNTIME_SOCKET": f"{bwrap.SOCKET_DIR}/{bwrap.SOCKET_NAME}",
+    "LANG": "en_US.UTF-8",
+    "TZ": ":UTC",
+    "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
+    "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:"
+    "/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
+}
 
 
 class SandboxGone(Exception):
@@ -70,6 +94,7 @@ class WorkerAgent:
         log_store: Path | None = None,
         sessions: SessionAuthority | None = None,
         isolation: str | None = None,
+        pool_size: int = DEFAULT_SIZE,
     ) -> None:
         self.identity = identity
         # Mints each sandbox's credentials; without it sandboxes get none.
@@ -84,13 +109,26 @@ class WorkerAgent:
         self._detaching: set[asyncio.Task[None]] = set()
         name = leftovers.worker_name(identity.worker_id, state_dir)
         self._socket_root = leftovers.socket_root(name)
-        self._runtime_dir = RUNTIME_SOURCE
         self.cgroups = CgroupTree(name)
         self.host_ids = HostIds(name)
         self._seccomp = seccomp.compile_filter()
         self._isolation = isolation
         self.backends = Backends("", {})
         self._hardened = False
+        self._runtimes: dict[str, precompile.RuntimeFiles] = {}
+        self.blanks = NamespaceBlanks(
+            state_dir / "slots",
+            self._socket_root,
+            self._interpreter_at,
+            self._launch_spec,
+            _PLATFORM_ENVIRONMENT,
+            lambda spec: self._in_background(self._release(spec)),
+            self.runtime_api.open,
+            self._namespace_backend,
+        )
+        self.pool = SandboxPool(self.blanks, pool_size)
+        # The pool key of each new sandbox whose first invoke has not ended yet.
+        self._refill_later: dict[str, PoolKey] = {}
 
     async def start(self) -> None:
         self.backends = open_backends(self.state_dir / "isolation", self._isolation)
@@ -103,7 +141,17 @@ class WorkerAgent:
             await asyncio.to_thread(backend.remove_leftovers)
         self._socket_root.mkdir(mode=0o755)
         bwrap.write_identity_files(self.state_dir / "etc")
+        self._runtimes = await precompile.prepare_all(
+            self.state_dir / "runtime", RUNTIME_SOURCE, list(self.interpreters.values())
+        )
         await self.runtime_api.start()
+        # The Python the custom runtimes use is the host's python3: the likeliest first ask.
+        custom = self.interpreters.get(CUSTOM_RUNTIMES[0])
+        if NAMESPACE not in self.backends.offered:
+            self.pool.size = 0
+        elif custom is not None:
+            key = PoolKey(custom.host_executable, _DEFAULT_TMP_MB, NetworkMode.OUTBOUND)
+            self.pool.replenish(key)
         log.info(
             "worker ready id=%s zone=%s memory=%dMB runtimes=%s isolation=%s (offered: %s)",
             self.identity.worker_id,
@@ -115,6 +163,8 @@ class WorkerAgent:
         )
 
     async def close(self) -> None:
+        # The blanks first: a refill must not start one while the sandboxes go.
+        await self.pool.close()
         await asyncio.gather(*(s.stop() for s in list(self.sandboxes.values())))
         if self._detaching:
             await asyncio.gather(*self._detaching, return_exceptions=True)
@@ -140,6 +190,7 @@ class WorkerAgent:
             "memory_capacity_mb": self.identity.memory_capacity_mb,
             "memory_reserved_mb": self.memory_reserved_mb(),
             "sandboxes": states,
+            "blank_sandboxes": sum(self.pool.counts().values()),
             "runtimes": {k: v.version for k, v in sorted(self.interpreters.items())},
             "architecture": LAMBDA_ARCHITECTURE.get(platform.machine(), platform.machine()),
             "isolation": list(self.backends.offered),
@@ -149,6 +200,9 @@ class WorkerAgent:
 
     async def create_sandbox(self, sandbox_id: str, config: FunctionConfig) -> InitOutcome:
         """Start a sandbox for one function version and run its init phase."""
+        # A create that follows a create: no first invoke is coming in between.
+        for waiting in list(self._refill_later):
+            self._refill(waiting)
         interpreter = self.interpreters.get(config.runtime)
         if interpreter is None:
             return InitOutcome(
@@ -167,29 +221,29 @@ class WorkerAgent:
             log.info("sandbox refused id=%s function=%s: %s", sandbox_id, config.name, problem)
             return InitOutcome(False, 0.0, entrypoint.ERROR_TYPE, problem)
 
-        socket_dir = self._socket_root / sandbox_id
-        socket_dir.mkdir(mode=0o755)
-        limits = Limits(config.memory_size)
         stream = _log_stream_name(config.version, self.clock.time())
-        spec = bwrap.LaunchSpec(
-            code_dir=code_dir,
-            runtime_dir=self._runtime_dir,
-            socket_dir=socket_dir,
-            interpreter=interpreter,
-            tmp_size_mb=config.ephemeral_storage,
-            etc_dir=self.state_dir / "etc",
-            memory_mb=config.memory_size,
-            network=NetworkMode(config.network),
-        )
+        env = self._environment(config, stream, interpreter)
+        env |= self._credentials(config, sandbox_id)
+        network = NetworkMode(config.network)
+        limits = Limits(config.memory_size)
+        blank = None
         if backend.name == NAMESPACE:
-            spec = dataclasses.replace(
-                spec,
-                seccomp=self._seccomp,
-                cgroup=self.cgroups.create(sandbox_id, limits),
-                host_id=self.host_ids.claim(),
+            blank = await self._blank_for(config, interpreter, code_dir, env, network, limits)
+        if blank is not None:
+            spec = blank[1]
+        else:
+            socket_dir = self._socket_root / sandbox_id
+            socket_dir.mkdir(mode=0o755)
+            spec = self._launch_spec(
+                sandbox_id,
+                interpreter,
+                code_dir,
+                socket_dir,
+                config.ephemeral_storage,
+                network,
+                limits,
+                backend.name,
             )
-        elif backend.name == GVISOR:
-            spec = dataclasses.replace(spec, cgroup=self.cgroups.create(sandbox_id, limits))
         logs = self.logs.for_account(config.account_id)
         sink = StreamSink(logs, config.log_group, stream, self.clock)
         arn = runtime_version_arn(self.identity.region, config.runtime)
@@ -200,7 +254,7 @@ class WorkerAgent:
             sandbox_id,
             config,
             spec,
-            self._environment(config, stream, interpreter) | self._credentials(config, sandbox_id),
+            env,
             self.clock,
             log_sink=sink,
             on_exit=self._forget,
@@ -210,17 +264,119 @@ class WorkerAgent:
         await self.runtime_api.attach(sandbox)
 
         # Lambda gives an init that overruns 10 s a second try within the function's timeout.
-        outcome = await sandbox.start(max(INIT_TIMEOUT_S, config.timeout))
+        init_timeout = max(INIT_TIMEOUT_S, config.timeout)
+        try:
+            outcome = await sandbox.start(init_timeout, blank[0].launch if blank else None)
+        except AssignmentFailed as error:
+            assert blank is not None
+            log.info("blank sandbox lost id=%s: %s; starting cold", blank[0].blank_id, error)
+            await self._abandon(sandbox, blank[0])
+            sink.close()
+            return await self.create_sandbox(sandbox_id, config)
         if outcome.ok and spec.cgroup is not None:
             spec.cgroup.throttle(limits)
+        if backend.name == NAMESPACE:
+            self._refill_later[sandbox_id] = PoolKey(
+                interpreter.host_executable, config.ephemeral_storage, network
+            )
+        if not outcome.ok:
+            self._refill(sandbox_id)
         log.info(
-            "sandbox %s id=%s function=%s init=%.1fms",
+            "sandbox %s id=%s function=%s init=%.1fms pooled=%s",
             "ready" if outcome.ok else "failed",
             sandbox_id,
             config.name,
             outcome.duration_ms,
+            blank is not None,
         )
         return outcome
+
+    async def _blank_for(
+        self,
+        config: FunctionConfig,
+        interpreter: Interpreter,
+        code_dir: Path,
+        env: dict[str, str],
+        network: NetworkMode,
+        limits: Limits,
+    ) -> tuple[Blank, bwrap.LaunchSpec] | None:
+        """A blank sandbox of the pool holding the function's code and limits, if one fits."""
+        if not startup_matches(self.blanks.environment, env):
+            return None
+        key = PoolKey(interpreter.host_executable, config.ephemeral_storage, network)
+        blank = self.pool.take(key)
+        if blank is None:
+            return None
+        try:
+            return blank, await self.blanks.fit(blank, code_dir, interpreter, limits)
+        except OSError as error:
+            log.warning("blank sandbox unusable id=%s: %s", blank.blank_id, error)
+            self.blanks.discard(blank)
+            return None
+
+    async def _abandon(self, sandbox: Sandbox, blank: Blank) -> None:
+        """Forget a sandbox whose blank died before it could be assigned."""
+        self.sandboxes.pop(sandbox.sandbox_id, None)
+        await self.runtime_api.detach(sandbox)
+        self.blanks.discard(blank)
+        self.blanks.release(sandbox.spec)
+        self._in_background(self._release(sandbox.spec))
+
+    def _launch_spec(
+        self,
+        name: str,
+        interpreter: Interpreter,
+        code_dir: Path,
+        socket_dir: Path,
+        tmp_size_mb: int,
+        network: NetworkMode,
+        limits: Limits,
+        isolation: str = NAMESPACE,
+    ) -> bwrap.LaunchSpec:
+        """Every layer of one sandbox, blank or not, that its isolation backend takes: under
+        `namespace` its cgroup, its own host uid and the seccomp filter (gVisor's kernel
+        applies the filter itself and runs as one host user; `process` takes none)."""
+        runtime = self._runtimes.get(interpreter.host_executable)
+        host_id = self.host_ids.claim() if isolation == NAMESPACE else None
+        try:
+            cgroup = self.cgroups.create(name, limits) if isolation != PROCESS else None
+        except BaseException:
+            if host_id is not None:
+                self.host_ids.release(host_id)
+            raise
+        return bwrap.LaunchSpec(
+            code_dir=code_dir,
+            runtime_dir=runtime.directory if runtime else RUNTIME_SOURCE,
+            socket_dir=socket_dir,
+            interpreter=interpreter,
+            tmp_size_mb=tmp_size_mb,
+            etc_dir=self.state_dir / "etc",
+            seccomp=self._seccomp if isolation == NAMESPACE else None,
+            cgroup=cgroup,
+            host_id=host_id,
+            network=network,
+            entry=runtime.entry if runtime else precompile.SOURCE,
+        )
+
+    def answered(self, sandbox_id: str) -> None:
+        """The answer to an invoke of the sandbox has been sent: its blank may be replaced."""
+        self._refill(sandbox_id)
+
+    def _refill(self, sandbox_id: str) -> None:
+        """Start replacing the blank a new sandbox took (or its key's first blanks), now that
+        its first invoke is answered: starting a sandbox earlier would compete with that
+        invoke, the end of the cold start the client waits for, and starting one forks the
+        worker, which holds up its event loop."""
+        key = self._refill_later.pop(sandbox_id, None)
+        if key is not None:
+            self.pool.replenish(key)
+
+    def _namespace_backend(self) -> IsolationBackend:
+        """The backend blanks start under; the pool is empty on a worker without it."""
+        return self.backends.offered[NAMESPACE]
+
+    def _interpreter_at(self, executable: str) -> Interpreter:
+        return next(i for i in self.interpreters.values() if i.host_executable == executable)
 
     async def invoke(self, sandbox_id: str, invocation: Invocation) -> Outcome:
         sandbox = self.sandboxes.get(sandbox_id)
@@ -253,20 +409,25 @@ class WorkerAgent:
 
     def _forget(self, sandbox: Sandbox) -> None:
         self.sandboxes.pop(sandbox.sandbox_id, None)
+        self._refill(sandbox.sandbox_id)
         shutil.rmtree(sandbox.spec.socket_dir, ignore_errors=True)
+        self.blanks.release(sandbox.spec)
         # Stopping the socket's site and releasing the sandbox's holds are asynchronous; the
         # sandbox is gone either way.
         self._in_background(self.runtime_api.detach(sandbox))
-        self._in_background(self._release(sandbox))
+        self._in_background(self._release(sandbox.spec, sandbox))
 
-    async def _release(self, sandbox: Sandbox) -> None:
+    async def _release(self, spec: bwrap.LaunchSpec, sandbox: Sandbox | None = None) -> None:
+        """Free what a sandbox (or a blank, which has no `Sandbox` yet) held."""
+        # A blank's socket was opened before any sandbox was attached to it.
+        await self.runtime_api.shut(str(spec.socket_dir / bwrap.SOCKET_NAME))
         # Whatever the sandbox left running dies with its cgroup; only then is its id free.
-        spec = sandbox.spec
         if spec.cgroup is not None:
             await spec.cgroup.release()
         if spec.host_id is not None:
             self.host_ids.release(spec.host_id)
-        await sandbox.backend.release(sandbox.sandbox_id)
+        if sandbox is not None:
+            await sandbox.backend.release(sandbox.sandbox_id)
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -296,16 +457,7 @@ class WorkerAgent:
                 "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
                 "AWS_LAMBDA_LOG_GROUP_NAME": config.log_group,
                 "AWS_LAMBDA_LOG_STREAM_NAME": stream,
-                "AWS_LAMBDA_RUNTIME_API": bwrap.RUNTIME_API_ADDRESS,
-                "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
-                "LAMBDA_TASK_ROOT": bwrap.TASK_ROOT,
-                "LAMBDA_RUNTIME_DIR": bwrap.RUNTIME_DIR,
-                "LAMINA_RUNTIME_SOCKET": f"{bwrap.SOCKET_DIR}/{bwrap.SOCKET_NAME}",
-                "LANG": "en_US.UTF-8",
-                "TZ": ":UTC",
-                "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
-                "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:"
-                "/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
+                **_PLATFORM_ENVIRONMENT,
             }
         )
         # Lambda names the execution environment only for its managed runtimes.

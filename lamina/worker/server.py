@@ -34,6 +34,7 @@ from lamina.eventloop import LISTEN_BACKLOG
 from lamina.registry.model import FunctionConfig
 from lamina.sandbox import logs as loglines
 from lamina.sandbox.instance import Invocation
+from lamina.sandbox.pool import DEFAULT_SIZE
 from lamina.worker import protocol
 from lamina.worker.agent import SandboxGone, WorkerAgent, WorkerIdentity
 from lamina.worker.membership import keep_membership
@@ -101,7 +102,11 @@ async def _invoke(agent: WorkerAgent, request: web.Request) -> web.Response:
         reply[protocol.ERROR_TYPE] = outcome.error_type
     if headers.get(protocol.WANT_LOG_TAIL) == "1":
         reply[protocol.LOG_TAIL] = loglines.tail(outcome.log)
-    return web.Response(body=outcome.payload, headers=reply)
+    response = web.Response(body=outcome.payload, headers=reply)
+    await response.prepare(request)
+    await response.write_eof()
+    agent.answered(request.match_info["sandbox_id"])
+    return response
 
 
 async def _destroy(agent: WorkerAgent, request: web.Request) -> web.Response:
@@ -120,6 +125,7 @@ async def serve(
     token: str = "",
     socket_path: Path | None = None,
     isolation: str | None = None,
+    pool_size: int = DEFAULT_SIZE,
 ) -> None:
     """Run a worker until SIGTERM or SIGINT; every sandbox dies with it.
 
@@ -150,6 +156,7 @@ async def serve(
         log_store=log_store,
         sessions=sessions,
         isolation=isolation,
+        pool_size=pool_size,
     )
     runner = web.AppRunner(build_app(agent), access_log=None, handle_signals=False)
     membership: asyncio.Task[None] | None = None

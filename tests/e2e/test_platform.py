@@ -101,13 +101,14 @@ def test_stopping_lamina_leaves_no_worker_or_sandbox_process(tmp_path: Path) -> 
     processes = descendants(server.process.pid)
     bootstraps = {
         pid for pid in processes
-        if Path(f"/proc/{pid}/cmdline").read_bytes().endswith(b"/var/runtime/bootstrap.py\0")
+        if b"/var/runtime/bootstrap.py" in Path(f"/proc/{pid}/cmdline").read_bytes()
         and b"bwrap" not in Path(f"/proc/{pid}/cmdline").read_bytes()
     }  # fmt: skip
-    # Each runtime has forked one child: its Runtime API relay.
+    # Each runtime has forked one child: its Runtime API relay. The blank sandboxes of the
+    # workers' pools are runtimes too.
     relays = {pid for pid in bootstraps if parent_of(pid) in bootstraps}
-    assert len(bootstraps - relays) == 3
-    assert len(relays) == 3
+    assert len(bootstraps - relays) >= 3
+    assert len(relays) >= 3
 
     code = stop_server(server)
 

@@ -1,5 +1,5 @@
 """A worker killed with SIGKILL cleans nothing; its next start removes what its sandboxes left,
-under either isolation backend."""
+under either isolation backend, blank sandboxes of its pool included."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 
 from lamina.sandbox import leftovers
 from lamina.sandbox.cgroups import CgroupTree
+from lamina.sandbox.hostids import HostIds
 from tests.conftest import create_function, start_server, stop_server
 
 # A function that leaves a process of its own running in its sandbox.
@@ -42,12 +43,16 @@ def test_a_worker_restarted_after_sigkill_leaves_no_process_mount_cgroup_or_netn
         # A gVisor sandbox too: runsc, its gofer and sandbox processes, its own netns.
         function = create_function(lam, LINGERER, Tags={"lamina:isolation": "gvisor"})
         lam.invoke(FunctionName=function, Payload=b"{}")
+        # The pool's blanks are started again in the background after each first invoke.
+        _wait_until(lambda: len(_blank_cgroups(name)) >= 2)
         sandboxed = _pids_in_cgroups(name)
         assert len(sandboxed) >= 9
         assert [pid for pid in sandboxed if b"runsc-sandbox" in _cmdline(pid)]
         namespaces = _namespaces(sandboxed)
         cgroups = _sandbox_cgroups(name)
-        assert len(cgroups) >= 3
+        assert len(cgroups) >= 6
+        slots = data_dir / "workers" / "worker-1" / "slots"
+        assert list(slots.iterdir())
 
         worker = _worker_pid(data_dir)
         os.kill(worker, signal.SIGKILL)
@@ -57,7 +62,8 @@ def test_a_worker_restarted_after_sigkill_leaves_no_process_mount_cgroup_or_netn
     finally:
         stop_server(server)
 
-    server = start_server(data_dir, "--workers", "1")
+    # Without a pool of its own, anything in the worker's cgroups would be a leftover.
+    server = start_server(data_dir, "--workers", "1", "--sandbox-pool", "0")
     try:
         assert _pids_in_cgroups(name) == []
         assert [path for path in cgroups if path.exists()] == []
@@ -68,6 +74,9 @@ def test_a_worker_restarted_after_sigkill_leaves_no_process_mount_cgroup_or_netn
         assert [line for line in _mounts() if str(data_dir) in line] == []
         assert sorted(leftovers.socket_root(name).iterdir()) == []
         assert _gvisor_containers(data_dir / "workers" / "worker-1") == []
+        assert list(slots.iterdir()) == []
+        claims = [c for c in HostIds(name).claims.iterdir() if c.read_text() == name]
+        assert claims == []
     finally:
         stop_server(server)
 
@@ -76,6 +85,10 @@ def _sandbox_cgroups(name: str) -> list[Path]:
     # The worker's parents sit where this test's own cgroups are, as the worker is its child.
     parents = [parent for parent in CgroupTree(name).parents if parent.is_dir()]
     return sorted(p for parent in parents for p in parent.iterdir() if p.is_dir())
+
+
+def _blank_cgroups(name: str) -> list[Path]:
+    return [path for path in _sandbox_cgroups(name) if path.name.startswith("blank-")]
 
 
 def _pids_in_cgroups(name: str) -> list[int]:
