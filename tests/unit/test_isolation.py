@@ -41,7 +41,6 @@ def spec(
         "interpreter": interpreter,
         "tmp_size_mb": 512,
         "etc_dir": tmp_path / "etc",
-        "memory_mb": 256,
         **changes,
     }
     return LaunchSpec(**values)
