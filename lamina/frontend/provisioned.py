@@ -98,7 +98,15 @@ async def put_config(ctx: FrontendContext, request: web.Request) -> web.Response
         "provisioned concurrency set function=%s qualifier=%s n=%d", name, qualifier, requested
     )
     sync(ctx, name)
-    return web.json_response(_render(ctx, entry, config), status=202)
+    # Lambda answers a put with the allocation just begun, whatever sandboxes of the version
+    # are already up (those of a configuration deleted a moment ago included).
+    started = _render(ctx, entry, config) | {
+        "AvailableProvisionedConcurrentExecutions": 0,
+        "AllocatedProvisionedConcurrentExecutions": 0,
+        "Status": "IN_PROGRESS",
+    }
+    started.pop("StatusReason", None)
+    return web.json_response(started, status=202)
 
 
 async def get_or_list(ctx: FrontendContext, request: web.Request) -> web.Response:

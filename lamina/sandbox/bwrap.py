@@ -60,6 +60,9 @@ class LaunchSpec:
     host_id: int | None = None
     # OUTBOUND needs `host_id`: the link is made while bubblewrap waits for its id maps.
     network: NetworkMode = NetworkMode.NONE
+    # The function's MemorySize (the cgroup holds the limit; gVisor sizes its process limit
+    # by it).
+    memory_mb: int = 128
     # The runtime's file in `runtime_dir`: its source, or its bytecode compiled for this
     # interpreter (see `lamina/worker/precompile.py`).
     entry: str = "bootstrap.py"

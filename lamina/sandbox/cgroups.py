@@ -50,6 +50,9 @@ class CgroupsUnavailable(Exception):
 @dataclass(frozen=True)
 class Limits:
     memory_mb: int
+    # Host processes and threads; a backend whose own machinery runs in the sandbox's cgroup
+    # (gVisor's kernel, its stubs) needs more than the function may start.
+    pids_max: int = PIDS_MAX
 
     @property
     def cpu_quota_us(self) -> int:
@@ -96,7 +99,7 @@ class SandboxCgroup:
             unified = self.directories[0]
             _write(unified / "memory.max", megabytes)
             _write(unified / "memory.swap.max", "0")
-            _write(unified / "pids.max", str(PIDS_MAX))
+            _write(unified / "pids.max", str(limits.pids_max))
             _write(unified / "cpu.weight", str(limits.cpu_weight(_V2_WEIGHT_PER_VCPU)))
             return
 
@@ -112,7 +115,7 @@ class SandboxCgroup:
         for path, value in steps:
             _write(path, value)
         _write(memory / "memory.swappiness", "0")
-        _write(self._v1("pids") / "pids.max", str(PIDS_MAX))
+        _write(self._v1("pids") / "pids.max", str(limits.pids_max))
         _write(self._v1("cpu") / "cpu.shares", str(limits.cpu_weight(_V1_SHARES_PER_VCPU)))
 
     def pids(self) -> list[int]:

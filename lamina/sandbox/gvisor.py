@@ -7,12 +7,12 @@ lives elsewhere), code read-only at /var/task, Lamina's runtime at /var/runtime,
 own passwd and group, a tmpfs /tmp sized by the function's ephemeral storage, uid 993. The
 namespace backend's seccomp rules are loaded by gVisor's kernel (`--oci-seccomp`). runsc runs
 in the worker's cgroup for the sandbox (`--ignore-cgroups`), which holds the whole sandbox to
-MemorySize, 1,024 host processes and the CPU share of its memory. Under `none` it has only its
-own loopback; under `outbound` gVisor's netstack takes over a network namespace that
-slirp4netns links as it does bubblewrap's (see `launch`).
+MemorySize, its host processes and the CPU share of its memory; inside, gVisor's kernel holds
+the function to at most 1,024 processes (RLIMIT_NPROC, fewer for a small MemorySize: see
+`process_limit`). Under `none` it has only its own loopback; under `outbound` gVisor's
+netstack takes over a network namespace that slirp4netns links as it does bubblewrap's (see
+`launch`).
 
-Shortcoming: gVisor enforces no process limit inside its kernel, so a fork bomb grows until
-the sandbox reaches MemorySize and is killed, instead of meeting EAGAIN at 1,024 processes.
 Shortcoming: every sandbox's gVisor kernel runs as the host's nobody; there is no host uid
 per sandbox as under the namespace backend.
 
@@ -42,7 +42,7 @@ from lamina.orphans import die_with_parent
 from lamina.sandbox import bwrap, seccomp
 from lamina.sandbox.backend import GVISOR, IsolationBackend, LaunchCommand, LaunchFds
 from lamina.sandbox.bwrap import LaunchSpec
-from lamina.sandbox.cgroups import SandboxCgroup
+from lamina.sandbox.cgroups import PIDS_MAX, SandboxCgroup
 from lamina.sandbox.network import NetworkMode
 from lamina.sandbox.output import TELEMETRY_FD_VARIABLE
 from lamina.worker.interpreters import SANDBOX_LANG_DIR
@@ -53,11 +53,20 @@ TELEMETRY_FIFO = "telemetry"
 # The descriptor the telemetry FIFO is opened on inside, before the runtime starts.
 INNER_TELEMETRY_FD = 3
 OPEN_FILES_LIMIT = 1024
+# The host processes and threads a gVisor sandbox's cgroup may hold: its kernel's threads, the
+# gofer, and a stub process per address space of the function's (one per process it forks),
+# so more than the processes gVisor's kernel lets the function start (RLIMIT_NPROC).
+HOST_PIDS_MAX = 4 * PIDS_MAX
 _SHELL = "/usr/bin/sh"
 # Directories of the shared read-only root that mounts cover, and its links into /usr.
 _MOUNT_POINTS = ("usr", "proc", "dev", "tmp", "etc", "var/task", "var/runtime", "var/lang")
 _LINKS = {"lib": "usr/lib", "lib64": "usr/lib64", "bin": "usr/bin", "sbin": "usr/sbin"}
 _MB = 1024 * 1024
+# Host memory a process of the function costs under gVisor (its task and address space in
+# gVisor's kernel and a stub process: about 6.5 MB measured for an idle forked Python), and
+# what the runtime holds before the function forks (about 34 MB), each with room to spare.
+_MB_PER_PROCESS = 8
+_RUNTIME_MB = 48
 
 
 class GVisorBackend(IsolationBackend):
@@ -195,6 +204,14 @@ class GVisorBackend(IsolationBackend):
         return None if peak is None else max(1, peak // _MB)
 
 
+def process_limit(memory_mb: int) -> int:
+    """How many processes gVisor's kernel lets the function have: 1,024 as under the
+    namespace backend, fewer for a MemorySize that cannot hold them (128 MB: 10), since a
+    higher limit would only turn a fork's EAGAIN into the whole sandbox's death at its memory
+    limit."""
+    return max(1, min(PIDS_MAX, (memory_mb - _RUNTIME_MB) // _MB_PER_PROCESS))
+
+
 def oci_config(spec: LaunchSpec, env: dict[str, str], rootfs: Path) -> dict[str, Any]:
     """The OCI runtime configuration of one sandbox."""
     runtime = f"{bwrap.RUNTIME_DIR}/{spec.entry}"
@@ -202,6 +219,7 @@ def oci_config(spec: LaunchSpec, env: dict[str, str], rootfs: Path) -> dict[str,
     if spec.interpreter.custom:
         bootstrap += ["--exec", bwrap.CUSTOM_BOOTSTRAP]
     fifo = f"{bwrap.SOCKET_DIR}/{TELEMETRY_FIFO}"
+    nproc = process_limit(spec.memory_mb)
     # The shell opens the telemetry FIFO where the runtime expects an inherited pipe.
     args = [_SHELL, "-c", f'exec {INNER_TELEMETRY_FD}>{fifo} && exec "$@"', "sh", *bootstrap]
     return {
@@ -215,7 +233,11 @@ def oci_config(spec: LaunchSpec, env: dict[str, str], rootfs: Path) -> dict[str,
             "capabilities": {},
             "noNewPrivileges": True,
             "rlimits": [
-                {"type": "RLIMIT_NOFILE", "hard": OPEN_FILES_LIMIT, "soft": OPEN_FILES_LIMIT}
+                {"type": "RLIMIT_NOFILE", "hard": OPEN_FILES_LIMIT, "soft": OPEN_FILES_LIMIT},
+                # gVisor's kernel counts a user's processes within its own sandbox: the
+                # function's pids limit, which the host cgroup's pids.max cannot be, as it
+                # counts gVisor's own threads and stubs, not the function's processes.
+                {"type": "RLIMIT_NPROC", "hard": nproc, "soft": nproc},
             ],
         },
         "root": {"path": str(rootfs), "readonly": True},

@@ -23,9 +23,10 @@ from lamina.clock import Clock, SystemClock
 from lamina.logs.sink import StreamSink
 from lamina.logs.store import LogStore
 from lamina.registry.model import FunctionConfig, runtime_version_arn
-from lamina.sandbox import bwrap, entrypoint, leftovers, seccomp
+from lamina.sandbox import bwrap, entrypoint, gvisor, leftovers, seccomp
 from lamina.sandbox import logs as loglines
 from lamina.sandbox.backend import (
+    GVISOR,
     NAMESPACE,
     PROCESS,
     Backends,
@@ -226,6 +227,8 @@ class WorkerAgent:
         env |= self._credentials(config, sandbox_id)
         network = NetworkMode(config.network)
         limits = Limits(config.memory_size)
+        if backend.name == GVISOR:
+            limits = Limits(config.memory_size, pids_max=gvisor.HOST_PIDS_MAX)
         blank = None
         if backend.name == NAMESPACE:
             blank = await self._blank_for(config, interpreter, code_dir, env, network, limits)
@@ -355,6 +358,7 @@ class WorkerAgent:
             cgroup=cgroup,
             host_id=host_id,
             network=network,
+            memory_mb=limits.memory_mb,
             entry=runtime.entry if runtime else precompile.SOURCE,
         )
 

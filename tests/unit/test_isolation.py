@@ -267,3 +267,16 @@ def test_a_launch_writes_the_bundle_and_runs_runsc_without_network_under_the_wor
     assert launch.telemetry_fd is not None
     assert (sockets / gvisor.TELEMETRY_FIFO).stat().st_mode & 0o777 == 0o622
     assert (sockets / bwrap.SOCKET_NAME).stat().st_mode & 0o777 == 0o666
+
+
+def test_gvisor_holds_a_function_to_the_processes_its_memory_can_hold(tmp_path: Path) -> None:
+    def nproc(memory_mb: int) -> int:
+        process = gvisor.oci_config(spec(tmp_path, memory_mb=memory_mb), {}, tmp_path)["process"]
+        limits = {limit["type"]: limit for limit in process["rlimits"]}
+        assert limits["RLIMIT_NPROC"]["soft"] == limits["RLIMIT_NPROC"]["hard"]
+        return int(limits["RLIMIT_NPROC"]["hard"])
+
+    assert nproc(128) == 10
+    assert nproc(1024) == 122
+    assert nproc(8240) == 1024
+    assert nproc(10240) == 1024
