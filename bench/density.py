@@ -11,7 +11,8 @@ warm sandbox. Then, for each sandbox, it sums the Pss of /proc/PID/smaps_rollup 
 process in the sandbox's cgroup: bubblewrap outside and its reaper (pid 1 inside), the
 runtime, its Runtime API relay and, under `outbound`, slirp4netns. PSS shares each page among the
 processes that map it, so the figure depends on how many sandboxes run: it is measured with
-all of them running. Prints per-process and per-sandbox figures and sandboxes per GB.
+all of them running. Prints per-process and per-sandbox figures and sandboxes per GB, and the
+floor measured in the same run: the PSS of a bare idle interpreter (`-I -S`).
 """
 
 from __future__ import annotations
@@ -66,6 +67,24 @@ def main() -> None:
         shutil.rmtree(data_dir, ignore_errors=True)
 
     report(args.runtime, args.network, sandboxes)
+    floor = bare_interpreter_pss_kb()
+    print(f"floor: a bare idle {sys.executable} -I -S holds {floor / 1024:.2f} MB PSS "
+          f"({1024 * 1024 / floor:.0f} per GB)")  # fmt: skip
+
+
+def bare_interpreter_pss_kb() -> int:
+    idle = "import sys, time; sys.stdout.write('up\\n'); sys.stdout.flush(); time.sleep(60)"
+    process = subprocess.Popen([sys.executable, "-I", "-S", "-c", idle], stdout=subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        process.stdout.readline()  # started and idle
+        rollup = Path(f"/proc/{process.pid}/smaps_rollup").read_text()
+        return next(
+            int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")
+        )
+    finally:
+        process.kill()
+        process.wait()
 
 
 def invoke(port: int, name: str) -> None:

@@ -19,6 +19,13 @@ from lamina.worker import server
 from lamina.worker.agent import WorkerIdentity
 
 # Blank sandboxes each worker keeps per interpreter and /tmp size in demand.
+_ISOLATION = click.option(
+    "--isolation",
+    type=click.Choice(backend.NAMES),
+    default=None,
+    help="Isolation backend of sandboxes [default: namespace]; a function's "
+    "`lamina:isolation` tag chooses another. `process` runs no isolation at all.",
+)
 _SANDBOX_POOL = click.option(
     "--sandbox-pool",
     type=click.IntRange(min=0),
@@ -118,13 +125,7 @@ def main() -> None:
     default=None,
     help="Accept the development key test/test [default: only on a loopback --host].",
 )
-@click.option(
-    "--isolation",
-    type=click.Choice(backend.NAMES),
-    default=None,
-    help="Isolation backend of sandboxes [default: namespace]; a function's "
-    "`lamina:isolation` tag chooses another. `process` runs no isolation at all.",
-)
+@_ISOLATION
 @click.option("--log-level", default="info", show_default=True)
 @_SANDBOX_POOL
 def up(
@@ -219,13 +220,7 @@ def up(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also serve the worker API on this Unix socket, for a frontend on the same host.",
 )
-@click.option(
-    "--isolation",
-    type=click.Choice(backend.NAMES),
-    default=None,
-    help="Isolation backend of sandboxes [default: namespace]; a function's "
-    "`lamina:isolation` tag chooses another. `process` runs no isolation at all.",
-)
+@_ISOLATION
 @_SANDBOX_POOL
 @click.pass_context
 def worker(
