@@ -16,10 +16,12 @@ from lamina.assignment import (
     InvokeRequest,
     InvokeResult,
     NoCapacity,
+    NoCapacityInTime,
     PlatformFailure,
     ScaleThrottled,
 )
 from lamina.counting import Throttled
+from lamina.counting.service import ACCOUNT_LIMIT_EXCEEDED
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.errors import (
     InvalidParameterValue,
@@ -39,7 +41,8 @@ log = logging.getLogger(__name__)
 MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
 MAX_ASYNC_PAYLOAD = 1024 * 1024
 MAX_CLIENT_CONTEXT = 3583
-# A lease outlives its invoke's timeout by this much before counting gives it up.
+# A lease outlives its invoke by this much before counting gives it up. An invoke may wait up
+# to its timeout for room on a full worker and then run up to its timeout: a lease lasts both.
 LEASE_GRACE_S = 30.0
 INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")
 LOG_TYPES = ("None", "Tail")
@@ -103,7 +106,7 @@ async def invoke(ctx: FrontendContext, request: web.Request) -> web.StreamRespon
 async def run(ctx: FrontendContext, config: FunctionConfig, job: InvokeRequest) -> InvokeResult:
     """Count, assign and run one invoke; raises Lambda's error when it cannot run."""
     try:
-        ttl = config.timeout + LEASE_GRACE_S
+        ttl = 2 * config.timeout + LEASE_GRACE_S
         lease = ctx.counting.acquire(config.name, ttl, version=config.version)
     except Throttled as exc:
         log.info("throttled function=%s reason=%s", config.name, exc.reason)
@@ -111,6 +114,11 @@ async def run(ctx: FrontendContext, config: FunctionConfig, job: InvokeRequest) 
 
     try:
         result = await ctx.assignment.invoke(config, job)
+    except NoCapacityInTime as exc:
+        # Admitted by counting, but every sandbox Lamina can hold stayed busy: Lamina ran out
+        # of concurrency, which Lambda answers as a throttle the caller may retry.
+        log.info("throttled function=%s reason=%s: %s", config.name, ACCOUNT_LIMIT_EXCEEDED, exc)
+        raise TooManyRequests(ACCOUNT_LIMIT_EXCEEDED) from exc
     except NoCapacity as exc:
         raise ServiceError(f"Lamina has no worker that can hold this function now: {exc}") from exc
     except PlatformFailure as exc:
