@@ -9,6 +9,7 @@ from lamina.assignment.manager import (
     PlatformFailure,
     ScaleThrottled,
     UnknownWorker,
+    room_wait_s,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "PlatformFailure",
     "ScaleThrottled",
     "UnknownWorker",
+    "room_wait_s",
 ]

@@ -9,7 +9,7 @@ while others of its version are busy waits briefly for one of them before it sta
 one, so a burst of short invokes creates about as many sandboxes as it has invokes running at
 once. New sandboxes spend the function's scaling budget. An invoke that placement can fit
 nowhere, every worker being full, waits for a sandbox of its version to be handed over or for
-room on a worker, up to its function's timeout, instead of failing at once.
+room on a worker, up to its init limit and timeout, instead of failing at once.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from lamina.placement import Decision, PlacementRequest, place
 from lamina.placement.fleet import Fleet, Occupancy, Registration
 from lamina.registry.model import FunctionConfig
 from lamina.sandbox import logs as loglines
-from lamina.sandbox.states import Lifecycle, SandboxState
+from lamina.sandbox.states import INIT_TIMEOUT_S, Lifecycle, SandboxState
 from lamina.worker import protocol
 from lamina.worker.client import (
     SandboxGone,
@@ -91,6 +91,15 @@ VersionKey = tuple[str, str, str]  # function key (ACCOUNT:NAME), version, revis
 
 def version_key(config: FunctionConfig) -> VersionKey:
     return (config.key, config.version, config.revision_id)
+
+
+def room_wait_s(config: FunctionConfig) -> float:
+    """How long an invoke may wait for room on full workers.
+
+    As long as a caller of Lambda may wait for a cold start's init and the function's run,
+    which is what an invoke placed at once might have taken too.
+    """
+    return INIT_TIMEOUT_S + config.timeout
 
 
 @dataclass
@@ -202,8 +211,7 @@ class AssignmentService:
         self._configs[key] = config
         self._prewarm_due.pop(key, None)  # it came before the policy expected it
         self.policy.started(config.key, self._clock.monotonic())
-        # A caller waits no longer for room than its function may run.
-        deadline = self._clock.monotonic() + config.timeout
+        deadline = self._clock.monotonic() + room_wait_s(config)
         for _ in range(MAX_CLAIM_ATTEMPTS):
             record = self._claim_idle(key) or await self._await_handoff(config)
             cold = record is None
@@ -332,7 +340,7 @@ class AssignmentService:
             if not waiter.done():
                 waiter.cancel()  # so a sandbox released from now on goes elsewhere
                 raise NoCapacityInTime(
-                    f"every worker stayed full of busy sandboxes for {config.timeout} s"
+                    f"every worker stayed full of busy sandboxes for {room_wait_s(config):g} s"
                 )
             return waiter.result()
         finally:

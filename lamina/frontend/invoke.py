@@ -19,6 +19,7 @@ from lamina.assignment import (
     NoCapacityInTime,
     PlatformFailure,
     ScaleThrottled,
+    room_wait_s,
 )
 from lamina.counting import Throttled
 from lamina.counting.service import ACCOUNT_LIMIT_EXCEEDED
@@ -41,8 +42,7 @@ log = logging.getLogger(__name__)
 MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
 MAX_ASYNC_PAYLOAD = 1024 * 1024
 MAX_CLIENT_CONTEXT = 3583
-# A lease outlives its invoke by this much before counting gives it up. An invoke may wait up
-# to its timeout for room on a full worker and then run up to its timeout: a lease lasts both.
+# A lease outlives its invoke by this much before counting gives it up.
 LEASE_GRACE_S = 30.0
 INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")
 LOG_TYPES = ("None", "Tail")
@@ -106,7 +106,8 @@ async def invoke(ctx: FrontendContext, request: web.Request) -> web.StreamRespon
 async def run(ctx: FrontendContext, config: FunctionConfig, job: InvokeRequest) -> InvokeResult:
     """Count, assign and run one invoke; raises Lambda's error when it cannot run."""
     try:
-        ttl = 2 * config.timeout + LEASE_GRACE_S
+        # An invoke may wait for room on full workers before it starts and runs.
+        ttl = room_wait_s(config) + config.timeout + LEASE_GRACE_S
         lease = ctx.counting.acquire(config.name, ttl, version=config.version)
     except Throttled as exc:
         log.info("throttled function=%s reason=%s", config.name, exc.reason)

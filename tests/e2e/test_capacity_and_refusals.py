@@ -21,7 +21,7 @@ from tests.conftest import (
 )
 
 ONE_SECOND = "import time\ndef handler(e, c):\n    time.sleep(1)\n    return 'done'\n"
-TEN_SECONDS = "import time\ndef handler(e, c):\n    time.sleep(10)\n    return 'done'\n"
+TWENTY_SECONDS = "import time\ndef handler(e, c):\n    time.sleep(20)\n    return 'done'\n"
 SANDBOX_ID = "import uuid\nSANDBOX = uuid.uuid4().hex\ndef handler(e, c):\n    return SANDBOX\n"
 
 
@@ -78,11 +78,15 @@ def test_a_burst_beyond_the_workers_memory_waits_for_busy_sandboxes_and_all_succ
         stop_server(server)
 
 
-def test_an_invoke_that_finds_no_room_within_its_timeout_is_throttled(tmp_path: Path) -> None:
+def test_an_invoke_that_finds_no_room_within_its_init_limit_and_timeout_is_throttled(
+    tmp_path: Path,
+) -> None:
     server = start_server(tmp_path / "data", "--worker-memory", "512")
     try:
-        lam = server.client(max_pool_connections=2)
-        holder = create_function(lam, TEN_SECONDS, MemorySize=512, Timeout=30)
+        # One attempt only: botocore retries a throttle, and the retry would wait again.
+        lam = server.client(retries={"total_max_attempts": 1}, max_pool_connections=2)
+        holder = create_function(lam, TWENTY_SECONDS, MemorySize=512, Timeout=30)
+        # It waits for room 10 s (Lambda's init limit) and its 1 s timeout: 11 s in all.
         waiter = create_function(lam, ONE_SECOND, MemorySize=128, Timeout=1)
 
         with ThreadPoolExecutor(1) as pool:

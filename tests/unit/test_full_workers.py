@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from lamina.assignment import AssignmentService, NoCapacityInTime
+from lamina.assignment import AssignmentService, NoCapacityInTime, room_wait_s
 from lamina.assignment.manager import HANDOFF_FLOOR_S, SandboxRecord
 from lamina.assignment.waiting import StartTracker, Waiters
 from lamina.clock import FakeClock
@@ -91,7 +91,7 @@ async def test_an_invoke_finding_the_worker_full_evicts_another_functions_sandbo
     assert assignment.snapshot().per_function == {config("small").key: 1}
 
 
-async def test_an_invoke_that_finds_no_room_within_its_timeout_is_refused() -> None:
+async def test_an_invoke_that_finds_no_room_within_its_init_limit_and_timeout_is_refused() -> None:
     clock = FakeClock()
     fake = FakeWorker("w1")
     fake.gate = asyncio.Event()
@@ -102,7 +102,7 @@ async def test_an_invoke_that_finds_no_room_within_its_timeout_is_refused() -> N
     other = asyncio.create_task(assignment.invoke(config("small", memory=128), request(2)))
     await until_waiting(assignment, 1)
     await until_sleeping(clock)
-    clock.advance(config().timeout - 0.001)
+    clock.advance(room_wait_s(config()) - 0.001)
     await asyncio.sleep(0)
     waiting_before_timeout = assignment.snapshot().waiting
     clock.advance(0.002)
