@@ -125,14 +125,22 @@ class StartTracker(Generic[S]):
         self._starts: dict[str, deque[S]] = {}
 
     def began(self, function: str, record: S) -> None:
-        self._starts.setdefault(function, deque()).append(record)
+        starts = self._starts.setdefault(function, deque())
+        # Pruned here too, so a function no invoke ever waits for keeps no ended starts.
+        _drop_ended(starts)
+        starts.append(record)
 
     def oldest(self, function: str) -> float | None:
         """When the longest-running start of `function` still in progress began, if any."""
         starts = self._starts.get(function)
-        while starts and not starts[0].initialising:
-            starts.popleft()
+        if starts is not None:
+            _drop_ended(starts)
         if not starts:
             self._starts.pop(function, None)
             return None
         return starts[0].created_at
+
+
+def _drop_ended(starts: deque[S]) -> None:
+    while starts and not starts[0].initialising:
+        starts.popleft()

@@ -193,6 +193,16 @@ def test_the_start_tracker_forgets_starts_that_ended_and_reports_the_oldest_left
     assert tracker.oldest("other") is None
 
 
+def test_the_start_tracker_keeps_no_ended_starts_of_a_function_nobody_waits_for() -> None:
+    tracker: StartTracker[Start] = StartTracker()
+    for t in range(100):
+        start = Start(float(t))
+        tracker.began("f", start)
+        start.initialising = False
+
+    assert len(tracker._starts["f"]) == 1
+
+
 async def test_room_wakes_the_oldest_waiters_that_fit_and_no_more() -> None:
     waiters: Waiters[SandboxRecord] = Waiters()
     big = waiters.join(("f", "1", "r"), room_mb=512)
