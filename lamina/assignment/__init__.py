@@ -5,9 +5,11 @@ from lamina.assignment.manager import (
     InvokeRequest,
     InvokeResult,
     NoCapacity,
+    NoCapacityInTime,
     PlatformFailure,
     ScaleThrottled,
     UnknownWorker,
+    room_wait_s,
 )
 
 __all__ = [
@@ -15,7 +17,9 @@ __all__ = [
     "InvokeRequest",
     "InvokeResult",
     "NoCapacity",
+    "NoCapacityInTime",
     "PlatformFailure",
     "ScaleThrottled",
     "UnknownWorker",
+    "room_wait_s",
 ]

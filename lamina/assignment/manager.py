@@ -7,7 +7,9 @@ decides, as each invoke ends, how long its sandbox stays idle or whether it is u
 loaded again shortly before the next expected invoke. An invoke that finds no idle sandbox
 while others of its version are busy waits briefly for one of them before it starts a new
 one, so a burst of short invokes creates about as many sandboxes as it has invokes running at
-once. New sandboxes spend the function's scaling budget.
+once. New sandboxes spend the function's scaling budget. An invoke that placement can fit
+nowhere, every worker being full, waits for a sandbox of its version to be handed over or for
+room on a worker, up to its init limit and timeout, instead of failing at once.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lamina.assignment.keepalive import FixedKeepAlive, KeepAlivePolicy, Window
+from lamina.assignment.waiting import StartTracker, Waiters
 from lamina.clock import Clock, SystemClock
 from lamina.counting import Throttled
 from lamina.counting.budget import ScalingBudget
@@ -30,7 +33,7 @@ from lamina.placement import Decision, PlacementRequest, place
 from lamina.placement.fleet import Fleet, Occupancy, Registration
 from lamina.registry.model import FunctionConfig
 from lamina.sandbox import logs as loglines
-from lamina.sandbox.states import Lifecycle, SandboxState
+from lamina.sandbox.states import INIT_TIMEOUT_S, Lifecycle, SandboxState
 from lamina.worker import protocol
 from lamina.worker.client import (
     SandboxGone,
@@ -66,6 +69,10 @@ class NoCapacity(AssignmentError):
     """Placement found no worker for a new sandbox."""
 
 
+class NoCapacityInTime(NoCapacity):
+    """Every worker stayed full of busy sandboxes until the invoke's deadline."""
+
+
 class PlatformFailure(AssignmentError):
     """A worker failed while it held the invoke."""
 
@@ -86,6 +93,15 @@ def version_key(config: FunctionConfig) -> VersionKey:
     return (config.key, config.version, config.revision_id)
 
 
+def room_wait_s(config: FunctionConfig) -> float:
+    """How long an invoke may wait for room on full workers.
+
+    As long as a caller of Lambda may wait for a cold start's init and the function's run,
+    which is what an invoke placed at once might have taken too.
+    """
+    return INIT_TIMEOUT_S + config.timeout
+
+
 @dataclass
 class SandboxRecord:
     sandbox_id: str
@@ -96,6 +112,10 @@ class SandboxRecord:
     idle_since: float = 0.0
     expires_at: float = 0.0  # when keep-alive reclaims it while idle
     created_at: float = 0.0
+
+    @property
+    def initialising(self) -> bool:
+        return self.lifecycle.state is SandboxState.INITIALISING
 
 
 @dataclass(frozen=True)
@@ -163,8 +183,12 @@ class AssignmentService:
         # Told when a provisioned version has fewer sandboxes than asked, so they are replaced.
         self.on_shortfall: Callable[[VersionKey], None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
-        # Invokes waiting for a busy sandbox of their version to come free, oldest first.
-        self._waiters: dict[VersionKey, deque[asyncio.Future[SandboxRecord]]] = {}
+        # Invokes waiting for a busy sandbox of their version to come free, or for room.
+        self._waiting: Waiters[SandboxRecord] = Waiters()
+        self._room_check_due = False
+        # Sandboxes per version key in any state, so counts need no scan of every record.
+        self._per_key: dict[VersionKey, int] = {}
+        self._starts: StartTracker[SandboxRecord] = StartTracker()
         # Versions the keep-alive policy unloaded, to load again at the given time.
         self._prewarm_due: dict[VersionKey, tuple[float, FunctionConfig]] = {}
         self._configs: dict[VersionKey, FunctionConfig] = {}
@@ -187,12 +211,13 @@ class AssignmentService:
         self._configs[key] = config
         self._prewarm_due.pop(key, None)  # it came before the policy expected it
         self.policy.started(config.key, self._clock.monotonic())
+        deadline = self._clock.monotonic() + room_wait_s(config)
         for _ in range(MAX_CLAIM_ATTEMPTS):
             record = self._claim_idle(key) or await self._await_handoff(config)
             cold = record is None
             try:
                 if record is None:
-                    record, failure = await self._create_budgeted(config, request)
+                    record, failure, cold = await self._start_or_wait(config, request, deadline)
                     if failure is not None:
                         return failure
                 return await self._run(record, request, cold)
@@ -244,17 +269,13 @@ class AssignmentService:
         would too, so waiting stays the better bet.
         """
         key = version_key(config)
-        waiters = self._waiters.setdefault(key, deque())
-        # A sandbox still initialising for another invoke frees up as soon as that one ends.
-        freeing = (SandboxState.BUSY, SandboxState.INITIALISING)
-        candidates = sum(
-            1 for r in self._records.values() if r.key == key and r.lifecycle.state in freeing
-        )
-        if self.handoff_wait_s <= 0 or candidates <= len(waiters):
+        # Busy or initialising: a sandbox still starting for another invoke frees up as soon
+        # as that invoke ends.
+        candidates = self._per_key.get(key, 0) - len(self._idle.get(key, ()))
+        if self.handoff_wait_s <= 0 or candidates <= self._waiting.of(key):
             return None
 
-        handed: asyncio.Future[SandboxRecord] = asyncio.get_running_loop().create_future()
-        waiters.append(handed)
+        handed = self._waiting.join(key)
         began = self._clock.monotonic()
         try:
             while not handed.done():
@@ -268,22 +289,83 @@ class AssignmentService:
                 await _first_of(handed, self._clock.sleep(remaining))
             return handed.result()
         finally:
-            if handed in waiters:
-                waiters.remove(handed)
-            if not waiters:
-                self._waiters.pop(key, None)
+            self._waiting.leave(key, handed)
 
     def _cold_start_estimate(self, function: str) -> float:
         """Seconds a cold start of `function` takes now: the recent average, or longer while
-        one in progress has already taken longer."""
-        now = self._clock.monotonic()
-        starting = [
-            now - r.created_at
-            for r in self._records.values()
-            if r.key[0] == function and r.lifecycle.state is SandboxState.INITIALISING
-        ]
+        one in progress has already taken longer.
+
+        Read by every waiting invoke each time it re-judges its wait, so it looks only at the
+        oldest start in progress, kept up to date as starts begin.
+        """
+        oldest = self._starts.oldest(function)
+        starting = 0.0 if oldest is None else self._clock.monotonic() - oldest
         recent = self._cold_start_s.get(function, 0.0)
-        return max(HANDOFF_FLOOR_S, recent, *starting)
+        return max(HANDOFF_FLOOR_S, recent, starting)
+
+    async def _start_or_wait(
+        self, config: FunctionConfig, request: InvokeRequest, deadline: float
+    ) -> tuple[SandboxRecord, InvokeResult | None, bool]:
+        """A new sandbox or, while every worker is full, one freed for this invoke.
+
+        Full workers free up as their invokes end: a sandbox of the version may be handed
+        over, or room made for a new one (a sandbox gone, or idle and so evictable). Returns
+        the sandbox, the init failure if its start failed, and whether it was started for this
+        invoke. Raises NoCapacity at once when no worker could ever hold the sandbox, and
+        NoCapacityInTime when nothing freed up before `deadline`.
+        """
+        key = version_key(config)
+        while True:
+            try:
+                record, failure = await self._create_budgeted(config, request)
+                return record, failure, True
+            except NoCapacity:
+                if not self._could_ever_hold(config.memory_size):
+                    raise
+            freed = await self._await_room(config, deadline) or self._claim_idle(key)
+            if freed is not None:
+                return freed, None, False
+
+    async def _await_room(self, config: FunctionConfig, deadline: float) -> SandboxRecord | None:
+        """A sandbox of the version handed over, or None once room may have freed up.
+
+        Raises NoCapacityInTime when neither came before `deadline`.
+        """
+        key = version_key(config)
+        waiter = self._waiting.join(key, room_mb=config.memory_size)
+        try:
+            remaining = deadline - self._clock.monotonic()
+            if remaining > 0:
+                await _first_of(waiter, self._clock.sleep(remaining))
+            if not waiter.done():
+                waiter.cancel()  # so a sandbox released from now on goes elsewhere
+                raise NoCapacityInTime(
+                    f"every worker stayed full of busy sandboxes for {room_wait_s(config):g} s"
+                )
+            return waiter.result()
+        finally:
+            self._waiting.leave(key, waiter)
+
+    def _could_ever_hold(self, memory_mb: int) -> bool:
+        """Whether some worker could hold a sandbox of this size once its invokes end."""
+        return any(
+            member.healthy and not member.draining and member.memory_capacity_mb >= memory_mb
+            for member in self.fleet.members.values()
+        )
+
+    def _note_room(self) -> None:
+        """Memory may have freed up: judge once, after the current step, who may retry."""
+        if self._room_check_due or not self._waiting.want_room:
+            return
+        self._room_check_due = True
+        asyncio.get_running_loop().call_soon(self._wake_for_room)
+
+    def _wake_for_room(self) -> None:
+        self._room_check_due = False
+        views = self.fleet.views(self.occupancy())
+        available = [v.memory_available_mb for v in views if v.healthy and not v.draining]
+        woken = self._waiting.wake_for_room(available)
+        log.debug("room on workers: %d waiting invokes try placement again", woken)
 
     async def _create_budgeted(
         self, config: FunctionConfig, request: InvokeRequest
@@ -323,9 +405,11 @@ class AssignmentService:
             Lifecycle(sandbox_id),
         )  # fmt: skip
         self._records[sandbox_id] = record
+        self._per_key[record.key] = self._per_key.get(record.key, 0) + 1
         self._counters["created"] += 1
         client = self.fleet.client(decision.worker_id)
         began = record.created_at = self._clock.monotonic()
+        self._starts.began(config.key, record)
         try:
             start = await self.fleet.unless_lost(
                 decision.worker_id, client.create_sandbox(sandbox_id, config)
@@ -400,17 +484,14 @@ class AssignmentService:
         self._idle.setdefault(record.key, deque()).append(record)
         if window.prewarm_s > 0:
             self._unload_until(record, now + window.prewarm_s, window.keep_alive_s)
+        self._note_room()  # an idle sandbox may be evicted for an invoke of another function
 
     def _hand_over(self, record: SandboxRecord) -> bool:
         """Give a released sandbox straight to an invoke waiting for one of its version."""
-        waiters = self._waiters.get(record.key)
-        while waiters:
-            handed = waiters.popleft()
-            if not handed.done():
-                self._counters["handoffs"] += 1
-                handed.set_result(record)
-                return True
-        return False
+        if not self._waiting.hand_over(record):
+            return False
+        self._counters["handoffs"] += 1
+        return True
 
     def _unload_until(self, record: SandboxRecord, due: float, keep_alive_s: float) -> None:
         """The policy expects no invoke before `due`: unload now, load again then."""
@@ -468,7 +549,7 @@ class AssignmentService:
 
     def sandboxes_of(self, key: VersionKey) -> int:
         """Sandboxes of a version key in any state, initialising ones included."""
-        return sum(1 for record in self._records.values() if record.key == key)
+        return self._per_key.get(key, 0)
 
     def ready_sandboxes_of(self, key: VersionKey) -> int:
         """Sandboxes of a version key that have initialised (idle or busy)."""
@@ -495,6 +576,7 @@ class AssignmentService:
         fresh = self.fleet.register(registration)
         if fresh:
             self._forget_sandboxes(registration.worker_id)
+        self._note_room()  # a new or recovered worker has room
         orphans = [i for i in registration.idle_sandboxes if i not in self._records]
         return fresh, orphans
 
@@ -633,11 +715,20 @@ class AssignmentService:
             self._busy_delta(-1)
         if not record.lifecycle.dead:
             record.lifecycle.to(SandboxState.DEAD)
-        self._records.pop(record.sandbox_id, None)
+        if self._records.pop(record.sandbox_id, None) is not None:
+            self._forget_count(record.key)
+            self._note_room()
 
         wanted = self._provisioned.get(record.key, 0)
         if self.on_shortfall is not None and self.sandboxes_of(record.key) < wanted:
             self.on_shortfall(record.key)
+
+    def _forget_count(self, key: VersionKey) -> None:
+        left = self._per_key[key] - 1
+        if left:
+            self._per_key[key] = left
+        else:
+            del self._per_key[key]
 
     # Reports
 
@@ -677,15 +768,13 @@ class AssignmentService:
             created=self._counters["created"],
             peak_busy=self._counters["peak_busy"],
             handoffs=self._counters["handoffs"],
-            waiting=sum(len(waiters) for waiters in self._waiters.values()),
+            waiting=self._waiting.total(),
             prewarms_scheduled=len(self._prewarm_due),
             keep_alive=self.policy.snapshot(),
         )
 
 
-async def _first_of(
-    future: asyncio.Future[SandboxRecord], timer: Coroutine[Any, Any, None]
-) -> None:
+async def _first_of(future: asyncio.Future[Any], timer: Coroutine[Any, Any, None]) -> None:
     """Wait until `future` is done or `timer` has run out, whichever comes first."""
     sleeping = asyncio.ensure_future(timer)
     try:

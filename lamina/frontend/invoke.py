@@ -16,10 +16,13 @@ from lamina.assignment import (
     InvokeRequest,
     InvokeResult,
     NoCapacity,
+    NoCapacityInTime,
     PlatformFailure,
     ScaleThrottled,
+    room_wait_s,
 )
 from lamina.counting import Throttled
+from lamina.counting.service import ACCOUNT_LIMIT_EXCEEDED
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.errors import (
     InvalidParameterValue,
@@ -39,7 +42,7 @@ log = logging.getLogger(__name__)
 MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
 MAX_ASYNC_PAYLOAD = 1024 * 1024
 MAX_CLIENT_CONTEXT = 3583
-# A lease outlives its invoke's timeout by this much before counting gives it up.
+# A lease outlives its invoke by this much before counting gives it up.
 LEASE_GRACE_S = 30.0
 INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")
 LOG_TYPES = ("None", "Tail")
@@ -103,7 +106,8 @@ async def invoke(ctx: FrontendContext, request: web.Request) -> web.StreamRespon
 async def run(ctx: FrontendContext, config: FunctionConfig, job: InvokeRequest) -> InvokeResult:
     """Count, assign and run one invoke; raises Lambda's error when it cannot run."""
     try:
-        ttl = config.timeout + LEASE_GRACE_S
+        # An invoke may wait for room on full workers before it starts and runs.
+        ttl = room_wait_s(config) + config.timeout + LEASE_GRACE_S
         lease = ctx.counting.acquire(config.name, ttl, version=config.version)
     except Throttled as exc:
         log.info("throttled function=%s reason=%s", config.name, exc.reason)
@@ -111,6 +115,11 @@ async def run(ctx: FrontendContext, config: FunctionConfig, job: InvokeRequest) 
 
     try:
         result = await ctx.assignment.invoke(config, job)
+    except NoCapacityInTime as exc:
+        # Admitted by counting, but every sandbox Lamina can hold stayed busy: Lamina ran out
+        # of concurrency, which Lambda answers as a throttle the caller may retry.
+        log.info("throttled function=%s reason=%s: %s", config.name, ACCOUNT_LIMIT_EXCEEDED, exc)
+        raise TooManyRequests(ACCOUNT_LIMIT_EXCEEDED) from exc
     except NoCapacity as exc:
         raise ServiceError(f"Lamina has no worker that can hold this function now: {exc}") from exc
     except PlatformFailure as exc:

@@ -25,12 +25,17 @@ from lamina.sandbox import logs as loglines
 from lamina.sandbox.backend import IsolationBackend
 from lamina.sandbox.launch import Launch, spawn
 from lamina.sandbox.output import LogSink, SandboxOutput
-from lamina.sandbox.states import RUNTIME_ALLOWED_FROM, Lifecycle, RuntimeState, SandboxState
+from lamina.sandbox.states import (
+    INIT_TIMEOUT_S,
+    RUNTIME_ALLOWED_FROM,
+    Lifecycle,
+    RuntimeState,
+    SandboxState,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100
-INIT_TIMEOUT_S = 10.0
 # How long a runtime told to shut down (SIGTERM) has before it is killed.
 SHUTDOWN_GRACE_S = 0.5
 

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import enum
 
+# Lambda's limit on the init phase: a runtime not ready by then has failed its start.
+INIT_TIMEOUT_S = 10.0
+
 
 class SandboxState(enum.Enum):
     INITIALISING = "initialising"

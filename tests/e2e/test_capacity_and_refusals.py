@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,8 @@ from tests.conftest import (
     unique_name,
 )
 
+ONE_SECOND = "import time\ndef handler(e, c):\n    time.sleep(1)\n    return 'done'\n"
+TWENTY_SECONDS = "import time\ndef handler(e, c):\n    time.sleep(20)\n    return 'done'\n"
 SANDBOX_ID = "import uuid\nSANDBOX = uuid.uuid4().hex\ndef handler(e, c):\n    return SANDBOX\n"
 
 
@@ -37,7 +41,7 @@ def test_a_full_worker_makes_room_by_evicting_idle_sandboxes(tmp_path: Path) -> 
         stop_server(server)
 
 
-def test_a_worker_full_of_busy_sandboxes_answers_a_service_error(tmp_path: Path) -> None:
+def test_a_function_no_worker_could_ever_hold_answers_a_service_error(tmp_path: Path) -> None:
     server = start_server(tmp_path / "data", "--worker-memory", "512")
     try:
         lam = server.client()
@@ -52,6 +56,69 @@ def test_a_worker_full_of_busy_sandboxes_answers_a_service_error(tmp_path: Path)
         assert "needs 1024 MB, 512 MB free" in error["Error"]["Message"]
     finally:
         stop_server(server)
+
+
+def test_a_burst_beyond_the_workers_memory_waits_for_busy_sandboxes_and_all_succeed(
+    tmp_path: Path,
+) -> None:
+    server = start_server(tmp_path / "data", "--worker-memory", "512")  # 4 sandboxes
+    try:
+        lam = server.client(max_pool_connections=12)
+        # The third round of the burst waits about two invokes' time: well within 30 s.
+        name = create_function(lam, ONE_SECOND, MemorySize=128, Timeout=30)
+
+        with ThreadPoolExecutor(12) as pool:
+            outcomes = list(pool.map(lambda _: outcome(lam, name), range(12)))
+
+        scaling = server.state()["scaling"]
+        assert outcomes == ['"done"'] * 12
+        assert scaling["created"] <= 4
+        assert scaling["handoffs"] >= 8
+    finally:
+        stop_server(server)
+
+
+def test_an_invoke_that_finds_no_room_within_its_init_limit_and_timeout_is_throttled(
+    tmp_path: Path,
+) -> None:
+    server = start_server(tmp_path / "data", "--worker-memory", "512")
+    try:
+        # One attempt only: botocore retries a throttle, and the retry would wait again.
+        lam = server.client(retries={"total_max_attempts": 1}, max_pool_connections=2)
+        holder = create_function(lam, TWENTY_SECONDS, MemorySize=512, Timeout=30)
+        # It waits for room 10 s (Lambda's init limit) and its 1 s timeout: 11 s in all.
+        waiter = create_function(lam, ONE_SECOND, MemorySize=128, Timeout=1)
+
+        with ThreadPoolExecutor(1) as pool:
+            holding = pool.submit(outcome, lam, holder)
+            until_busy(server, 1)
+            refused = outcome(lam, waiter)
+            held = holding.result()
+
+        assert refused == "429 TooManyRequestsException ConcurrentInvocationLimitExceeded"
+        assert held == '"done"'
+    finally:
+        stop_server(server)
+
+
+def outcome(lam: object, name: str) -> str:
+    """The invoke's payload, or its HTTP status, error code and throttle reason."""
+    try:
+        response = lam.invoke(FunctionName=name)  # type: ignore[attr-defined]
+        return str(response["Payload"].read().decode())
+    except ClientError as exc:
+        error = exc.response
+        status = error["ResponseMetadata"]["HTTPStatusCode"]
+        return f"{status} {error['Error']['Code']} {error.get('Reason', '')}".strip()
+
+
+def until_busy(server: Server, count: int) -> None:
+    """Wait until `count` sandboxes are busy, as Lamina reports them."""
+    for _ in range(300):
+        if server.state()["sandboxes"]["busy"] >= count:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"never {count} busy sandboxes")
 
 
 def test_layers_are_refused_because_no_layer_version_exists(lam: object) -> None:

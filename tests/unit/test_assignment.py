@@ -229,8 +229,26 @@ async def test_busy_sandboxes_are_never_evicted() -> None:
     running = asyncio.create_task(assignment.invoke(config("busy", memory=1024), request()))
     await until_invoked(1, fake)
 
-    with pytest.raises(NoCapacity):
-        await assignment.invoke(config("other", memory=128), request())
-
+    other = asyncio.create_task(assignment.invoke(config("other", memory=128), request()))
+    for _ in range(100):  # let the other invoke find the worker full
+        await asyncio.sleep(0)
+    while_busy = (list(fake.created), list(fake.destroyed))
     fake.gate.set()
-    await running
+    await asyncio.gather(running, other)
+
+    busy_sandbox = fake.created[0]
+    assert while_busy == ([busy_sandbox], [])
+    assert fake.destroyed == [busy_sandbox]  # evicted only once it went idle
+    assert assignment.snapshot().per_function == {config("other").key: 1}
+
+
+async def test_a_sandbox_no_worker_could_ever_hold_is_refused_at_once() -> None:
+    fake = FakeWorker("w1")  # 1024 MB
+    assignment, _ = await setup(fake)
+
+    with pytest.raises(NoCapacity) as refused:
+        await assignment.invoke(config("huge", memory=2048), request())
+
+    assert type(refused.value) is NoCapacity  # not worth waiting for
+    assert "needs 2048 MB" in str(refused.value)
+    assert fake.created == []
