@@ -45,16 +45,23 @@ from pathlib import Path
 from suite import commit, free_port, machine, wait_until_up
 from warm_invoke import create_function, create_function_zip, signed
 
+from lamina.worker.interpreters import discover
+
 HELLO = "def handler(event, context):\n    return {'hello': 'world'}\n"
 WARM_INVOKES = 5
-_PYTHON = [sys.executable, "-I", "-S", "-c", "pass"]
-FLOORS = {
-    "bare interpreter start": _PYTHON,
-    "interpreter in a bare bubblewrap": [
-        shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent",
-        "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", *_PYTHON,
-    ],
-}  # fmt: skip
+
+
+def floor_commands(runtime: str) -> dict[str, list[str]]:
+    """The runtime's interpreter started bare, and inside a bare bubblewrap."""
+    python = [discover()[runtime].host_executable, "-I", "-S", "-c", "pass"]
+    bwrap = shutil.which("bwrap") or "bwrap"
+    return {
+        "bare interpreter start": python,
+        "interpreter in a bare bubblewrap": [
+            bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/",
+            "--dev", "/dev", "--proc", "/proc", *python,
+        ],
+    }  # fmt: skip
 
 
 def bare_start_ms(command: list[str]) -> float:
@@ -81,9 +88,10 @@ def main() -> None:
           "| handler p50 | p99 | placement and start p50 | p99 |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")
     tags = {"lamina:network": args.network, "lamina:isolation": args.isolation}
-    floors = {label: [] for label in FLOORS}
+    commands = floor_commands(args.runtime)
+    floors: dict[str, list[float]] = {label: [] for label in commands}
     for pool in (int(size) for size in args.pools.split(",")):
-        samples = measure(pool, args.samples, args.runtime, tags, floors)
+        samples = measure(pool, args.samples, args.runtime, tags, commands, floors)
         cells = []
         for part in ("extra", "init", "handler", "rest"):
             values = [sample[part] for sample in samples]
@@ -95,7 +103,12 @@ def main() -> None:
 
 
 def measure(
-    pool: int, count: int, runtime: str, tags: dict[str, str], floors: dict[str, list[float]]
+    pool: int,
+    count: int,
+    runtime: str,
+    tags: dict[str, str],
+    commands: dict[str, list[str]],
+    floors: dict[str, list[float]],
 ) -> list[dict[str, float]]:
     network = tags["lamina:network"]
     data_dir = tempfile.mkdtemp(prefix="lamina-bench-")
@@ -124,7 +137,7 @@ def measure(
             wait_for_pool(data_dir, pool, network)
             warm = [invoke(connection, name) for _ in range(WARM_INVOKES)]
             samples.append(split(first, warm))
-            for label, command in FLOORS.items():  # interleaved, as load comes and goes
+            for label, command in commands.items():  # interleaved, as load comes and goes
                 floors[label].append(bare_start_ms(command))
     finally:
         lamina.send_signal(signal.SIGTERM)

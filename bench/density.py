@@ -31,6 +31,7 @@ from suite import commit, free_port, machine, wait_until_up
 from warm_invoke import create_function, create_function_zip, signed
 
 from lamina.sandbox import leftovers
+from lamina.worker.interpreters import discover
 
 HELLO = "def handler(event, context):\n    return {'hello': 'world'}\n"
 ROLES = ("bubblewrap", "runtime", "relay", "slirp4netns")
@@ -67,14 +68,15 @@ def main() -> None:
         shutil.rmtree(data_dir, ignore_errors=True)
 
     report(args.runtime, args.network, sandboxes)
-    floor = bare_interpreter_pss_kb()
-    print(f"floor: a bare idle {sys.executable} -I -S holds {floor / 1024:.2f} MB PSS "
+    python = discover()[args.runtime].host_executable
+    floor = bare_interpreter_pss_kb(python)
+    print(f"floor: a bare idle {python} -I -S holds {floor / 1024:.2f} MB PSS "
           f"({1024 * 1024 / floor:.0f} per GB)")  # fmt: skip
 
 
-def bare_interpreter_pss_kb() -> int:
+def bare_interpreter_pss_kb(python: str) -> int:
     idle = "import sys, time; sys.stdout.write('up\\n'); sys.stdout.flush(); time.sleep(60)"
-    process = subprocess.Popen([sys.executable, "-I", "-S", "-c", idle], stdout=subprocess.PIPE)
+    process = subprocess.Popen([python, "-I", "-S", "-c", idle], stdout=subprocess.PIPE)
     try:
         assert process.stdout is not None
         process.stdout.readline()  # started and idle
