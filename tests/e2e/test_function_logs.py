@@ -80,7 +80,8 @@ def test_aws_logs_filter_log_events_finds_a_functions_lines_by_pattern(
 def test_filter_patterns_combine_terms_alternatives_and_exclusions(
     lam: object, server: Server
 ) -> None:
-    name = greeted(lam, server, "ada", "grace", "linus")
+    # Names with letters beyond hex, which no request id in a START or REPORT line can hold.
+    name = greeted(lam, server, "olga", "grace", "linus")
     logs = server.logs()
 
     def messages(pattern: str) -> list[str]:
@@ -89,10 +90,10 @@ def test_filter_patterns_combine_terms_alternatives_and_exclusions(
         )
         return [e["message"] for e in found["events"]]
 
-    assert messages("greeting ada") == ["greeting ada"]
-    assert messages("?ada ?linus") == [m for m in messages("") if "ada" in m or "linus" in m]
-    assert len(messages("?ada ?linus")) == 4
-    assert messages("greeting -ada -grace") == ["greeting linus"]
+    assert messages("greeting olga") == ["greeting olga"]
+    assert messages("?olga ?linus") == [m for m in messages("") if "olga" in m or "linus" in m]
+    assert len(messages("?olga ?linus")) == 4
+    assert messages("greeting -olga -grace") == ["greeting linus"]
     with pytest.raises(ClientError) as refused:
         messages("[ip, user, ...]")
     assert refused.value.response["Error"]["Code"] == "InvalidParameterException"
