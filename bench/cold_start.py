@@ -179,13 +179,17 @@ def _ready_blank(pid: int, argv: list[bytes], network: str, isolation: str) -> b
         outbound = any(b"resolv.conf" in arg for arg in argv)
         return outbound == (network == "outbound") and len(descendants(pid)) >= 3
     if b"run" in argv and b"--bundle" in argv and isolation == "gvisor":
-        # `runsc run` of a gVisor blank: its gofer, its kernel, the kernel's stub and one
-        # stub per address space of the sandbox's processes (ptrace platform): the runtime
-        # and its relay.
+        # `runsc run` of a gVisor blank: under the ptrace platform its kernel's stub and one
+        # stub per address space of the sandbox's processes (the runtime, its relay), the
+        # processes among its descendants that have no command line.
         bundle = argv[argv.index(b"--bundle") + 1]
         mode = b"--network=sandbox" if network == "outbound" else b"--network=none"
-        return b"/bundles/blank-" in bundle and mode in argv and len(descendants(pid)) >= 5
+        return b"/bundles/blank-" in bundle and mode in argv and len(stubs(pid)) >= 3
     return False
+
+
+def stubs(pid: int) -> list[int]:
+    return [d for d in descendants(pid) if not Path(f"/proc/{d}/cmdline").read_bytes()]
 
 
 def descendants(pid: int) -> list[int]:

@@ -510,9 +510,10 @@ def gvisor_blanks(server: Server, network: str = "outbound", tmp_mb: int = 512) 
                 and "/bundles/blank-" in argv[argv.index("--bundle") + 1]
                 and mode in argv
                 and f"size={tmp_mb}m" in _bundle_config(argv[argv.index("--bundle") + 1])
-                # Its gofer, its kernel, the kernel's stub and one stub per address space of
-                # the sandbox's own processes (ptrace platform): the runtime and its relay.
-                and len(_descendants(int(entry.name))) >= 5
+                # Under the ptrace platform its kernel's stub and one stub per address space
+                # of the sandbox's processes (the runtime, its relay): the processes among
+                # its descendants that have no command line.
+                and len(_stubs(int(entry.name))) >= 3
             ):
                 found.append(int(entry.name))
         except (OSError, ValueError):
@@ -522,6 +523,10 @@ def gvisor_blanks(server: Server, network: str = "outbound", tmp_mb: int = 512) 
 
 def _bundle_config(bundle: str) -> str:
     return (Path(bundle) / "config.json").read_text()
+
+
+def _stubs(pid: int) -> list[int]:
+    return [d for d in _descendants(pid) if not Path(f"/proc/{d}/cmdline").read_bytes()]
 
 
 def _descendants(pid: int) -> list[int]:
