@@ -20,8 +20,8 @@ the first invoke's Duration over the warm ones; `placement and start` is what re
 counting, placement, the call to the worker, taking a blank sandbox and linking the code into
 it (with no pool: starting bubblewrap and the interpreter happens inside runtime init).
 Prints one Markdown row per pool size with p50 and p99 of each. `--isolation gvisor` tags the
-functions `lamina:isolation` = gvisor; the pool holds only namespace sandboxes, so use
-`--pools 0` with it.
+functions `lamina:isolation` = gvisor; the worker then keeps gVisor blanks, asked for by the
+warm-up function.
 
 The floor, measured in the same run between samples: the interpreter started bare
 (`-I -S -c pass`) and inside a bare bubblewrap with every namespace new.
@@ -110,7 +110,7 @@ def measure(
     commands: dict[str, list[str]],
     floors: dict[str, list[float]],
 ) -> list[dict[str, float]]:
-    network = tags["lamina:network"]
+    network, isolation = tags["lamina:network"], tags["lamina:isolation"]
     data_dir = tempfile.mkdtemp(prefix="lamina-bench-")
     port = free_port()
     lamina = subprocess.Popen(
@@ -130,11 +130,11 @@ def measure(
         for index in range(count):
             name = f"cold-{pool}-{index}"
             create_function(port, name, runtime, code, tags)
-            wait_for_pool(data_dir, pool, network)
+            wait_for_pool(data_dir, pool, network, isolation)
             first = invoke(connection, name)
             # The blank taken is replaced after the first invoke: warm invokes that ran
             # meanwhile would share the CPU with its start and make the difference smaller.
-            wait_for_pool(data_dir, pool, network)
+            wait_for_pool(data_dir, pool, network, isolation)
             warm = [invoke(connection, name) for _ in range(WARM_INVOKES)]
             samples.append(split(first, warm))
             for label, command in commands.items():  # interleaved, as load comes and goes
@@ -146,39 +146,56 @@ def measure(
     return samples
 
 
-def wait_for_pool(data_dir: str, pool: int, network: str) -> None:
+def wait_for_pool(data_dir: str, pool: int, network: str, isolation: str) -> None:
     """Until the worker has its blanks again (the previous sample took one), each with its
     Runtime API relay forked: the runtime's last step before it waits for a function."""
     deadline = time.monotonic() + 30
-    while ready_blanks(data_dir, network) < pool:
+    while ready_blanks(data_dir, network, isolation) < pool:
         if time.monotonic() > deadline:
             raise RuntimeError("the pool never filled")
         time.sleep(0.02)
 
 
-def ready_blanks(data_dir: str, network: str) -> int:
-    """Blanks of `network`'s key whose runtime waits for a function (only `outbound` ones
-    bind a resolv.conf)."""
+def ready_blanks(data_dir: str, network: str, isolation: str) -> int:
+    """Blanks of the key of `network` and `isolation` whose runtime waits for a function."""
     count = 0
     for entry in Path("/proc").iterdir():
         try:
-            cmdline = (entry / "cmdline").read_bytes()
-            outbound = b"resolv.conf" in cmdline
-            if (
-                data_dir.encode() in cmdline
-                and b"--blank" in cmdline
-                and (outbound == (network == "outbound"))
-            ):
-                # bubblewrap, its reaper (pid 1 inside), the runtime, its relay: the relay
-                # is forked after the ids are mapped and the network is connected.
-                count += len(descendants(int(entry.name))) >= 3
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if data_dir.encode() in b" ".join(argv):
+                count += _ready_blank(int(entry.name), argv, network, isolation)
         except (OSError, ValueError):
             continue
     return count
 
 
+def _ready_blank(pid: int, argv: list[bytes], network: str, isolation: str) -> bool:
+    """Whether `pid` launched a blank of `network` that has forked its Runtime API relay, the
+    runtime's last step before it waits for a function."""
+    if b"--blank" in argv and isolation == "namespace":
+        # bubblewrap (only `outbound` ones bind a resolv.conf), its reaper (pid 1 inside),
+        # the runtime, its relay: the relay is forked after the ids are mapped and the
+        # network is connected.
+        outbound = any(b"resolv.conf" in arg for arg in argv)
+        return outbound == (network == "outbound") and len(descendants(pid)) >= 3
+    if b"run" in argv and b"--bundle" in argv and isolation == "gvisor":
+        # `runsc run` of a gVisor blank: under the ptrace platform its kernel's stub and one
+        # stub per address space of the sandbox's processes (the runtime, its relay), the
+        # processes among its descendants that have no command line.
+        bundle = argv[argv.index(b"--bundle") + 1]
+        mode = b"--network=sandbox" if network == "outbound" else b"--network=none"
+        return b"/bundles/blank-" in bundle and mode in argv and len(stubs(pid)) >= 3
+    return False
+
+
+def stubs(pid: int) -> list[int]:
+    return [d for d in descendants(pid) if not Path(f"/proc/{d}/cmdline").read_bytes()]
+
+
 def descendants(pid: int) -> list[int]:
-    children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    # Every thread's children: runsc (Go) forks from whichever thread runs.
+    tasks = Path(f"/proc/{pid}/task").glob("*/children")
+    children = [int(c) for task in tasks for c in task.read_text().split()]
     return children + [d for child in children for d in descendants(child)]
 
 

@@ -877,12 +877,14 @@ def start_blank() -> tuple[list[str], bool]:
     reads its function's whole environment from it, which then replaces its own, exactly as
     if it had been started with it: what the process's start added to the environment it was
     given (bubblewrap's PWD, the interpreter's LC_CTYPE when it coerces the C locale) stays,
-    as it would have been added to the function's. It returns the arguments to continue
-    with, and whether the relay is open. A channel closed without an assignment means the
-    pool is drained: the runtime ends quietly.
+    as it would have been added to the function's. The resource limits it is given replace
+    its own first, where its backend fixed them before the function was known. It returns
+    the arguments to continue with, and whether the relay is open. A channel closed without
+    an assignment means the pool is drained: the runtime ends quietly.
     """
     global WIRE_JSON
-    channel = socket.socket(fileno=int(os.environ.pop("LAMINA_ASSIGNMENT_FD")))
+    channel_fd = int(os.environ.pop("LAMINA_ASSIGNMENT_FD"))
+    channel = socket.socket(fileno=channel_fd)
     # The relay's address and socket are the same in every sandbox: it opens beforehand.
     socket_path = os.environ.get("LAMINA_RUNTIME_SOCKET")
     relay_open = socket_path is not None and "AWS_LAMBDA_RUNTIME_API" in os.environ
@@ -901,8 +903,11 @@ def start_blank() -> tuple[list[str], bool]:
     channel.close()
     if not chunks:
         os._exit(0)
+    if channel_fd == 0:
+        _stdin_from_null()
 
     assignment = json.loads(b"".join(chunks))
+    _lower_limits(assignment.get("limits", {}))
     given = set(assignment["started_with"])
     added = {name: value for name, value in os.environ.items() if name not in given}
     os.environ.clear()
@@ -910,6 +915,30 @@ def start_blank() -> tuple[list[str], bool]:
     os.environ.update(added)
     WIRE_JSON = JsonWriter(escapes_non_ascii(os.environ.get("AWS_EXECUTION_ENV", "")))
     return assignment["arguments"], relay_open
+
+
+def _stdin_from_null() -> None:
+    """Give the runtime the standard input a cold start has, once the channel that was its
+    standard input (under gVisor) is closed."""
+    null = os.open(os.devnull, os.O_RDONLY)
+    if null != 0:
+        os.dup2(null, 0)
+        os.close(null)
+    # A custom runtime's program inherits it, as it inherits a cold start's.
+    os.set_inheritable(0, True)
+
+
+def _lower_limits(limits: dict[str, int]) -> None:
+    """Set each limit, soft and hard: lowering a hard limit needs no privilege, and the
+    function, which has none, can never raise it again."""
+    if not limits:
+        return
+    import resource
+
+    for name, value in limits.items():
+        resource.setrlimit(getattr(resource, name), (value, value))
+    # Imported for this alone: a function's own module of that name must not be shadowed.
+    del sys.modules["resource"]
 
 
 def _as_started() -> None:

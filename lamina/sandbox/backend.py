@@ -47,7 +47,7 @@ class LaunchFds:
     bubblewrap's info pipe and the pipe `_LAMBDA_TELEMETRY_LOG_FD` names. `seccomp` holds
     the compiled filter and `userns_block` the read end bubblewrap waits on for its id maps;
     each is None when the spec asks for neither. `assignment` is the runtime's end of a blank
-    sandbox's assignment channel (`launch.py`); only the namespace backend starts blanks."""
+    sandbox's assignment channel (`launch.py`), for the backends that start blanks."""
 
     info: int
     telemetry: int
@@ -74,12 +74,19 @@ class LaunchCommand:
     # worker has linked that namespace to the outbound network (one byte); None when the
     # launch waits for nothing.
     gate: int | None = None
+    # What the launcher gets as its standard input (a blank's assignment channel, when the
+    # backend cannot hand the sandbox any other descriptor); None: /dev/null.
+    stdin: int | None = None
+    # The descriptor the runtime finds the telemetry pipe on, when it is not `fds.telemetry`.
+    runtime_telemetry_fd: int | None = None
 
 
 class IsolationBackend(abc.ABC):
     """One way to start sandboxes. `state_dir` is the worker's own directory for it."""
 
     name: str
+    # Whether the backend starts blank sandboxes for the worker's pool (`launch.py`).
+    starts_blanks = False
 
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
@@ -115,11 +122,21 @@ class IsolationBackend(abc.ABC):
         """Kill a sandbox started by this backend, given its launcher's pid."""
         os.kill(pid, signal.SIGKILL)
 
+    def assignment_limits(self, spec: LaunchSpec) -> dict[str, int]:
+        """Resource limits (by `resource` name) that a blank's runtime sets on itself when it
+        is assigned, where the backend fixes at start what depends on the function."""
+        return {}
+
+    def blank_assigned(self, blank_id: str, sandbox_id: str) -> None:
+        """A blank started as `blank_id` is now the sandbox `sandbox_id`."""
+        return None
+
 
 class NamespaceBackend(IsolationBackend):
     """bubblewrap: user, pid, mount, ipc, uts, network and cgroup namespaces (`bwrap.py`)."""
 
     name = NAMESPACE
+    starts_blanks = True
 
     def unavailable(self) -> str | None:
         try:

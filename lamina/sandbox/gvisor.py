@@ -21,6 +21,16 @@ already mounted: the sandbox's Runtime API socket (`--host-uds=open`), to which 
 relay connects, and a FIFO beside it (`--host-fifo=open`) that carries telemetry frames,
 since `runsc run` hands a container no descriptor beyond stdio.
 
+A blank sandbox of the worker's pool is the same container, started before its function is
+known, with /var/task an empty slot that receives the code as hard links at assignment (gVisor
+revalidates bind mounts other than the root against the host, `--file-access-mounts=shared`,
+so it sees files added after the container started). Its assignment channel is the
+container's standard input, a socket the worker holds. Its process limit is fixed when the
+container starts, before MemorySize is known: a blank starts with the limit of the largest
+size, and its runtime lowers its own (soft and hard) to `process_limit(MemorySize)` from the
+assignment, before any of the function's code runs; a process without capabilities can never
+raise it again.
+
 Every container's state lives under this worker's own `--root`, so what a killed worker
 left running is found and deleted at its next start.
 """
@@ -43,6 +53,7 @@ from lamina.sandbox import bwrap, seccomp
 from lamina.sandbox.backend import GVISOR, IsolationBackend, LaunchCommand, LaunchFds
 from lamina.sandbox.bwrap import LaunchSpec
 from lamina.sandbox.cgroups import PIDS_MAX, SandboxCgroup
+from lamina.sandbox.launch import ASSIGNMENT_FD_VARIABLE
 from lamina.sandbox.network import NetworkMode
 from lamina.sandbox.output import TELEMETRY_FD_VARIABLE
 from lamina.worker.interpreters import SANDBOX_LANG_DIR
@@ -71,6 +82,7 @@ _RUNTIME_MB = 48
 
 class GVisorBackend(IsolationBackend):
     name = GVISOR
+    starts_blanks = True
 
     def __init__(self, state_dir: Path) -> None:
         super().__init__(state_dir)
@@ -78,6 +90,8 @@ class GVisorBackend(IsolationBackend):
         self.bundles = state_dir / "bundles"
         self.rootfs = state_dir / "rootfs"
         self._cgroups: dict[str, SandboxCgroup] = {}
+        # The container of each sandbox that was a blank, whose container is the blank's.
+        self._containers: dict[str, str] = {}
 
     def unavailable(self) -> str | None:
         if shutil.which("runsc") is None:
@@ -102,7 +116,10 @@ class GVisorBackend(IsolationBackend):
         bundle = self.bundles / sandbox_id
         bundle.mkdir(parents=True, exist_ok=True)
         inner_env = {**env, TELEMETRY_FD_VARIABLE: str(INNER_TELEMETRY_FD)}
-        config = oci_config(spec, inner_env, self.rootfs)
+        blank = fds.assignment is not None
+        if blank:
+            inner_env[ASSIGNMENT_FD_VARIABLE] = "0"
+        config = oci_config(spec, inner_env, self.rootfs, blank)
         (bundle / "config.json").write_text(json.dumps(config))
         telemetry = self._telemetry_fifo(spec.socket_dir)
         # The runtime (uid 993 inside) must be able to connect to the worker's socket.
@@ -126,12 +143,19 @@ class GVisorBackend(IsolationBackend):
             "run", "--bundle", str(bundle), sandbox_id,
         ]  # fmt: skip
         host_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-        # `runsc run` takes its sandbox with it; a killed worker must take `runsc run`.
-        preexec = die_with_parent(signal.SIGKILL)
+        command = LaunchCommand(
+            [*join, *argv],
+            (),
+            host_env,
+            telemetry_fd=telemetry,
+            # `runsc run` takes its sandbox with it; a killed worker must take `runsc run`.
+            preexec=die_with_parent(signal.SIGKILL),
+            # `runsc run` hands the container its stdio alone.
+            stdin=fds.assignment,
+            runtime_telemetry_fd=INNER_TELEMETRY_FD,
+        )
         if not outbound:
-            return LaunchCommand(
-                [*join, *argv], (), host_env, telemetry_fd=telemetry, preexec=preexec
-            )
+            return command
 
         # gVisor's netstack takes over the interfaces of the network namespace runsc starts
         # in: a new one, which slirp4netns links (without the host's loopback) while the
@@ -145,10 +169,12 @@ class GVisorBackend(IsolationBackend):
             f"mount --bind {self.rootfs / 'var/task'} /proc/sys/net/core && "
             f'read _ </dev/fd/{gate_r} && exec "$@"'
         )
-        argv = [*join, _unshare(), "--net", "--mount", "--", _SHELL, "-c", wait, "sh", *argv]
-        return LaunchCommand(
-            argv, (gate_r,), host_env, telemetry_fd=telemetry, preexec=preexec, gate=gate_w
-        )
+        command.argv = [
+            *join, _unshare(), "--net", "--mount", "--", _SHELL, "-c", wait, "sh", *argv
+        ]  # fmt: skip
+        command.pass_fds = (gate_r,)
+        command.gate = gate_w
+        return command
 
     def _make_rootfs(self) -> None:
         """The root every container shares: empty mount points and /usr links, read-only."""
@@ -171,12 +197,23 @@ class GVisorBackend(IsolationBackend):
 
     # Teardown and leftovers
 
+    def assignment_limits(self, spec: LaunchSpec) -> dict[str, int]:
+        # A blank started with the process limit of the largest size (see `oci_config`).
+        return {"RLIMIT_NPROC": process_limit(spec.memory_mb)}
+
+    def blank_assigned(self, blank_id: str, sandbox_id: str) -> None:
+        self._containers[sandbox_id] = blank_id
+        cgroup = self._cgroups.pop(blank_id, None)
+        if cgroup is not None:
+            self._cgroups[sandbox_id] = cgroup
+
     async def release(self, sandbox_id: str) -> None:
         self._cgroups.pop(sandbox_id, None)
+        container = self._containers.pop(sandbox_id, sandbox_id)
         # `runsc run` deletes its container when it ends by itself; not when it was killed.
-        if any(self.root.glob(f"{sandbox_id}_sandbox:*.state")):
-            await _run_runsc(self.root, "delete", "--force", sandbox_id)
-        shutil.rmtree(self.bundles / sandbox_id, ignore_errors=True)
+        if any(self.root.glob(f"{container}_sandbox:*.state")):
+            await _run_runsc(self.root, "delete", "--force", container)
+        shutil.rmtree(self.bundles / container, ignore_errors=True)
 
     def remove_leftovers(self) -> None:
         if self.root.is_dir():
@@ -212,16 +249,22 @@ def process_limit(memory_mb: int) -> int:
     return max(1, min(PIDS_MAX, (memory_mb - _RUNTIME_MB) // _MB_PER_PROCESS))
 
 
-def oci_config(spec: LaunchSpec, env: dict[str, str], rootfs: Path) -> dict[str, Any]:
-    """The OCI runtime configuration of one sandbox."""
+def oci_config(
+    spec: LaunchSpec, env: dict[str, str], rootfs: Path, blank: bool = False
+) -> dict[str, Any]:
+    """The OCI runtime configuration of one sandbox; a blank one waits for its function."""
     runtime = f"{bwrap.RUNTIME_DIR}/{spec.entry}"
     bootstrap = [spec.interpreter.sandbox_executable, "-I", "-S", runtime]
-    if spec.interpreter.custom:
-        bootstrap += ["--exec", bwrap.CUSTOM_BOOTSTRAP]
+    bootstrap += ["--blank"] if blank else bwrap.runtime_arguments(spec.interpreter)
     fifo = f"{bwrap.SOCKET_DIR}/{TELEMETRY_FIFO}"
-    nproc = process_limit(spec.memory_mb)
-    # The shell opens the telemetry FIFO where the runtime expects an inherited pipe.
-    args = [_SHELL, "-c", f'exec {INNER_TELEMETRY_FD}>{fifo} && exec "$@"', "sh", *bootstrap]
+    # Fixed as the container starts: a blank's runtime lowers it once assigned.
+    nproc = PIDS_MAX if blank else process_limit(spec.memory_mb)
+    # The shell opens the telemetry FIFO where the runtime expects an inherited pipe, and
+    # gives a cold start the standard input a blank's runtime takes once assigned: gVisor's
+    # /dev/null in place of the host's (a blank's is its assignment channel until then).
+    stdin = "" if blank else " </dev/null"
+    opening = f'exec {INNER_TELEMETRY_FD}>{fifo}{stdin} && exec "$@"'
+    args = [_SHELL, "-c", opening, "sh", *bootstrap]
     return {
         "ociVersion": "1.0.2",
         "process": {

@@ -179,7 +179,8 @@ class Sandbox:
         if blank is None:
             launch = await spawn(self.backend, self.sandbox_id, self.spec, self.env)
         else:
-            blank.assign(self.env, bwrap.runtime_arguments(self.spec.interpreter))
+            arguments = bwrap.runtime_arguments(self.spec.interpreter)
+            blank.assign(self.env, arguments, self.backend.assignment_limits(self.spec))
             launch = blank
         self._process = launch.process
         self._info_fd = launch.info_fd

@@ -1,17 +1,20 @@
-"""Starting a sandbox's process: bubblewrap, the pipes it writes its log to, its id maps and
-network, and, for a blank sandbox of the pool, the channel on which its runtime later receives
-its function.
+"""Starting a sandbox's process under its backend: the pipes it writes its log to, its id maps
+and network, and, for a blank sandbox of the pool, the channel on which its runtime later
+receives its function.
 
-Every layer of the sandbox is in place before its runtime starts, blank or not: the process
-joins the sandbox's cgroup before it executes bubblewrap, the worker writes the user
-namespace's id maps and connects the network while bubblewrap waits on its block pipe, and
-bubblewrap loads the seccomp filter before it starts the runtime.
+Every layer of the sandbox is in place before its runtime starts, blank or not. Under
+bubblewrap the process joins the sandbox's cgroup before it executes bubblewrap, the worker
+writes the user namespace's id maps and connects the network while bubblewrap waits on its
+block pipe, and bubblewrap loads the seccomp filter before it starts the runtime. Under gVisor
+runsc starts in the cgroup, once the worker has linked its network namespace, and gVisor's
+kernel loads the filter (`gvisor.py`).
 
-A blank sandbox is the same bubblewrap sandbox, started before any function is known: its
-runtime has started the interpreter, imported itself and opened the Runtime API relay, and
-waits on the channel. Assigning it sends the function's environment (and, for a custom
-runtime, the program to become) down the channel once and closes it, so a sandbox is assigned
-at most once: it never changes function.
+A blank sandbox is the same sandbox, started before any function is known: its runtime has
+started the interpreter, imported itself and opened the Runtime API relay, and waits on the
+channel (an inherited descriptor under bubblewrap; its standard input under gVisor, which
+hands a container nothing else). Assigning it sends the function's environment (and, for a
+custom runtime, the program to become) down the channel once and closes it, so a sandbox is
+assigned at most once: it never changes function.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import socket
 from dataclasses import dataclass
 
 from lamina.sandbox import bwrap, network, pipes
-from lamina.sandbox.backend import NAMESPACE, IsolationBackend, LaunchCommand, LaunchFds
+from lamina.sandbox.backend import IsolationBackend, LaunchCommand, LaunchFds
 from lamina.sandbox.network import NetworkMode, NetworkUnavailable
 from lamina.sandbox.output import TELEMETRY_FD_VARIABLE
 
@@ -71,14 +74,18 @@ class Launch:
         except OSError:
             return False
 
-    def assign(self, env: dict[str, str], arguments: list[str]) -> None:
+    def assign(
+        self, env: dict[str, str], arguments: list[str], limits: dict[str, int] | None = None
+    ) -> None:
         """Give the blank runtime its function: the environment it runs with (exactly the one
-        a cold start passes) and the arguments it continues with."""
+        a cold start passes), the arguments it continues with, and the resource limits it
+        lowers its own to (soft and hard) before any of the function's code runs."""
         assert self.channel is not None and not self.assigned
         document = {
             "environment": {**env, TELEMETRY_FD_VARIABLE: str(self.telemetry_child_fd)},
             "arguments": arguments,
             "started_with": self.started_with,
+            "limits": limits or {},
         }
         self.assigned = True
         data = json.dumps(document).encode()
@@ -120,8 +127,8 @@ async def spawn(
     blank: bool = False,
 ) -> Launch:
     """Start the sandbox described by `spec` under `backend`; a blank one waits for its
-    function. Only the namespace backend starts blanks."""
-    if blank and backend.name != NAMESPACE:
+    function."""
+    if blank and not backend.starts_blanks:
         raise ValueError(f"the {backend.name} backend starts no blank sandboxes")
 
     log_r, log_w = os.pipe()
@@ -144,7 +151,7 @@ async def spawn(
         command = backend.launch(sandbox_id, spec, env, fds)
         process = await asyncio.create_subprocess_exec(
             *command.argv,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.DEVNULL if command.stdin is None else command.stdin,
             stdout=log_w,
             stderr=log_w,
             pass_fds=command.pass_fds,
@@ -177,8 +184,15 @@ async def spawn(
         # The backend's own telemetry channel replaces the pipe the sandbox could not inherit.
         os.close(telemetry_r)
         telemetry_r = command.telemetry_fd
+    inner_telemetry = command.runtime_telemetry_fd
     launch = Launch(
-        process, log_r, telemetry_r, info_r, telemetry_w, channel, started_with=(*env,)
+        process,
+        log_r,
+        telemetry_r,
+        info_r,
+        telemetry_w if inner_telemetry is None else inner_telemetry,
+        channel,
+        started_with=(*env,),
     )
     if block_w is not None:
         await _prepare_namespaces(launch, spec, block_w)

@@ -3,10 +3,10 @@
 A blank sandbox holds no function and no tenant data: its runtime has started and waits for a
 function (see `launch.py`). The pool keeps `size` of them for each key it was asked for
 recently, a key being what must be fixed before a sandbox starts (the interpreter, the size
-of /tmp and the network mode, connected before the runtime starts). Taking one starts a
-replacement in the background, one launch at a time so a refill never competes with the
-invokes it serves for more than one core. Blanks are no function's sandboxes: nothing counts
-them as such, and they die when the pool closes.
+of /tmp, the network mode, connected before the runtime starts, and the isolation backend).
+Taking one starts a replacement in the background, one launch at a time so a refill never
+competes with the invokes it serves for more than one core. Blanks are no function's
+sandboxes: nothing counts them as such, and they die when the pool closes.
 
 The pool does not know how a sandbox is made: an isolation backend supplies blanks through
 `BlankSource`.
@@ -20,6 +20,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from lamina.sandbox.backend import NAMESPACE
 from lamina.sandbox.launch import Launch
 from lamina.sandbox.network import NetworkMode
 
@@ -42,6 +43,8 @@ class PoolKey:
     executable: str  # the interpreter, on the host
     tmp_size_mb: int
     network: NetworkMode = NetworkMode.OUTBOUND
+    # The isolation backend: a function is only ever given a blank of its own backend.
+    isolation: str = NAMESPACE
 
 
 @dataclass
@@ -139,7 +142,7 @@ class SandboxPool:
         running = self._refills.get(key)
         if running is None or running.done():
             self._refills[key] = asyncio.get_running_loop().create_task(
-                self._refill(key), name=f"pool-refill-{key.tmp_size_mb}-{key.network.value}"
+                self._refill(key), name=f"pool-refill-{_label(key)}"
             )
 
     async def _refill(self, key: PoolKey) -> None:
@@ -194,3 +197,7 @@ class SandboxPool:
         if watch is not None and watch is not asyncio.current_task():
             watch.cancel()
         self._source.discard(blank)
+
+
+def _label(key: PoolKey) -> str:
+    return f"{key.isolation}-{key.tmp_size_mb}-{key.network.value}"

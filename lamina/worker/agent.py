@@ -43,7 +43,7 @@ from lamina.sandbox.process import WARNING_LINE
 from lamina.sandbox.runtime_api import RuntimeApiServer
 from lamina.sandbox.states import SandboxState
 from lamina.worker import precompile
-from lamina.worker.blanks import NamespaceBlanks
+from lamina.worker.blanks import Blanks
 from lamina.worker.codecache import CodeCache, Fetch
 from lamina.worker.interpreters import CUSTOM_RUNTIMES, Interpreter, discover
 
@@ -117,15 +117,17 @@ class WorkerAgent:
         self.backends = Backends("", {})
         self._hardened = False
         self._runtimes: dict[str, precompile.RuntimeFiles] = {}
-        self.blanks = NamespaceBlanks(
+        self.blanks = Blanks(
             state_dir / "slots",
             self._socket_root,
             self._interpreter_at,
             self._launch_spec,
             _PLATFORM_ENVIRONMENT,
-            lambda spec: self._in_background(self._release(spec)),
+            lambda spec, backend, launch_id: self._in_background(
+                self._release(spec, backend, launch_id)
+            ),
             self.runtime_api.open,
-            self._namespace_backend,
+            self._offered,
         )
         self.pool = SandboxPool(self.blanks, pool_size)
         # The pool key of each new sandbox whose first invoke has not ended yet.
@@ -148,9 +150,10 @@ class WorkerAgent:
         await self.runtime_api.start()
         # The Python the custom runtimes use is the host's python3: the likeliest first ask.
         custom = self.interpreters.get(CUSTOM_RUNTIMES[0])
-        if NAMESPACE not in self.backends.offered:
+        if not any(backend.starts_blanks for backend in self.backends.offered.values()):
             self.pool.size = 0
-        elif custom is not None:
+        # gVisor's blanks wait until a gVisor function asks for them.
+        elif NAMESPACE in self.backends.offered and custom is not None:
             key = PoolKey(custom.host_executable, _DEFAULT_TMP_MB, NetworkMode.OUTBOUND)
             self.pool.replenish(key)
         log.info(
@@ -230,8 +233,10 @@ class WorkerAgent:
         if backend.name == GVISOR:
             limits = Limits(config.memory_size, pids_max=gvisor.HOST_PIDS_MAX)
         blank = None
-        if backend.name == NAMESPACE:
-            blank = await self._blank_for(config, interpreter, code_dir, env, network, limits)
+        if backend.starts_blanks:
+            blank = await self._blank_for(
+                sandbox_id, config, backend.name, interpreter, code_dir, env, limits
+            )
         if blank is not None:
             spec = blank[1]
         else:
@@ -278,10 +283,8 @@ class WorkerAgent:
             return await self.create_sandbox(sandbox_id, config)
         if outcome.ok and spec.cgroup is not None:
             spec.cgroup.throttle(limits)
-        if backend.name == NAMESPACE:
-            self._refill_later[sandbox_id] = PoolKey(
-                interpreter.host_executable, config.ephemeral_storage, network
-            )
+        if backend.starts_blanks:
+            self._refill_later[sandbox_id] = _pool_key(config, backend.name, interpreter)
         if not outcome.ok:
             self._refill(sandbox_id)
         log.info(
@@ -296,22 +299,23 @@ class WorkerAgent:
 
     async def _blank_for(
         self,
+        sandbox_id: str,
         config: FunctionConfig,
+        isolation: str,
         interpreter: Interpreter,
         code_dir: Path,
         env: dict[str, str],
-        network: NetworkMode,
         limits: Limits,
     ) -> tuple[Blank, bwrap.LaunchSpec] | None:
         """A blank sandbox of the pool holding the function's code and limits, if one fits."""
         if not startup_matches(self.blanks.environment, env):
             return None
-        key = PoolKey(interpreter.host_executable, config.ephemeral_storage, network)
-        blank = self.pool.take(key)
+        blank = self.pool.take(_pool_key(config, isolation, interpreter))
         if blank is None:
             return None
         try:
-            return blank, await self.blanks.fit(blank, code_dir, interpreter, limits)
+            fitted = await self.blanks.fit(blank, sandbox_id, code_dir, interpreter, limits)
+            return blank, fitted
         except OSError as error:
             log.warning("blank sandbox unusable id=%s: %s", blank.blank_id, error)
             self.blanks.discard(blank)
@@ -323,7 +327,9 @@ class WorkerAgent:
         await self.runtime_api.detach(sandbox)
         self.blanks.discard(blank)
         self.blanks.release(sandbox.spec)
-        self._in_background(self._release(sandbox.spec))
+        # Awaited: the cold start that follows reuses the sandbox's id, under which its
+        # backend knows the blank's container until this release.
+        await self._release(sandbox.spec, sandbox.backend, sandbox.sandbox_id)
 
     def _launch_spec(
         self,
@@ -375,9 +381,9 @@ class WorkerAgent:
         if key is not None:
             self.pool.replenish(key)
 
-    def _namespace_backend(self) -> IsolationBackend:
-        """The backend blanks start under; the pool is empty on a worker without it."""
-        return self.backends.offered[NAMESPACE]
+    def _offered(self, name: str) -> IsolationBackend:
+        """A backend blanks start under; the pool asks only for those the worker offers."""
+        return self.backends.offered[name]
 
     def _interpreter_at(self, executable: str) -> Interpreter:
         return next(i for i in self.interpreters.values() if i.host_executable == executable)
@@ -419,10 +425,13 @@ class WorkerAgent:
         # Stopping the socket's site and releasing the sandbox's holds are asynchronous; the
         # sandbox is gone either way.
         self._in_background(self.runtime_api.detach(sandbox))
-        self._in_background(self._release(sandbox.spec, sandbox))
+        self._in_background(self._release(sandbox.spec, sandbox.backend, sandbox.sandbox_id))
 
-    async def _release(self, spec: bwrap.LaunchSpec, sandbox: Sandbox | None = None) -> None:
-        """Free what a sandbox (or a blank, which has no `Sandbox` yet) held."""
+    async def _release(
+        self, spec: bwrap.LaunchSpec, backend: IsolationBackend, launch_id: str
+    ) -> None:
+        """Free what a sandbox (or a blank, which has no `Sandbox` yet) held: `launch_id`
+        names it to its backend."""
         # A blank's socket was opened before any sandbox was attached to it.
         await self.runtime_api.shut(str(spec.socket_dir / bwrap.SOCKET_NAME))
         # Whatever the sandbox left running dies with its cgroup; only then is its id free.
@@ -430,8 +439,7 @@ class WorkerAgent:
             await spec.cgroup.release()
         if spec.host_id is not None:
             self.host_ids.release(spec.host_id)
-        if sandbox is not None:
-            await sandbox.backend.release(sandbox.sandbox_id)
+        await backend.release(launch_id)
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -468,6 +476,11 @@ class WorkerAgent:
         if not interpreter.custom:
             env["AWS_EXECUTION_ENV"] = f"AWS_Lambda_{config.runtime}"
         return env
+
+
+def _pool_key(config: FunctionConfig, isolation: str, interpreter: Interpreter) -> PoolKey:
+    network = NetworkMode(config.network)
+    return PoolKey(interpreter.host_executable, config.ephemeral_storage, network, isolation)
 
 
 def _log_stream_name(version: str, now: float) -> str:

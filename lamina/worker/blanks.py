@@ -1,16 +1,18 @@
-"""Blank sandboxes of the namespace backend, for the worker's pool.
+"""Blank sandboxes of the namespace and gvisor backends, for the worker's pool.
 
-A blank is started like any sandbox (see `lamina/sandbox/bwrap.py`), except that /var/task is
-an empty directory of its own, a slot, bound read-only. On assignment the slot receives the
-function's code as hard links to the unpacked code, which costs one link per file and copies
-nothing; the sandbox sees the code read-only at /var/task as a cold start would, and nothing of
-any other function. The slot goes when the sandbox does.
+A blank is started like any sandbox of its backend (see `lamina/sandbox/bwrap.py` and
+`lamina/sandbox/gvisor.py`), except that /var/task is an empty directory of its own, a slot,
+bound read-only. On assignment the slot receives the function's code as hard links to the
+unpacked code, which costs one link per file and copies nothing; the sandbox sees the code
+read-only at /var/task as a cold start would, and nothing of any other function. The slot goes
+when the sandbox does.
 
-A blank gets every layer of a cold-started sandbox from the start (`WorkerAgent._launch_spec`):
-its own cgroup, host uid, the seccomp filter and the network mode of its pool key, connected
-before its runtime starts. Its cgroup holds it to Lambda's smallest memory size until it is
-assigned; the function's limits replace those before the function's environment is sent, so
-none of the function's code runs under any other limit.
+A blank gets every layer of a cold-started sandbox of its backend from the start
+(`WorkerAgent._launch_spec`): its own cgroup, the seccomp filter and the network mode of its
+pool key, connected before its runtime starts, and under `namespace` its own host uid. Its
+cgroup holds it to Lambda's smallest memory size until it is assigned; the function's limits
+replace those before the function's environment is sent, so none of the function's code runs
+under any other limit.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from lamina.sandbox import bwrap
-from lamina.sandbox.backend import IsolationBackend
+from lamina.sandbox.backend import GVISOR, IsolationBackend
 from lamina.sandbox.cgroups import Limits
+from lamina.sandbox.gvisor import HOST_PIDS_MAX
 from lamina.sandbox.launch import spawn
 from lamina.sandbox.network import NetworkMode
 from lamina.sandbox.pool import Blank, PoolKey
@@ -35,14 +38,16 @@ from lamina.worker.interpreters import Interpreter
 _INLINE_LINKS = 16
 # Lambda's smallest MemorySize: assignment only ever raises a blank's memory limit.
 BLANK_LIMITS = Limits(memory_mb=128)
+# gVisor's own threads and stubs count in its host cgroup as they do for a cold start.
+GVISOR_BLANK_LIMITS = Limits(memory_mb=128, pids_max=HOST_PIDS_MAX)
 
 # How a worker makes a sandbox's spec: name (of its cgroup), interpreter, code directory,
-# socket directory, /tmp size, network mode and limits.
-SpecFor = Callable[[str, Interpreter, Path, Path, int, NetworkMode, Limits], bwrap.LaunchSpec]
+# socket directory, /tmp size, network mode, limits and isolation backend.
+SpecFor = Callable[[str, Interpreter, Path, Path, int, NetworkMode, Limits, str], bwrap.LaunchSpec]
 
 
-class NamespaceBlanks:
-    """Starts blanks under bubblewrap and fits them to the function they are given."""
+class Blanks:
+    """Starts blanks under their key's backend and fits them to the function they are given."""
 
     def __init__(
         self,
@@ -51,21 +56,21 @@ class NamespaceBlanks:
         interpreters: Callable[[str], Interpreter],
         spec_for: SpecFor,
         environment: dict[str, str],
-        release: Callable[[bwrap.LaunchSpec], None],
+        release: Callable[[bwrap.LaunchSpec, IsolationBackend, str], None],
         open_socket: Callable[[str], Awaitable[None]],
-        backend: Callable[[], IsolationBackend],
+        backend: Callable[[str], IsolationBackend],
     ) -> None:
         self.environment = environment
         self._slots_root = slots_root
         self._socket_root = socket_root
         self._interpreter = interpreters
         self._spec_for = spec_for
-        # Frees a spec's cgroup, host uid and socket once its processes are gone (in the
-        # background).
+        # Frees a spec's cgroup, host uid and socket, and what its backend holds for the
+        # launch named, once its processes are gone (in the background).
         self._release = release
         # Opens a Runtime API socket, so that assigning a blank need not.
         self._open_socket = open_socket
-        # The namespace backend, known once the worker has started.
+        # The backend of a name, known once the worker has started.
         self._backend = backend
         self._specs: dict[str, bwrap.LaunchSpec] = {}
         self._ids = itertools.count(1)
@@ -80,28 +85,42 @@ class NamespaceBlanks:
         slot.mkdir()
         socket_dir.mkdir(mode=0o755)
         interpreter = self._interpreter(key.executable)
+        limits = GVISOR_BLANK_LIMITS if key.isolation == GVISOR else BLANK_LIMITS
         try:
             spec = self._spec_for(
-                blank_id, interpreter, slot, socket_dir, key.tmp_size_mb, key.network, BLANK_LIMITS
+                blank_id,
+                interpreter,
+                slot,
+                socket_dir,
+                key.tmp_size_mb,
+                key.network,
+                limits,
+                key.isolation,
             )
         except BaseException:
             self._remove_dirs(blank_id)
             raise
         self._specs[blank_id] = spec
+        backend = self._backend(key.isolation)
         try:
             await self._open_socket(str(socket_dir / bwrap.SOCKET_NAME))
-            launch = await spawn(self._backend(), blank_id, spec, self.environment, blank=True)
+            launch = await spawn(backend, blank_id, spec, self.environment, blank=True)
         except BaseException:
             self._remove_dirs(blank_id)
-            self._release(spec)
+            self._release(spec, backend, blank_id)
             raise
         return Blank(blank_id, key, launch)
 
     async def fit(
-        self, blank: Blank, code_dir: Path, interpreter: Interpreter, limits: Limits
+        self,
+        blank: Blank,
+        sandbox_id: str,
+        code_dir: Path,
+        interpreter: Interpreter,
+        limits: Limits,
     ) -> bwrap.LaunchSpec:
         """Put the function's code in the blank's slot and its limits on the blank's cgroup;
-        the spec the sandbox now runs under, which the caller then owns.
+        the spec the sandbox `sandbox_id` now runs under, which the caller then owns.
 
         Raises OSError when the code cannot be linked there (another file system) or the
         limits cannot be set; the blank is still the pool's to discard.
@@ -115,7 +134,8 @@ class NamespaceBlanks:
         assert spec.cgroup is not None
         spec.cgroup.limit(limits)
         del self._specs[blank.blank_id]
-        return replace(spec, interpreter=interpreter)
+        self._backend(blank.key.isolation).blank_assigned(blank.blank_id, sandbox_id)
+        return replace(spec, interpreter=interpreter, memory_mb=limits.memory_mb)
 
     def discard(self, blank: Blank) -> None:
         blank.launch.kill()
@@ -123,7 +143,7 @@ class NamespaceBlanks:
         spec = self._specs.get(blank.blank_id)
         self._remove_dirs(blank.blank_id)
         if spec is not None:
-            self._release(spec)
+            self._release(spec, self._backend(blank.key.isolation), blank.blank_id)
 
     def release(self, spec: bwrap.LaunchSpec) -> None:
         """Remove the slot of a sandbox that was a blank, once it has died."""

@@ -358,7 +358,8 @@ def test_a_worker_killed_with_sigkill_leaves_no_gvisor_sandbox_after_its_restart
         names = [gvisor_function(lam, "def handler(e, c):\n    return 1\n") for _ in range(3)]
         for name in names:
             invoke(lam, name)
-        assert len(running_containers(runsc_state)) == 3
+        # The three sandboxes, and the gVisor blanks of the pool the first one asked for.
+        assert len(running_containers(runsc_state)) >= 3
 
         os.kill(worker_pid(data_dir), 9)
         deadline = time.monotonic() + 30
@@ -366,7 +367,7 @@ def test_a_worker_killed_with_sigkill_leaves_no_gvisor_sandbox_after_its_restart
             assert time.monotonic() < deadline, sandbox_processes(data_dir)
             time.sleep(0.05)
         left = running_containers(runsc_state)
-        assert len(left) == 3
+        assert len(left) >= 3
 
         worker = start_worker(platform, state_dir)
         try:

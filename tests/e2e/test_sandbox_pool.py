@@ -12,7 +12,9 @@ import base64
 import errno
 import io
 import json
+import os
 import re
+import shutil
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from lamina.sandbox import leftovers
+from lamina.sandbox import gvisor, leftovers
 from lamina.sandbox.cgroups import CgroupTree
 from lamina.sandbox.hostids import HostIds
 from tests.conftest import (
@@ -461,3 +463,187 @@ def _executable_zip(files: dict[str, str]) -> bytes:
             info.external_attr = 0o755 << 16
             archive.writestr(info, content)
     return buffer.getvalue()
+
+
+# gVisor's blanks: the same comparisons for functions tagged `lamina:isolation=gvisor`.
+
+needs_gvisor = pytest.mark.skipif(
+    shutil.which("runsc") is None or os.geteuid() != 0,
+    reason="gVisor blanks need runsc (apt-get install runsc) and root for their cgroups",
+)
+GVISOR = {"lamina:isolation": "gvisor"}
+GVISOR_PROBE = (
+    PROBE
+    + r"""
+import resource, socket
+
+_probe = handler
+
+
+def handler(event, context):
+    answer = _probe(event, context)
+    tmp = os.statvfs("/tmp")
+    answer.update(
+        nproc=resource.getrlimit(resource.RLIMIT_NPROC),
+        tmp_mb=tmp.f_blocks * tmp.f_frsize >> 20,
+        interfaces=sorted(name for _, name in socket.if_nameindex()),
+        stdin=os.readlink("/proc/self/fd/0"),
+        groups=os.getgroups(),
+    )
+    return answer
+"""
+)
+
+
+def gvisor_blanks(server: Server, network: str = "outbound", tmp_mb: int = 512) -> list[int]:
+    """Host pids of the platform's gVisor blanks of a network mode and /tmp size whose runtime
+    waits for a function: `runsc run` of a blank's bundle, once the runtime has forked its
+    relay."""
+    mode = "--network=sandbox" if network == "outbound" else "--network=none"
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().decode().split("\0")
+            if (
+                str(server.data_dir) in " ".join(argv)
+                and "run" in argv
+                and "/bundles/blank-" in argv[argv.index("--bundle") + 1]
+                and mode in argv
+                and f"size={tmp_mb}m" in _bundle_config(argv[argv.index("--bundle") + 1])
+                # Under the ptrace platform its kernel's stub and one stub per address space
+                # of the sandbox's processes (the runtime, its relay): the processes among
+                # its descendants that have no command line.
+                and len(_stubs(int(entry.name))) >= 3
+            ):
+                found.append(int(entry.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _bundle_config(bundle: str) -> str:
+    return (Path(bundle) / "config.json").read_text()
+
+
+def _stubs(pid: int) -> list[int]:
+    return [d for d in _descendants(pid) if not Path(f"/proc/{d}/cmdline").read_bytes()]
+
+
+def _descendants(pid: int) -> list[int]:
+    # Every thread's children: Go's runtime forks from whichever thread runs.
+    tasks = Path(f"/proc/{pid}/task").glob("*/children")
+    children = [int(c) for task in tasks for c in task.read_text().split()]
+    return children + [d for child in children for d in _descendants(child)]
+
+
+def deploy_gvisor(
+    server: Server, name: str, files: dict, network: str = "outbound", **extra: object
+) -> float:
+    """Create a gVisor function once the platform's pool holds a gVisor blank of its key, if
+    it keeps any (the first function of a backend, mode and /tmp size starts cold and asks
+    for them); when it was created."""
+    tags = {**GVISOR, "lamina:network": network}
+    tmp_mb = int(extra.get("EphemeralStorage", {"Size": 512})["Size"])  # type: ignore[index]
+    if "pooled" in server.data_dir.parts[-2]:
+        if not gvisor_blanks(server, network, tmp_mb):
+            first = f"{name}-first"
+            create_function(server.client(), files, FunctionName=first, Tags=tags, **extra)
+            invoke(server, first)
+        until(lambda: bool(gvisor_blanks(server, network, tmp_mb)))
+    create_function(server.client(), files, FunctionName=name, Tags=tags, **extra)
+    return time.time()
+
+
+@needs_gvisor
+@pytest.mark.parametrize("memory_mb", [128, 1024])
+def test_a_gvisor_function_from_a_blank_sees_exactly_what_a_cold_one_sees(
+    platforms: dict[str, Server], memory_mb: int
+) -> None:
+    answers = {}
+    for kind, server in platforms.items():
+        created = deploy_gvisor(
+            server,
+            f"gprobe-{memory_mb}",
+            {**FILES, "index.py": GVISOR_PROBE},
+            MemorySize=memory_mb,
+            EphemeralStorage={"Size": 1024},
+            Environment={"Variables": {"TABLE": "orders"}},
+        )
+        answers[kind] = invoke(server, f"gprobe-{memory_mb}")["payload"]
+        answers[kind]["created"] = created
+    pooled, cold = answers["pooled"], answers["cold"]
+
+    # The pooled sandbox started before its function existed; the cold one after.
+    assert pooled.pop("sandbox_started") < pooled.pop("created")
+    assert cold.pop("sandbox_started") > cold.pop("created") - CLOCK_TICK_S
+    for volatile in ("imported", "pid_namespace"):
+        pooled.pop(volatile), cold.pop(volatile)
+    assert pooled == cold
+    assert pooled["env"]["TABLE"] == "orders"
+    assert sorted(pooled["task"]) == ["index.py", "lib", "run.sh"]
+    assert pooled["task_writable"] is False
+    assert pooled["ids"] == [993, 990] and pooled["groups"] == []
+    assert pooled["nproc"] == [gvisor.process_limit(memory_mb)] * 2
+    assert pooled["tmp_mb"] == 1024
+    assert pooled["stdin"] == "/dev/null"
+
+
+@needs_gvisor
+@pytest.mark.parametrize("kind", ["pooled", "cold"])
+def test_a_gvisor_blank_holds_its_function_to_the_memory_a_cold_one_does(
+    platforms: dict[str, Server], kind: str
+) -> None:
+    server = platforms[kind]
+    files = {"index.py": LIMITS_PROBE}
+    created = deploy_gvisor(server, "ghog", files, MemorySize=128, Timeout=60)
+    first = invoke(server, "ghog")
+    created_roomy = deploy_gvisor(server, "groomy", files, MemorySize=512, Timeout=60)
+    roomy = invoke(server, "groomy", {"hoard_mb": 256})
+
+    killed = invoke(server, "ghog", {"hoard_mb": 1 << 20})
+
+    assert (first["payload"]["sandbox_started"] < created) == (kind == "pooled")
+    assert first["error"] is None and first["payload"]["mount"] == errno.EPERM
+    assert killed["payload"]["errorType"] == "Runtime.ExitError"
+    assert killed["payload"]["errorMessage"].endswith(
+        "Error: Runtime exited with error: signal: killed"
+    )
+    # A blank waits under 128 MB; its function's 512 MB are in place before it runs.
+    assert roomy["error"] is None, roomy
+    assert (roomy["payload"]["sandbox_started"] < created_roomy) == (kind == "pooled")
+    assert roomy["payload"]["hoarded_mb"] == 256
+
+
+@needs_gvisor
+@pytest.mark.parametrize("network", ["none", "outbound"])
+def test_a_gvisor_blank_has_the_network_of_its_mode_as_a_cold_one_does(
+    platforms: dict[str, Server], network: str
+) -> None:
+    name = f"gnet-{network}"
+    answers = {}
+    for kind, server in platforms.items():
+        created = deploy_gvisor(server, name, {"index.py": LIMITS_PROBE}, network)
+        answers[kind] = invoke(server, name)["payload"]
+        answers[kind]["from_blank"] = answers[kind].pop("sandbox_started") < created
+
+    assert answers["pooled"].pop("from_blank") is True
+    assert answers["cold"].pop("from_blank") is False
+    assert answers["pooled"] == answers["cold"]
+    assert (answers["pooled"]["interfaces"] == ["lo"]) == (network == "none")
+
+
+@needs_gvisor
+def test_a_gvisor_blank_never_serves_a_second_function(platforms: dict[str, Server]) -> None:
+    server = platforms["pooled"]
+    files = {"index.py": GVISOR_PROBE}
+    deploy_gvisor(server, "gfirst", files)
+    marked = invoke(server, "gfirst", {"case": "mark"})["payload"]
+    created = deploy_gvisor(server, "gsecond", files)
+
+    second = invoke(server, "gsecond")["payload"]
+
+    assert second["sandbox_started"] < created  # a blank too, but another one
+    assert second["sandbox_started"] != marked["sandbox_started"]
+    assert second["tmp"] == []
+    assert second["env"]["AWS_LAMBDA_FUNCTION_NAME"] == "gsecond"
+    assert invoke(server, "gfirst")["payload"]["tmp"] == ["mark"]

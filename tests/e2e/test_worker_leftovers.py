@@ -43,8 +43,12 @@ def test_a_worker_restarted_after_sigkill_leaves_no_process_mount_cgroup_or_netn
         # A gVisor sandbox too: runsc, its gofer and sandbox processes, its own netns.
         function = create_function(lam, LINGERER, Tags={"lamina:isolation": "gvisor"})
         lam.invoke(FunctionName=function, Payload=b"{}")
-        # The pool's blanks are started again in the background after each first invoke.
-        _wait_until(lambda: len(_blank_cgroups(name)) >= 2)
+        # The pool's blanks are started again in the background after each first invoke;
+        # the gVisor function's asks for gVisor blanks.
+        _wait_until(lambda: len(_blank_cgroups(name)) >= 4)
+        state_dir = data_dir / "workers" / "worker-1"
+        _wait_until(lambda: len(_gvisor_containers(state_dir)) >= 2)
+        assert [c for c in _gvisor_containers(state_dir) if c.startswith("blank-")]
         sandboxed = _pids_in_cgroups(name)
         assert len(sandboxed) >= 9
         assert [pid for pid in sandboxed if b"runsc-sandbox" in _cmdline(pid)]
@@ -74,6 +78,8 @@ def test_a_worker_restarted_after_sigkill_leaves_no_process_mount_cgroup_or_netn
         assert [line for line in _mounts() if str(data_dir) in line] == []
         assert sorted(leftovers.socket_root(name).iterdir()) == []
         assert _gvisor_containers(data_dir / "workers" / "worker-1") == []
+        bundles = data_dir / "workers" / "worker-1" / "isolation" / "gvisor" / "bundles"
+        assert not bundles.exists() or list(bundles.iterdir()) == []
         assert list(slots.iterdir()) == []
         claims = [c for c in HostIds(name).claims.iterdir() if c.read_text() == name]
         assert claims == []

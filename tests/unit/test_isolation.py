@@ -280,3 +280,42 @@ def test_gvisor_holds_a_function_to_the_processes_its_memory_can_hold(tmp_path: 
     assert nproc(1024) == 122
     assert nproc(8240) == 1024
     assert nproc(10240) == 1024
+
+
+def test_a_gvisor_blank_waits_on_its_standard_input_with_the_largest_process_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gvisor.shutil, "which", lambda name: f"/usr/bin/{name}")
+    sockets = tmp_path / "socket"
+    sockets.mkdir()
+    (sockets / bwrap.SOCKET_NAME).touch()
+    backend_ = gvisor.GVisorBackend(tmp_path / "gvisor")
+
+    fds = LaunchFds(10, 11, assignment=12)
+    launch = backend_.launch("blank-1", spec(tmp_path), {"LAMINA_ASSIGNMENT_FD": "12"}, fds)
+
+    bundle = tmp_path / "gvisor" / "bundles" / "blank-1"
+    process = json.loads((bundle / "config.json").read_text())["process"]
+    # `runsc run` hands a container its stdio alone: the channel is the runtime's stdin.
+    assert launch.stdin == 12 and launch.pass_fds == ()
+    assert "LAMINA_ASSIGNMENT_FD=0" in process["env"]
+    assert process["args"][-1] == "--blank" and "</dev/null" not in process["args"][2]
+    limits = {limit["type"]: limit["hard"] for limit in process["rlimits"]}
+    assert limits["RLIMIT_NPROC"] == 1024
+    assert launch.runtime_telemetry_fd == gvisor.INNER_TELEMETRY_FD
+
+
+def test_a_gvisor_blank_is_told_its_functions_process_limit_at_assignment(tmp_path: Path) -> None:
+    backend_ = gvisor.GVisorBackend(tmp_path / "gvisor")
+
+    limits = backend_.assignment_limits(spec(tmp_path, memory_mb=256))
+
+    assert limits == {"RLIMIT_NPROC": gvisor.process_limit(256)} == {"RLIMIT_NPROC": 26}
+
+
+def test_a_cold_gvisor_sandbox_reads_gvisors_own_null_device_as_a_blank_does(
+    tmp_path: Path,
+) -> None:
+    process = gvisor.oci_config(spec(tmp_path), {}, tmp_path)["process"]
+
+    assert "</dev/null" in process["args"][2]
