@@ -32,9 +32,11 @@ from __future__ import annotations
 import argparse
 import base64
 import http.client
+import json
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -148,7 +150,7 @@ def measure(
 
 def wait_for_pool(data_dir: str, pool: int, network: str, isolation: str) -> None:
     """Until the worker has its blanks again (the previous sample took one), each with its
-    Runtime API relay forked: the runtime's last step before it waits for a function."""
+    runtime waiting for a function, as the worker's health reports."""
     deadline = time.monotonic() + 30
     while ready_blanks(data_dir, network, isolation) < pool:
         if time.monotonic() > deadline:
@@ -157,46 +159,26 @@ def wait_for_pool(data_dir: str, pool: int, network: str, isolation: str) -> Non
 
 
 def ready_blanks(data_dir: str, network: str, isolation: str) -> int:
-    """Blanks of the key of `network` and `isolation` whose runtime waits for a function."""
-    count = 0
-    for entry in Path("/proc").iterdir():
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            if data_dir.encode() in b" ".join(argv):
-                count += _ready_blank(int(entry.name), argv, network, isolation)
-        except (OSError, ValueError):
-            continue
-    return count
+    """Blanks of `isolation` and `network` whose runtime has said it waits for a function."""
+    connection = UnixConnection(str(Path(data_dir) / "workers" / "worker-1" / "api.sock"))
+    try:
+        connection.request("GET", "/v1/health")
+        health = json.loads(connection.getresponse().read())
+    finally:
+        connection.close()
+    return int(health["blank_sandboxes_ready"].get(f"{isolation}/{network}", 0))
 
 
-def _ready_blank(pid: int, argv: list[bytes], network: str, isolation: str) -> bool:
-    """Whether `pid` launched a blank of `network` that has forked its Runtime API relay, the
-    runtime's last step before it waits for a function."""
-    if b"--blank" in argv and isolation == "namespace":
-        # bubblewrap (only `outbound` ones bind a resolv.conf), its reaper (pid 1 inside),
-        # the runtime, its relay: the relay is forked after the ids are mapped and the
-        # network is connected.
-        outbound = any(b"resolv.conf" in arg for arg in argv)
-        return outbound == (network == "outbound") and len(descendants(pid)) >= 3
-    if b"run" in argv and b"--bundle" in argv and isolation == "gvisor":
-        # `runsc run` of a gVisor blank: under the ptrace platform its kernel's stub and one
-        # stub per address space of the sandbox's processes (the runtime, its relay), the
-        # processes among its descendants that have no command line.
-        bundle = argv[argv.index(b"--bundle") + 1]
-        mode = b"--network=sandbox" if network == "outbound" else b"--network=none"
-        return b"/bundles/blank-" in bundle and mode in argv and len(stubs(pid)) >= 3
-    return False
+class UnixConnection(http.client.HTTPConnection):
+    """HTTP over the Unix socket a worker of `lamina up` serves its API on."""
 
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost")
+        self.path = path
 
-def stubs(pid: int) -> list[int]:
-    return [d for d in descendants(pid) if not Path(f"/proc/{d}/cmdline").read_bytes()]
-
-
-def descendants(pid: int) -> list[int]:
-    # Every thread's children: runsc (Go) forks from whichever thread runs.
-    tasks = Path(f"/proc/{pid}/task").glob("*/children")
-    children = [int(c) for task in tasks for c in task.read_text().split()]
-    return children + [d for child in children for d in descendants(child)]
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.path)
 
 
 def invoke(connection: http.client.HTTPConnection, name: str) -> dict[str, float]:

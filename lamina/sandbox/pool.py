@@ -90,6 +90,14 @@ class SandboxPool:
     def counts(self) -> dict[PoolKey, int]:
         return {key: len(blanks) for key, blanks in self._blanks.items() if blanks}
 
+    def ready_by_mode(self) -> dict[str, int]:
+        """Blanks whose runtime waits for its function, by `isolation/network`."""
+        found: dict[str, int] = {}
+        for key, blanks in self._blanks.items():
+            label = f"{key.isolation}/{key.network.value}"
+            found[label] = found.get(label, 0) + sum(blank.ready for blank in blanks)
+        return found
+
     def replenish(self, key: PoolKey) -> None:
         """Start blanks of `key` until it has its share again (in the background)."""
         self._want(key)

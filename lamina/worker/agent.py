@@ -195,6 +195,7 @@ class WorkerAgent:
             "memory_reserved_mb": self.memory_reserved_mb(),
             "sandboxes": states,
             "blank_sandboxes": sum(self.pool.counts().values()),
+            "blank_sandboxes_ready": self.pool.ready_by_mode(),
             "runtimes": {k: v.version for k, v in sorted(self.interpreters.items())},
             "architecture": LAMBDA_ARCHITECTURE.get(platform.machine(), platform.machine()),
             "isolation": list(self.backends.offered),

@@ -17,10 +17,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 from lamina.sandbox.launch import Launch
+from lamina.sandbox.network import NetworkMode
 from lamina.sandbox.pool import Blank, PoolKey, SandboxPool, startup_matches
 
 KEY = PoolKey("/usr/bin/python3", 512)
 OTHER = PoolKey("/usr/bin/python3", 1024)
+NONE = PoolKey("/usr/bin/python3", 512, NetworkMode.NONE)
 WAIT_S = 60
 
 # Says it is ready, prints what it is assigned, then waits to be killed.
@@ -100,6 +102,20 @@ async def test_a_pool_fills_a_key_it_is_asked_for_to_its_size_with_ready_blanks(
     await until(lambda: pool.counts() == {KEY: 3} and all(b.ready for b in source.started))
 
     assert len(source.started) == 3
+    await pool.close()
+
+
+async def test_the_pool_reports_ready_blanks_by_backend_and_network_mode(
+    source: ProcessBlanks,
+) -> None:
+    pool = SandboxPool(source, size=2)
+    pool.replenish(KEY)
+    pool.replenish(NONE)
+
+    await until(lambda: pool.ready_by_mode() == {"namespace/outbound": 2, "namespace/none": 2})
+    pool.take(NONE)
+
+    assert pool.ready_by_mode()["namespace/none"] == 1
     await pool.close()
 
 
