@@ -213,6 +213,7 @@ class AssignmentService:
         self.policy.started(config.key, self._clock.monotonic())
         deadline = self._clock.monotonic() + room_wait_s(config)
         for _ in range(MAX_CLAIM_ATTEMPTS):
+            attempt_began = self._clock.monotonic()
             record = self._claim_idle(key) or await self._await_handoff(config)
             cold = record is None
             try:
@@ -228,7 +229,7 @@ class AssignmentService:
                 if gone is not None:
                     self._drop(gone)
             except WorkerUnreachable as exc:
-                self.worker_lost(exc.worker_id, str(exc))
+                self.unreachable(exc, attempt_began)
         raise PlatformFailure(f"no usable sandbox after {MAX_CLAIM_ATTEMPTS} attempts")
 
     async def prewarm(self, config: FunctionConfig) -> InvokeResult | None:
@@ -238,10 +239,11 @@ class AssignmentService:
         Raises NoCapacity or PlatformFailure when no sandbox could be started at all.
         """
         probe = InvokeRequest(request_id="prewarm", payload=b"", invoked_arn="")
+        began = self._clock.monotonic()
         try:
             record, failure = await self._create(config, probe)
         except WorkerUnreachable as exc:
-            self.worker_lost(exc.worker_id, str(exc))
+            self.unreachable(exc, began)
             raise PlatformFailure(str(exc)) from exc
         if failure is not None:
             return failure
@@ -565,6 +567,18 @@ class AssignmentService:
         self.fleet.mark_unhealthy(worker_id, reason)
         forgotten = self._forget_sandboxes(worker_id)
         log.warning("worker lost id=%s sandboxes forgotten=%d", worker_id, forgotten)
+
+    def unreachable(self, exc: WorkerUnreachable, call_began: float) -> None:
+        """Judge a worker that a call begun at `call_began` could not reach.
+
+        Only a worker that has not renewed its lease since the call began is given up. One that
+        renewed meanwhile is alive: the connection failed on a busy loop at either end (a burst
+        stalls both), and giving it up would fail every invoke it holds.
+        """
+        if self.fleet.renewed_since(exc.worker_id, call_began):
+            log.warning("worker kept id=%s: renewed during a failed call: %s", exc.worker_id, exc)
+            return
+        self.worker_lost(exc.worker_id, str(exc))
 
     def admit(self, registration: Registration) -> tuple[bool, list[str]]:
         """Admit a worker to the fleet or renew its lease.

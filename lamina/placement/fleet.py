@@ -100,6 +100,8 @@ class Member:
     draining: bool = False
     incarnation: str = ""
     lease_expires: float = math.inf
+    # When the worker last renewed, on the fleet's clock.
+    renewed_at: float = -math.inf
     # Set when the worker leaves, so calls still waiting on it end at once.
     lost: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -135,9 +137,11 @@ class Fleet:
         the fleet knew of its former self is lost (the caller forgets its sandboxes).
         """
         current = self.members.get(registration.worker_id)
-        expires = self._clock.monotonic() + self.lease_s
+        now = self._clock.monotonic()
+        expires = now + self.lease_s
         if current is not None and current.incarnation == registration.incarnation:
             current.lease_expires = expires
+            current.renewed_at = now
             if not current.healthy:
                 log.info("worker healthy again id=%s", registration.worker_id)
             current.healthy = True
@@ -156,6 +160,7 @@ class Fleet:
             isolation=registration.isolation,
             incarnation=registration.incarnation,
             lease_expires=expires,
+            renewed_at=now,
         )
         log.info(
             "worker registered id=%s zone=%s url=%s memory=%dMB",
@@ -175,6 +180,16 @@ class Fleet:
         """
         for member in self.members.values():
             member.lease_expires += seconds
+
+    def renewed_since(self, worker_id: str, moment: float) -> bool:
+        """Whether the worker renewed its lease at or after `moment` (a fleet clock reading).
+
+        A call that failed to connect is no sign of a dead worker when the worker renewed
+        after the call began: the connection timed out on this process's stalled loop, or the
+        worker's own loop was busy, while the worker itself was demonstrably alive.
+        """
+        member = self.members.get(worker_id)
+        return member is not None and member.renewed_at >= moment
 
     def expired(self) -> list[str]:
         """Workers whose lease has run out, now out of the fleet."""

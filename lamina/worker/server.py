@@ -37,7 +37,7 @@ from lamina.sandbox.instance import Invocation
 from lamina.sandbox.pool import DEFAULT_SIZE
 from lamina.worker import protocol
 from lamina.worker.agent import SandboxGone, WorkerAgent, WorkerIdentity
-from lamina.worker.membership import keep_membership
+from lamina.worker.membership import RETRY_S, MembershipThread, Published, publish_every
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,8 @@ async def serve(
         pool_size=pool_size,
     )
     runner = web.AppRunner(build_app(agent), access_log=None, handle_signals=False)
-    membership: asyncio.Task[None] | None = None
+    membership: MembershipThread | None = None
+    publishing: asyncio.Task[None] | None = None
     try:
         await agent.start()
         await runner.setup()
@@ -178,9 +179,11 @@ async def serve(
             }
 
         joined = asyncio.Event()
-        membership = loop.create_task(
-            keep_membership(session, join_url, describe, agent.destroy_idle, joined)
-        )
+        published = Published(clock)
+        published.publish(describe())
+        publishing = loop.create_task(publish_every(published, describe, RETRY_S))
+        membership = MembershipThread(join_url, token, published, agent.destroy_idle, joined)
+        membership.start()
         await _first_of(joined.wait(), stop.wait())
         if joined.is_set():
             print(json.dumps({"worker_id": identity.worker_id, "url": url}), flush=True)
@@ -188,7 +191,9 @@ async def serve(
         await stop.wait()
     finally:
         if membership is not None:
-            membership.cancel()
+            membership.stop()
+        if publishing is not None:
+            publishing.cancel()
         await runner.cleanup()
         await agent.close()
         await session.close()

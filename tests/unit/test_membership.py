@@ -10,7 +10,8 @@ from lamina.assignment import AssignmentService, PlatformFailure, UnknownWorker
 from lamina.clock import FakeClock
 from lamina.placement.fleet import Fleet, MembershipError, Registration
 from lamina.registry.model import FunctionConfig
-from lamina.worker.client import SandboxStart
+from lamina.worker.client import SandboxStart, WorkerUnreachable
+from lamina.worker.membership import STALL_LIMIT_S, Published
 from tests.unit.test_assignment import (
     FakeWorker,
     config,
@@ -230,3 +231,42 @@ async def test_a_membership_sweep_that_wakes_late_excuses_the_workers_for_its_la
     assert list(assignment.fleet.members) == ["w1"]
     clock.advance(3.0)
     assert assignment.expire_members() == ["w1"]
+
+
+def test_a_worker_that_renewed_after_a_failed_call_began_is_kept() -> None:
+    assignment, clock = cluster(FakeWorker("w1"), FakeWorker("w2"))
+    clock.advance(0.5)
+    began = clock.monotonic()
+    clock.advance(1.0)
+    assignment.admit(registration("w1"))
+    clock.advance(1.0)
+
+    assignment.unreachable(WorkerUnreachable("w1", "Connection timeout"), began)
+    assignment.unreachable(WorkerUnreachable("w2", "Connection timeout"), began)
+
+    assert assignment.fleet.members["w1"].healthy
+    assert not assignment.fleet.members["w2"].healthy
+
+
+def test_a_worker_that_renewed_before_a_failed_call_began_is_given_up() -> None:
+    assignment, clock = cluster(FakeWorker("w1"))
+    clock.advance(1.0)
+    assignment.admit(registration("w1"))
+    clock.advance(0.5)
+
+    assignment.unreachable(WorkerUnreachable("w1", "Connection timeout"), clock.monotonic())
+
+    assert not assignment.fleet.members["w1"].healthy
+
+
+def test_a_published_registration_vouches_for_the_worker_only_while_its_loop_publishes() -> None:
+    clock = FakeClock()
+    published = Published(clock)
+    assert published.current() is None
+
+    published.publish({"worker_id": "w1"})
+    clock.advance(STALL_LIMIT_S)
+    assert published.current() == {"worker_id": "w1"}
+
+    clock.advance(0.1)
+    assert published.current() is None
