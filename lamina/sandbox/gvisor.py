@@ -202,8 +202,11 @@ def oci_config(spec: LaunchSpec, env: dict[str, str], rootfs: Path) -> dict[str,
     if spec.interpreter.custom:
         bootstrap += ["--exec", bwrap.CUSTOM_BOOTSTRAP]
     fifo = f"{bwrap.SOCKET_DIR}/{TELEMETRY_FIFO}"
-    # The shell opens the telemetry FIFO where the runtime expects an inherited pipe.
-    args = [_SHELL, "-c", f'exec {INNER_TELEMETRY_FD}>{fifo} && exec "$@"', "sh", *bootstrap]
+    # The shell opens the telemetry FIFO where the runtime expects an inherited pipe. runsc
+    # adds HOME from /etc/passwd to an environment without it, which Lambda's has not.
+    unset_home = "" if "HOME" in env else "unset HOME && "
+    script = f'exec {INNER_TELEMETRY_FD}>{fifo} && {unset_home}exec "$@"'
+    args = [_SHELL, "-c", script, "sh", *bootstrap]
     return {
         "ociVersion": "1.0.2",
         "process": {
