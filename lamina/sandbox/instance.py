@@ -379,6 +379,7 @@ class Sandbox:
     async def _watch_exit(self) -> None:
         assert self._process is not None
         self.returncode = await self._process.wait()
+        self._last_memory_reading()
         if self._network is not None and self._network.returncode is None:
             self._network.kill()
         if self._output is not None:
@@ -428,6 +429,15 @@ class Sandbox:
         with contextlib.suppress(OSError, ValueError, IndexError), open(children) as handle:
             self._runtime_pid_cache = int(handle.read().split()[0])
         return self._runtime_pid_cache
+
+    def _last_memory_reading(self) -> None:
+        """Once the runtime is gone its peak can no longer be read; the peak of the sandbox's
+        cgroup, read before the cgroup is removed, stands for it (MemorySize when the kernel
+        killed the runtime for going past it), as Lambda reports a runtime that died."""
+        cgroup = self.spec.cgroup
+        peak = cgroup.peak_memory_bytes() if cgroup is not None else None
+        if peak is not None:
+            self._peak_memory_mb = max(self._peak_memory_mb, peak // (1024 * 1024))
 
     def _max_memory_mb(self) -> int:
         """The runtime's peak resident memory; the last reading once the process is gone."""
