@@ -55,19 +55,25 @@ LAMBDA_ARCHITECTURE = {"x86_64": "x86_64", "aarch64": "arm64"}
 RUNTIME_SOURCE = Path(__file__).resolve().parents[1] / "runtime"
 # The size of /tmp most functions have (Lambda's default EphemeralStorage).
 _DEFAULT_TMP_MB = 512
-# The part of every sandbox's environment that is the same for every function.
-_PLATFORM_ENVIRONMENT = {
-    "AWS_LAMBDA_RUNTIME_API": bwrap.RUNTIME_API_ADDRESS,
+# Lambda's defaults, which a function's own variables of the same names replace.
+_LAMBDA_DEFAULTS = {
     "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
-    "LAMBDA_TASK_ROOT": bwrap.TASK_ROOT,
-    "LAMBDA_RUNTIME_DIR": bwrap.RUNTIME_DIR,
-    "LAMINA_RUNTIME_SOCKET": f"{bwrap.SOCKET_DIR}/{bwrap.SOCKET_NAME}",
     "LANG": "en_US.UTF-8",
     "TZ": ":UTC",
     "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
     "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:"
     "/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
 }
+# What every function's sandbox is given, whatever the function sets.
+_SANDBOX_ENVIRONMENT = {
+    "AWS_LAMBDA_RUNTIME_API": bwrap.RUNTIME_API_ADDRESS,
+    "LAMBDA_TASK_ROOT": bwrap.TASK_ROOT,
+    "LAMBDA_RUNTIME_DIR": bwrap.RUNTIME_DIR,
+    "LAMINA_RUNTIME_SOCKET": f"{bwrap.SOCKET_DIR}/{bwrap.SOCKET_NAME}",
+}
+# The part of every sandbox's environment that is the same for every function that does
+# not set its own LANG, TZ or paths: what a blank sandbox starts with.
+_PLATFORM_ENVIRONMENT = {**_SANDBOX_ENVIRONMENT, **_LAMBDA_DEFAULTS}
 
 
 class SandboxGone(Exception):
@@ -445,7 +451,7 @@ class WorkerAgent:
         self, config: FunctionConfig, stream: str, interpreter: Interpreter
     ) -> dict[str, str]:
         region = self.identity.region
-        env = dict(config.environment)
+        env = {**_LAMBDA_DEFAULTS, **config.environment}
         env.update(
             {
                 "_HANDLER": config.handler,
@@ -457,7 +463,7 @@ class WorkerAgent:
                 "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
                 "AWS_LAMBDA_LOG_GROUP_NAME": config.log_group,
                 "AWS_LAMBDA_LOG_STREAM_NAME": stream,
-                **_PLATFORM_ENVIRONMENT,
+                **_SANDBOX_ENVIRONMENT,
             }
         )
         # Lambda names the execution environment only for its managed runtimes.
