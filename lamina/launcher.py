@@ -171,6 +171,7 @@ class Platform:
         self._local_sessions: dict[str, aiohttp.ClientSession] = {}
         self._runner: web.AppRunner | None = None
         self._poller_task: asyncio.Task[None] | None = None
+        self._membership_task: asyncio.Task[None] | None = None
 
     def _connect(self, worker_id: str, url: str) -> WorkerClient:
         assert self._session is not None
@@ -207,7 +208,10 @@ class Platform:
         # Sweep often enough that no sandbox outlives its keep-alive by more than a quarter.
         sweep_s = max(0.05, min(5.0, self.settings.keep_alive_s / 4))
         self.ctx.spawn(self.assignment.run_reaper(sweep_s), name="keep-alive")
-        self.ctx.spawn(self.assignment.run_membership(MEMBERSHIP_SWEEP_S), name="membership")
+        # Kept apart from the other background work: a stop ends it before anything else.
+        self._membership_task = asyncio.get_running_loop().create_task(
+            self.assignment.run_membership(MEMBERSHIP_SWEEP_S), name="membership"
+        )
         # The data directory is this process's alone: leases left by a killed one are void.
         released = self.events.store.release_all_leases()
         log.info("event queue opened leases released=%d", released)
@@ -299,6 +303,12 @@ class Platform:
 
     async def stop(self) -> None:
         self._ready = False
+        # Once the API stops listening no worker can renew its lease: expiring them then would
+        # fail the invokes still running, which a graceful stop lets finish.
+        if self._membership_task is not None:
+            self._membership_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._membership_task
         if self._poller_task is not None:
             self._poller_task.cancel()
         # Events still running after the grace keep their leases; the next start reruns them.
