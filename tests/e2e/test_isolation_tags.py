@@ -146,3 +146,32 @@ def test_other_tags_change_after_the_tagged_backend_is_no_longer_offered(
         assert seen(lam, name)["kernel"] == host_kernel()
     finally:
         stop_server(second)
+
+
+# Creating a file in the code directory, the write Lambda answers with EROFS.
+WRITE_CODE = (
+    "import errno\n"
+    "def handler(event, context):\n"
+    "    try:\n"
+    "        open('/var/task/new.txt', 'w').close()\n"
+    "    except OSError as error:\n"
+    "        return errno.errorcode[error.errno]\n"
+    "    return 'written'\n"
+)
+
+
+def test_writing_the_code_fails_with_erofs_under_bubblewrap_as_on_lambda(lam: Any) -> None:
+    name = create_function(lam, WRITE_CODE)
+
+    assert json.loads(lam.invoke(FunctionName=name)["Payload"].read()) == "EROFS"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="gVisor's kernel checks file permissions before the read-only mount, so creating "
+    "a file in the root-owned /var/task fails with EACCES, not Lambda's EROFS",
+)
+def test_writing_the_code_fails_with_erofs_under_gvisor_as_on_lambda(lam: Any) -> None:
+    name = create_function(lam, WRITE_CODE, Tags={ISOLATION_TAG: "gvisor"})
+
+    assert json.loads(lam.invoke(FunctionName=name)["Payload"].read()) == "EROFS"
