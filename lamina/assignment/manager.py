@@ -206,15 +206,18 @@ class AssignmentService:
                 self.worker_lost(exc.worker_id, str(exc))
         raise PlatformFailure(f"no usable sandbox after {MAX_CLAIM_ATTEMPTS} attempts")
 
-    async def prewarm(self, config: FunctionConfig) -> InvokeResult | None:
+    async def prewarm(
+        self, config: FunctionConfig, provisioned: bool = False
+    ) -> InvokeResult | None:
         """Start one sandbox of `config` and leave it idle; the init failure, if its init
-        failed.
+        failed. `provisioned`: one that provisioned concurrency keeps, which its function is
+        told (AWS_LAMBDA_INITIALIZATION_TYPE).
 
         Raises NoCapacity or PlatformFailure when no sandbox could be started at all.
         """
         probe = InvokeRequest(request_id="prewarm", payload=b"", invoked_arn="")
         try:
-            record, failure = await self._create(config, probe)
+            record, failure = await self._create(config, probe, provisioned)
         except WorkerUnreachable as exc:
             self.worker_lost(exc.worker_id, str(exc))
             raise PlatformFailure(str(exc)) from exc
@@ -304,7 +307,7 @@ class AssignmentService:
         return record, failure
 
     async def _create(
-        self, config: FunctionConfig, request: InvokeRequest
+        self, config: FunctionConfig, request: InvokeRequest, provisioned: bool = False
     ) -> tuple[SandboxRecord, InvokeResult | None]:
         views = self.fleet.views(self.occupancy())
         decision = place(PlacementRequest(config.key, config.memory_size), views)
@@ -328,7 +331,7 @@ class AssignmentService:
         began = record.created_at = self._clock.monotonic()
         try:
             start = await self.fleet.unless_lost(
-                decision.worker_id, client.create_sandbox(sandbox_id, config)
+                decision.worker_id, client.create_sandbox(sandbox_id, config, provisioned)
             )
         except WorkerUnavailable as exc:
             # Init ran at most: the event itself never reached a sandbox, so it may go on.

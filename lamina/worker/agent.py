@@ -204,8 +204,11 @@ class WorkerAgent:
 
     # Sandboxes
 
-    async def create_sandbox(self, sandbox_id: str, config: FunctionConfig) -> InitOutcome:
-        """Start a sandbox for one function version and run its init phase."""
+    async def create_sandbox(
+        self, sandbox_id: str, config: FunctionConfig, provisioned: bool = False
+    ) -> InitOutcome:
+        """Start a sandbox for one function version and run its init phase; `provisioned`
+        for one that provisioned concurrency keeps."""
         # A create that follows a create: no first invoke is coming in between.
         for waiting in list(self._refill_later):
             self._refill(waiting)
@@ -228,7 +231,7 @@ class WorkerAgent:
             return InitOutcome(False, 0.0, entrypoint.ERROR_TYPE, problem)
 
         stream = _log_stream_name(config.version, self.clock.time())
-        env = self._environment(config, stream, interpreter)
+        env = self._environment(config, stream, interpreter, provisioned)
         env |= self._credentials(config, sandbox_id)
         network = NetworkMode(config.network)
         limits = Limits(config.memory_size)
@@ -448,7 +451,11 @@ class WorkerAgent:
         return minted.environment()
 
     def _environment(
-        self, config: FunctionConfig, stream: str, interpreter: Interpreter
+        self,
+        config: FunctionConfig,
+        stream: str,
+        interpreter: Interpreter,
+        provisioned: bool = False,
     ) -> dict[str, str]:
         region = self.identity.region
         env = {**_LAMBDA_DEFAULTS, **config.environment}
@@ -460,7 +467,9 @@ class WorkerAgent:
                 "AWS_LAMBDA_FUNCTION_NAME": config.name,
                 "AWS_LAMBDA_FUNCTION_VERSION": config.version,
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_size),
-                "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+                "AWS_LAMBDA_INITIALIZATION_TYPE": (
+                    "provisioned-concurrency" if provisioned else "on-demand"
+                ),
                 "AWS_LAMBDA_LOG_GROUP_NAME": config.log_group,
                 "AWS_LAMBDA_LOG_STREAM_NAME": stream,
                 **_SANDBOX_ENVIRONMENT,

@@ -83,7 +83,8 @@ async def _health(agent: WorkerAgent) -> web.Response:
 async def _create(agent: WorkerAgent, request: web.Request) -> web.Response:
     doc = await request.json()
     config = FunctionConfig.from_dict(doc["config"])
-    outcome = await agent.create_sandbox(doc["sandbox_id"], config)
+    provisioned = doc.get("provisioned") is True
+    outcome = await agent.create_sandbox(doc["sandbox_id"], config, provisioned)
     return web.json_response(
         {
             "ok": outcome.ok,
