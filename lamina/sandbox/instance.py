@@ -22,7 +22,7 @@ from lamina.clock import Clock
 from lamina.registry.model import FunctionConfig
 from lamina.sandbox import bwrap
 from lamina.sandbox import logs as loglines
-from lamina.sandbox.backend import IsolationBackend
+from lamina.sandbox.backend import PROCESS, IsolationBackend
 from lamina.sandbox.launch import Launch, spawn
 from lamina.sandbox.output import LogSink, SandboxOutput
 from lamina.sandbox.states import RUNTIME_ALLOWED_FROM, Lifecycle, RuntimeState, SandboxState
@@ -446,6 +446,8 @@ class Sandbox:
             self._peak_memory_mb = max(self._peak_memory_mb, measured)
             return self._peak_memory_mb
         pid = self._runtime_pid()
+        if pid is None and self.backend.name == PROCESS and self._process is not None:
+            pid = self._process.pid  # a plain process: the runtime itself
         if pid is None:
             return self._peak_memory_mb
         with contextlib.suppress(OSError, ValueError), open(f"/proc/{pid}/status") as handle:

@@ -98,3 +98,20 @@ def test_a_function_may_still_choose_a_real_isolation_backend(platform: Server) 
     reply = lam.invoke(FunctionName=name, Payload=b"{}")
 
     assert json.loads(reply["Payload"].read()) == "127.0.0.1:9001"
+
+
+def test_the_report_gives_the_memory_a_plain_process_runtime_used(platform: Server) -> None:
+    lam = platform.client()
+    name = create_function(
+        lam,
+        "held = []\n"
+        "def handler(event, context):\n"
+        "    held.append(bytearray(b'x' * (48 * 1024 * 1024)))\n"
+        "    return len(held)\n",
+    )
+
+    reply = lam.invoke(FunctionName=name, LogType="Tail")  # type: ignore[attr-defined]
+    log = base64.b64decode(reply["LogResult"]).decode()
+    used = int(log.split("Max Memory Used: ")[1].split(" MB")[0])
+
+    assert used >= 48
