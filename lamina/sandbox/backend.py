@@ -115,6 +115,11 @@ class IsolationBackend(abc.ABC):
         """Kill a sandbox started by this backend, given its launcher's pid."""
         os.kill(pid, signal.SIGKILL)
 
+    def exited(self, pid: int) -> None:
+        """The sandbox's launcher `pid` has ended by itself; kill what it left, if anything
+        can outlive it (a pid namespace or a container takes everything with it)."""
+        return None
+
 
 class NamespaceBackend(IsolationBackend):
     """bubblewrap: user, pid, mount, ipc, uts, network and cgroup namespaces (`bwrap.py`)."""

@@ -379,6 +379,7 @@ class Sandbox:
     async def _watch_exit(self) -> None:
         assert self._process is not None
         self.returncode = await self._process.wait()
+        self.backend.exited(self._process.pid)
         self._last_memory_reading()
         if self._network is not None and self._network.returncode is None:
             self._network.kill()
