@@ -27,7 +27,7 @@ from aiohttp import web
 from lamina.assignment import AssignmentService
 from lamina.assignment.keepalive import policy_named
 from lamina.auth import KeyStore, Verifier
-from lamina.auth.platform import TOKEN_ENV, PlatformAuth, platform_token
+from lamina.auth.platform import TOKEN_ENV, TOKEN_HEADER, PlatformAuth, platform_token
 from lamina.auth.sessions import SessionAuthority, session_key
 from lamina.auth.signing import signed_headers
 from lamina.clock import SystemClock
@@ -96,10 +96,15 @@ def memory_total_mb() -> int:
     return 4096
 
 
-def _worker_session(connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
+def _worker_session(connector: aiohttp.BaseConnector, token: str) -> aiohttp.ClientSession:
     # A fresh connection per call (the connector's force_close): connecting proves a worker is
     # reachable before an event is sent, and no pooled connection to a dead worker swallows one.
-    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None))
+    # Workers answer only callers that send the platform token.
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=None),
+        headers={TOKEN_HEADER: token},
+    )
 
 
 def _local_socket(state_dir: Path) -> Path | None:
@@ -166,6 +171,7 @@ class Platform:
         self._local_sessions: dict[str, aiohttp.ClientSession] = {}
         self._runner: web.AppRunner | None = None
         self._poller_task: asyncio.Task[None] | None = None
+        self._membership_task: asyncio.Task[None] | None = None
 
     def _connect(self, worker_id: str, url: str) -> WorkerClient:
         assert self._session is not None
@@ -175,7 +181,7 @@ class Platform:
         session = self._local_sessions.get(worker_id)
         if session is None:
             connector = aiohttp.UnixConnector(str(socket), limit=0, force_close=True)
-            session = self._local_sessions[worker_id] = _worker_session(connector)
+            session = self._local_sessions[worker_id] = _worker_session(connector, self.token)
         return WorkerClient(worker_id, url, session)
 
     async def start(self) -> None:
@@ -196,12 +202,16 @@ class Platform:
         self.url = f"http://{self.settings.host}:{bound[1]}"
         self.ctx.public_url = self.url
 
-        self._session = _worker_session(aiohttp.TCPConnector(limit=0, force_close=True))
+        connector = aiohttp.TCPConnector(limit=0, force_close=True)
+        self._session = _worker_session(connector, self.token)
         await asyncio.gather(*(self._start_worker(i) for i in range(self.settings.workers)))
         # Sweep often enough that no sandbox outlives its keep-alive by more than a quarter.
         sweep_s = max(0.05, min(5.0, self.settings.keep_alive_s / 4))
         self.ctx.spawn(self.assignment.run_reaper(sweep_s), name="keep-alive")
-        self.ctx.spawn(self.assignment.run_membership(MEMBERSHIP_SWEEP_S), name="membership")
+        # Kept apart from the other background work: a stop ends it before anything else.
+        self._membership_task = asyncio.get_running_loop().create_task(
+            self.assignment.run_membership(MEMBERSHIP_SWEEP_S), name="membership"
+        )
         # The data directory is this process's alone: leases left by a killed one are void.
         released = self.events.store.release_all_leases()
         log.info("event queue opened leases released=%d", released)
@@ -293,6 +303,12 @@ class Platform:
 
     async def stop(self) -> None:
         self._ready = False
+        # Once the API stops listening no worker can renew its lease: expiring them then would
+        # fail the invokes still running, which a graceful stop lets finish.
+        if self._membership_task is not None:
+            self._membership_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._membership_task
         if self._poller_task is not None:
             self._poller_task.cancel()
         # Events still running after the grace keep their leases; the next start reruns them.

@@ -232,16 +232,19 @@ class AssignmentService:
                 self.unreachable(exc, attempt_began)
         raise PlatformFailure(f"no usable sandbox after {MAX_CLAIM_ATTEMPTS} attempts")
 
-    async def prewarm(self, config: FunctionConfig) -> InvokeResult | None:
+    async def prewarm(
+        self, config: FunctionConfig, provisioned: bool = False
+    ) -> InvokeResult | None:
         """Start one sandbox of `config` and leave it idle; the init failure, if its init
-        failed.
+        failed. `provisioned`: one that provisioned concurrency keeps, which its function is
+        told (AWS_LAMBDA_INITIALIZATION_TYPE).
 
         Raises NoCapacity or PlatformFailure when no sandbox could be started at all.
         """
         probe = InvokeRequest(request_id="prewarm", payload=b"", invoked_arn="")
         began = self._clock.monotonic()
         try:
-            record, failure = await self._create(config, probe)
+            record, failure = await self._create(config, probe, provisioned)
         except WorkerUnreachable as exc:
             self.unreachable(exc, began)
             raise PlatformFailure(str(exc)) from exc
@@ -388,7 +391,7 @@ class AssignmentService:
         return record, failure
 
     async def _create(
-        self, config: FunctionConfig, request: InvokeRequest
+        self, config: FunctionConfig, request: InvokeRequest, provisioned: bool = False
     ) -> tuple[SandboxRecord, InvokeResult | None]:
         views = self.fleet.views(self.occupancy())
         decision = place(PlacementRequest(config.key, config.memory_size), views)
@@ -414,7 +417,7 @@ class AssignmentService:
         self._starts.began(config.key, record)
         try:
             start = await self.fleet.unless_lost(
-                decision.worker_id, client.create_sandbox(sandbox_id, config)
+                decision.worker_id, client.create_sandbox(sandbox_id, config, provisioned)
             )
         except WorkerUnavailable as exc:
             # Init ran at most: the event itself never reached a sandbox, so it may go on.

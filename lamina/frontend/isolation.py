@@ -14,12 +14,19 @@ from lamina.frontend.errors import InvalidParameterValue
 from lamina.sandbox.backend import ISOLATION_TAG, NAMES
 
 
-def chosen(ctx: FrontendContext, tags: Mapping[str, str]) -> str:
+def chosen(ctx: FrontendContext, tags: Mapping[str, str], setting: bool = True) -> str:
     """The backend `tags` choose ("" for the workers' default); refuses one that is unknown
-    or that no worker offers."""
+    or that no worker offers.
+
+    With `setting` false the tag is not being set but kept as it was accepted: a backend
+    the fleet stopped offering since then does not keep the function's other tags from
+    changing (its invokes fail until the tag changes or a worker offers it again).
+    """
     name = tags.get(ISOLATION_TAG)
     if name is None:
         return ""
+    if not setting and name in NAMES:
+        return name
     if name not in NAMES:
         raise InvalidParameterValue(
             f"The tag {ISOLATION_TAG} must name an isolation backend, one of "

@@ -273,7 +273,7 @@ async def fill(ctx: FrontendContext, name: str, qualifier: str, wake: asyncio.Ev
 async def _start_one(ctx: FrontendContext, config: FunctionConfig) -> str | None:
     """Start one provisioned sandbox; None when it started, else the StatusReason."""
     try:
-        failure = await ctx.assignment.prewarm(config)
+        failure = await ctx.assignment.prewarm(config, provisioned=True)
     except (NoCapacity, PlatformFailure) as exc:
         return f"Lamina could not start a sandbox: {exc}"
     if failure is None:

@@ -17,6 +17,7 @@ from lamina.frontend.errors import InvalidParameterValue, ValidationFailed
 from lamina.frontend.handling import bind, read_json
 from lamina.frontend.qualifiers import find_latest, not_found
 from lamina.registry.model import FunctionConfig
+from lamina.sandbox.backend import ISOLATION_TAG
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ async def tag_resource(ctx: FrontendContext, request: web.Request) -> web.Respon
     tags = ctx.registry.tags(config.name) | added
     validation.check_tag_count(tags)
 
-    _retag(ctx, config, tags, isolation.chosen(ctx, tags))
+    _retag(ctx, config, tags, isolation.chosen(ctx, tags, setting=ISOLATION_TAG in added))
     return web.Response(status=204)
 
 
@@ -73,7 +74,7 @@ async def untag_resource(ctx: FrontendContext, request: web.Request) -> web.Resp
         )
     tags = {k: v for k, v in ctx.registry.tags(config.name).items() if k not in keys}
 
-    _retag(ctx, config, tags, isolation.chosen(ctx, tags))
+    _retag(ctx, config, tags, isolation.chosen(ctx, tags, setting=False))
     return web.Response(status=204)
 
 

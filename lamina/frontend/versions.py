@@ -85,10 +85,12 @@ def _same(version: FunctionConfig, latest: FunctionConfig) -> bool:
     """Whether $LATEST is unchanged since `version` was published from it.
 
     A version keeps the LastModified of the $LATEST it copied, and every update of $LATEST
-    moves LastModified on.
+    moves LastModified on. The isolation backend and network mode come from tags, which
+    leave LastModified as it is, yet a version runs under those it was published with.
     """
     same_code = version.code_sha256 == latest.code_sha256
-    return same_code and version.last_modified == latest.last_modified
+    same_sandbox = (version.isolation, version.network) == (latest.isolation, latest.network)
+    return same_code and same_sandbox and version.last_modified == latest.last_modified
 
 
 async def list_versions(ctx: FrontendContext, request: web.Request) -> web.Response:

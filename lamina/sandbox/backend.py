@@ -131,6 +131,11 @@ class IsolationBackend(abc.ABC):
         """A blank started as `blank_id` is now the sandbox `sandbox_id`."""
         return None
 
+    def exited(self, pid: int) -> None:
+        """The sandbox's launcher `pid` has ended by itself; kill what it left, if anything
+        can outlive it (a pid namespace or a container takes everything with it)."""
+        return None
+
 
 class NamespaceBackend(IsolationBackend):
     """bubblewrap: user, pid, mount, ipc, uts, network and cgroup namespaces (`bwrap.py`)."""

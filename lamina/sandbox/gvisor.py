@@ -262,8 +262,10 @@ def oci_config(
     # The shell opens the telemetry FIFO where the runtime expects an inherited pipe, and
     # gives a cold start the standard input a blank's runtime takes once assigned: gVisor's
     # /dev/null in place of the host's (a blank's is its assignment channel until then).
+    # runsc adds HOME from /etc/passwd to an environment without it, which Lambda's has not.
     stdin = "" if blank else " </dev/null"
-    opening = f'exec {INNER_TELEMETRY_FD}>{fifo}{stdin} && exec "$@"'
+    unset_home = "" if "HOME" in env else "unset HOME && "
+    opening = f'exec {INNER_TELEMETRY_FD}>{fifo}{stdin} && {unset_home}exec "$@"'
     args = [_SHELL, "-c", opening, "sh", *bootstrap]
     return {
         "ociVersion": "1.0.2",

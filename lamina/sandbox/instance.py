@@ -22,7 +22,7 @@ from lamina.clock import Clock
 from lamina.registry.model import FunctionConfig
 from lamina.sandbox import bwrap
 from lamina.sandbox import logs as loglines
-from lamina.sandbox.backend import IsolationBackend
+from lamina.sandbox.backend import PROCESS, IsolationBackend
 from lamina.sandbox.launch import Launch, spawn
 from lamina.sandbox.output import LogSink, SandboxOutput
 from lamina.sandbox.states import (
@@ -385,6 +385,8 @@ class Sandbox:
     async def _watch_exit(self) -> None:
         assert self._process is not None
         self.returncode = await self._process.wait()
+        self.backend.exited(self._process.pid)
+        self._last_memory_reading()
         if self._network is not None and self._network.returncode is None:
             self._network.kill()
         if self._output is not None:
@@ -435,6 +437,15 @@ class Sandbox:
             self._runtime_pid_cache = int(handle.read().split()[0])
         return self._runtime_pid_cache
 
+    def _last_memory_reading(self) -> None:
+        """Once the runtime is gone its peak can no longer be read; the peak of the sandbox's
+        cgroup, read before the cgroup is removed, stands for it (MemorySize when the kernel
+        killed the runtime for going past it), as Lambda reports a runtime that died."""
+        cgroup = self.spec.cgroup
+        peak = cgroup.peak_memory_bytes() if cgroup is not None else None
+        if peak is not None:
+            self._peak_memory_mb = max(self._peak_memory_mb, peak // (1024 * 1024))
+
     def _max_memory_mb(self) -> int:
         """The runtime's peak resident memory; the last reading once the process is gone."""
         measured = self.backend.peak_memory_mb(self.sandbox_id)
@@ -442,6 +453,8 @@ class Sandbox:
             self._peak_memory_mb = max(self._peak_memory_mb, measured)
             return self._peak_memory_mb
         pid = self._runtime_pid()
+        if pid is None and self.backend.name == PROCESS and self._process is not None:
+            pid = self._process.pid  # a plain process: the runtime itself
         if pid is None:
             return self._peak_memory_mb
         with contextlib.suppress(OSError, ValueError), open(f"/proc/{pid}/status") as handle:

@@ -12,6 +12,7 @@ LAMBDA_TASK_ROOT), and the Runtime API relay listens on a loopback port of its o
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -73,6 +74,12 @@ class ProcessBackend(IsolationBackend):
     def stop(self, pid: int) -> None:
         # The sandbox's process group: its runtime, the relay and what the function forked.
         os.killpg(pid, signal.SIGKILL)
+
+    def exited(self, pid: int) -> None:
+        # A runtime that exited leaves its group behind: the relay and what the function
+        # forked. The group keeps its id while any of them lives, so it names only them.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
 
 
 def _free_port() -> int:

@@ -56,19 +56,25 @@ LAMBDA_ARCHITECTURE = {"x86_64": "x86_64", "aarch64": "arm64"}
 RUNTIME_SOURCE = Path(__file__).resolve().parents[1] / "runtime"
 # The size of /tmp most functions have (Lambda's default EphemeralStorage).
 _DEFAULT_TMP_MB = 512
-# The part of every sandbox's environment that is the same for every function.
-_PLATFORM_ENVIRONMENT = {
-    "AWS_LAMBDA_RUNTIME_API": bwrap.RUNTIME_API_ADDRESS,
+# Lambda's defaults, which a function's own variables of the same names replace.
+_LAMBDA_DEFAULTS = {
     "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
-    "LAMBDA_TASK_ROOT": bwrap.TASK_ROOT,
-    "LAMBDA_RUNTIME_DIR": bwrap.RUNTIME_DIR,
-    "LAMINA_RUNTIME_SOCKET": f"{bwrap.SOCKET_DIR}/{bwrap.SOCKET_NAME}",
     "LANG": "en_US.UTF-8",
     "TZ": ":UTC",
     "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
     "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:"
     "/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
 }
+# What every function's sandbox is given, whatever the function sets.
+_SANDBOX_ENVIRONMENT = {
+    "AWS_LAMBDA_RUNTIME_API": bwrap.RUNTIME_API_ADDRESS,
+    "LAMBDA_TASK_ROOT": bwrap.TASK_ROOT,
+    "LAMBDA_RUNTIME_DIR": bwrap.RUNTIME_DIR,
+    "LAMINA_RUNTIME_SOCKET": f"{bwrap.SOCKET_DIR}/{bwrap.SOCKET_NAME}",
+}
+# The part of every sandbox's environment that is the same for every function that does
+# not set its own LANG, TZ or paths: what a blank sandbox starts with.
+_PLATFORM_ENVIRONMENT = {**_SANDBOX_ENVIRONMENT, **_LAMBDA_DEFAULTS}
 
 
 class SandboxGone(Exception):
@@ -203,8 +209,11 @@ class WorkerAgent:
 
     # Sandboxes
 
-    async def create_sandbox(self, sandbox_id: str, config: FunctionConfig) -> InitOutcome:
-        """Start a sandbox for one function version and run its init phase."""
+    async def create_sandbox(
+        self, sandbox_id: str, config: FunctionConfig, provisioned: bool = False
+    ) -> InitOutcome:
+        """Start a sandbox for one function version and run its init phase; `provisioned`
+        for one that provisioned concurrency keeps."""
         # A create that follows a create: no first invoke is coming in between.
         for waiting in list(self._refill_later):
             self._refill(waiting)
@@ -227,7 +236,7 @@ class WorkerAgent:
             return InitOutcome(False, 0.0, entrypoint.ERROR_TYPE, problem)
 
         stream = _log_stream_name(config.version, self.clock.time())
-        env = self._environment(config, stream, interpreter)
+        env = self._environment(config, stream, interpreter, provisioned)
         env |= self._credentials(config, sandbox_id)
         network = NetworkMode(config.network)
         limits = Limits(config.memory_size)
@@ -455,10 +464,14 @@ class WorkerAgent:
         return minted.environment()
 
     def _environment(
-        self, config: FunctionConfig, stream: str, interpreter: Interpreter
+        self,
+        config: FunctionConfig,
+        stream: str,
+        interpreter: Interpreter,
+        provisioned: bool = False,
     ) -> dict[str, str]:
         region = self.identity.region
-        env = dict(config.environment)
+        env = {**_LAMBDA_DEFAULTS, **config.environment}
         env.update(
             {
                 "_HANDLER": config.handler,
@@ -467,10 +480,12 @@ class WorkerAgent:
                 "AWS_LAMBDA_FUNCTION_NAME": config.name,
                 "AWS_LAMBDA_FUNCTION_VERSION": config.version,
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_size),
-                "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+                "AWS_LAMBDA_INITIALIZATION_TYPE": (
+                    "provisioned-concurrency" if provisioned else "on-demand"
+                ),
                 "AWS_LAMBDA_LOG_GROUP_NAME": config.log_group,
                 "AWS_LAMBDA_LOG_STREAM_NAME": stream,
-                **_PLATFORM_ENVIRONMENT,
+                **_SANDBOX_ENVIRONMENT,
             }
         )
         # Lambda names the execution environment only for its managed runtimes.

@@ -58,8 +58,10 @@ class WorkerClient:
         self.base_url = base_url
         self._session = session
 
-    async def create_sandbox(self, sandbox_id: str, config: FunctionConfig) -> SandboxStart:
-        body = {"sandbox_id": sandbox_id, "config": config.to_dict()}
+    async def create_sandbox(
+        self, sandbox_id: str, config: FunctionConfig, provisioned: bool = False
+    ) -> SandboxStart:
+        body = {"sandbox_id": sandbox_id, "config": config.to_dict(), "provisioned": provisioned}
         try:
             async with self._session.post(
                 f"{self.base_url}/v1/sandboxes", json=body, timeout=_TIMEOUT

@@ -1,5 +1,9 @@
 """The worker's HTTP API, which only the control plane calls.
 
+Every route but health answers only a caller that sends the platform token (`X-Lamina-Token`),
+as the frontend's own endpoints do: whoever reaches the worker's port without it may neither
+start sandboxes for any account's function nor run events in them or destroy them.
+
     GET    /v1/health                    capacity, zone, sandboxes by state, runtimes
     POST   /v1/sandboxes                 start a sandbox and run its init phase
     POST   /v1/sandboxes/{id}/invoke     run one event in an idle sandbox
@@ -15,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hmac
 import json
 import logging
 import os
@@ -44,8 +49,10 @@ log = logging.getLogger(__name__)
 MAX_EVENT_BYTES = 7 * 1024 * 1024
 
 
-def build_app(agent: WorkerAgent) -> web.Application:
-    app = web.Application(client_max_size=MAX_EVENT_BYTES)
+def build_app(agent: WorkerAgent, token: str) -> web.Application:
+    app = web.Application(
+        client_max_size=MAX_EVENT_BYTES, middlewares=[_platform_only(token.encode())]
+    )
     app.add_routes(
         [
             web.get("/v1/health", lambda _: _health(agent)),
@@ -57,6 +64,18 @@ def build_app(agent: WorkerAgent) -> web.Application:
     return app
 
 
+def _platform_only(token: bytes) -> Any:
+    @web.middleware
+    async def check(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path != "/v1/health":
+            given = request.headers.get(TOKEN_HEADER, "").encode()
+            if not token or not hmac.compare_digest(given, token):
+                raise web.HTTPForbidden(text="This worker answers only Lamina's own parts.")
+        return await handler(request)
+
+    return check
+
+
 async def _health(agent: WorkerAgent) -> web.Response:
     return web.json_response(agent.health())
 
@@ -64,7 +83,8 @@ async def _health(agent: WorkerAgent) -> web.Response:
 async def _create(agent: WorkerAgent, request: web.Request) -> web.Response:
     doc = await request.json()
     config = FunctionConfig.from_dict(doc["config"])
-    outcome = await agent.create_sandbox(doc["sandbox_id"], config)
+    provisioned = doc.get("provisioned") is True
+    outcome = await agent.create_sandbox(doc["sandbox_id"], config, provisioned)
     return web.json_response(
         {
             "ok": outcome.ok,
@@ -158,7 +178,7 @@ async def serve(
         isolation=isolation,
         pool_size=pool_size,
     )
-    runner = web.AppRunner(build_app(agent), access_log=None, handle_signals=False)
+    runner = web.AppRunner(build_app(agent, token), access_log=None, handle_signals=False)
     membership: MembershipThread | None = None
     publishing: asyncio.Task[None] | None = None
     try:

@@ -98,3 +98,57 @@ def test_a_function_may_still_choose_a_real_isolation_backend(platform: Server) 
     reply = lam.invoke(FunctionName=name, Payload=b"{}")
 
     assert json.loads(reply["Payload"].read()) == "127.0.0.1:9001"
+
+
+def test_the_report_gives_the_memory_a_plain_process_runtime_used(platform: Server) -> None:
+    lam = platform.client()
+    name = create_function(
+        lam,
+        "held = []\n"
+        "def handler(event, context):\n"
+        "    held.append(bytearray(b'x' * (48 * 1024 * 1024)))\n"
+        "    return len(held)\n",
+    )
+
+    reply = lam.invoke(FunctionName=name, LogType="Tail")  # type: ignore[attr-defined]
+    log = base64.b64decode(reply["LogResult"]).decode()
+    used = int(log.split("Max Memory Used: ")[1].split(" MB")[0])
+
+    assert used >= 48
+
+
+def group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # The fields after the command's closing parenthesis: state, ppid, pgrp, ...
+            if int(stat.rsplit(")", 1)[1].split()[2]) == pgid:
+                members.append(int(entry.name))
+    return members
+
+
+def test_a_runtime_that_exits_by_itself_leaves_no_process_behind(platform: Server) -> None:
+    lam = platform.client()
+    name = create_function(
+        lam,
+        "import os, subprocess\n"
+        "def handler(event, context):\n"
+        "    if event.get('exit'):\n"
+        "        os._exit(3)\n"
+        "    subprocess.Popen(['sleep', '300'])\n"
+        "    return os.getpgid(0)\n",
+    )
+    group = json.loads(lam.invoke(FunctionName=name)["Payload"].read())  # type: ignore[attr-defined]
+    assert len(group_members(group)) >= 3  # the runtime, its relay and the function's child
+
+    reply = lam.invoke(FunctionName=name, Payload=b'{"exit": true}')  # type: ignore[attr-defined]
+
+    assert reply["FunctionError"] == "Unhandled"
+    deadline = time.monotonic() + 10
+    while group_members(group) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert group_members(group) == []

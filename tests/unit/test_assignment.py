@@ -30,7 +30,9 @@ class FakeWorker:
         # Shared between fakes when a test waits for invokes spread over several of them.
         self.arrivals = arrivals or asyncio.Condition()
 
-    async def create_sandbox(self, sandbox_id: str, config: FunctionConfig) -> SandboxStart:
+    async def create_sandbox(
+        self, sandbox_id: str, config: FunctionConfig, provisioned: bool = False
+    ) -> SandboxStart:
         self.created.append(sandbox_id)
         return SandboxStart(True, 5.0, None, None, b"", None)
 

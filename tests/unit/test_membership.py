@@ -29,7 +29,9 @@ class SlowStartWorker(FakeWorker):
         self.started = asyncio.Event()
         self.starting = asyncio.Event()
 
-    async def create_sandbox(self, sandbox_id: str, config: FunctionConfig) -> SandboxStart:
+    async def create_sandbox(
+        self, sandbox_id: str, config: FunctionConfig, provisioned: bool = False
+    ) -> SandboxStart:
         self.starting.set()
         await self.started.wait()
         return await super().create_sandbox(sandbox_id, config)

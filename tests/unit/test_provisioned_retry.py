@@ -49,7 +49,7 @@ class Assignment:
         self.attempts = 0
         self.started: dict[VersionKey, int] = {}
 
-    async def prewarm(self, started: Any) -> InvokeResult | None:
+    async def prewarm(self, started: Any, provisioned: bool = False) -> InvokeResult | None:
         self.attempts += 1
         if self.attempts <= self.failures:
             return INIT_ERROR

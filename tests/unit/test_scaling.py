@@ -51,7 +51,9 @@ class SlowStart(FakeWorker):
         super().__init__("w1")
         self.clock = clock
 
-    async def create_sandbox(self, sandbox_id: str, config: FunctionConfig) -> SandboxStart:
+    async def create_sandbox(
+        self, sandbox_id: str, config: FunctionConfig, provisioned: bool = False
+    ) -> SandboxStart:
         self.clock.advance(10)
         return await super().create_sandbox(sandbox_id, config)
 
