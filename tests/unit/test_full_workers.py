@@ -24,11 +24,13 @@ class HeldStarts(FakeWorker):
         super().__init__("w1")
         self.starts: list[asyncio.Event] = []
 
-    async def create_sandbox(self, sandbox_id: str, config: FunctionConfig) -> SandboxStart:
+    async def create_sandbox(
+        self, sandbox_id: str, config: FunctionConfig, provisioned: bool = False
+    ) -> SandboxStart:
         released = asyncio.Event()
         self.starts.append(released)
         await released.wait()
-        return await super().create_sandbox(sandbox_id, config)
+        return await super().create_sandbox(sandbox_id, config, provisioned)
 
 
 def full_service(fake: FakeWorker, clock: FakeClock) -> AssignmentService:
