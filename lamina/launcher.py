@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import io
 import json
 import logging
@@ -40,6 +41,7 @@ from lamina.frontend import lifecycle, provisioned
 from lamina.frontend.app import build_app
 from lamina.frontend.context import FrontendContext
 from lamina.frontend.events import FrontendInvoker
+from lamina.frontend.health import OwnWorkers
 from lamina.frontend.shapes import Scope
 from lamina.logs.store import LogStore
 from lamina.orphans import die_with_parent
@@ -47,6 +49,7 @@ from lamina.placement.fleet import LEASE_S, Fleet
 from lamina.registry.code import CodeStore
 from lamina.registry.store import Registry
 from lamina.sandbox.pool import DEFAULT_SIZE as DEFAULT_POOL_SIZE
+from lamina.supervisor import Supervisor, stop_all
 from lamina.worker.client import WorkerClient
 
 log = logging.getLogger(__name__)
@@ -164,7 +167,9 @@ class Platform:
             timing=Timing(settings.event_retry_scale),
         )  # fmt: skip
         self._ready = False
-        self._processes: list[asyncio.subprocess.Process] = []
+        # The workers this process started, each kept running by a supervisor of its own.
+        self._supervisors: dict[str, Supervisor[asyncio.subprocess.Process]] = {}
+        self._supervision: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
         # The Unix sockets of the workers this process started, and a session for each.
         self._sockets: dict[str, Path] = {}
@@ -191,7 +196,7 @@ class Platform:
                 self.pools.for_account(account).set_reserved(name, value)
 
         self._runner = web.AppRunner(
-            build_app(self.ctx, lambda: self._ready), access_log=None, handle_signals=False
+            build_app(self.ctx, self.own_workers), access_log=None, handle_signals=False
         )
         await self._runner.setup()
         site = web.TCPSite(
@@ -204,7 +209,7 @@ class Platform:
 
         connector = aiohttp.TCPConnector(limit=0, force_close=True)
         self._session = _worker_session(connector, self.token)
-        await asyncio.gather(*(self._start_worker(i) for i in range(self.settings.workers)))
+        await self._start_workers()
         # Sweep often enough that no sandbox outlives its keep-alive by more than a quarter.
         sweep_s = max(0.05, min(5.0, self.settings.keep_alive_s / 4))
         self.ctx.spawn(self.assignment.run_reaper(sweep_s), name="keep-alive")
@@ -223,8 +228,35 @@ class Platform:
         self._ready = True
         log.info("lamina ready url=%s workers=%d", self.url, self.settings.workers)
 
-    async def _start_worker(self, index: int) -> None:
-        worker_id = f"worker-{index + 1}"
+    def own_workers(self) -> OwnWorkers:
+        """What the health answer tells of this platform and the workers it started."""
+        return OwnWorkers(
+            ready=self._ready,
+            expected=tuple(self._supervisors),
+            up=tuple(w for w, supervisor in self._supervisors.items() if supervisor.up),
+        )
+
+    async def _start_workers(self) -> None:
+        for index in range(self.settings.workers):
+            worker_id = f"worker-{index + 1}"
+            command = self._worker_command(index, worker_id)
+            self._supervisors[worker_id] = Supervisor(
+                worker_id,
+                functools.partial(self._spawn_worker, command),
+                functools.partial(self._worker_ready, worker_id),
+                self.clock,
+            )
+        await asyncio.gather(*(s.start() for s in self._supervisors.values()))
+        # Started once all are up: a worker that cannot start stops `lamina up` at once.
+        loop = asyncio.get_running_loop()
+        self._supervision = [
+            loop.create_task(s.run(), name=f"supervise {worker_id}")
+            for worker_id, s in self._supervisors.items()
+        ]
+
+    def _worker_command(self, index: int, worker_id: str) -> list[str]:
+        """The command line of one worker: the same at each of its starts, so a restarted
+        worker finds its state directory and sweeps what its former self left there."""
         zone = self.settings.zones[index % len(self.settings.zones)]
         state_dir = self.data_dir / "workers" / worker_id
         memory_mb = self.settings.worker_memory_mb or memory_total_mb() // self.settings.workers
@@ -247,15 +279,19 @@ class Platform:
             self._sockets[worker_id] = socket
         if self.settings.isolation is not None:
             command += ["--isolation", self.settings.isolation]
-        process = await asyncio.create_subprocess_exec(
+        return command
+
+    async def _spawn_worker(self, command: list[str]) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
             *command,
             stdout=asyncio.subprocess.PIPE,
             preexec_fn=die_with_parent(signal.SIGTERM),
             # In the environment, not the command line, where other users could read it.
             env={**os.environ, TOKEN_ENV: self.token},
         )
-        self._processes.append(process)
 
+    @staticmethod
+    async def _worker_ready(worker_id: str, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None
         line = await asyncio.wait_for(process.stdout.readline(), WORKER_START_TIMEOUT_S)
         if not line:
@@ -303,6 +339,8 @@ class Platform:
 
     async def stop(self) -> None:
         self._ready = False
+        # Before anything else: the workers about to be stopped must not be started again.
+        await stop_all(self._supervision)
         # Once the API stops listening no worker can renew its lease: expiring them then would
         # fail the invokes still running, which a graceful stop lets finish.
         if self._membership_task is not None:
@@ -319,10 +357,11 @@ class Platform:
             await self._runner.cleanup()
         # An interrupted create or update stays in progress and is resumed at the next start.
         await self.ctx.cancel()
-        for process in self._processes:
+        processes = [s.process for s in self._supervisors.values() if s.process is not None]
+        for process in processes:
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM)
-        for process in self._processes:
+        for process in processes:
             try:
                 await asyncio.wait_for(process.wait(), 10.0)
             except TimeoutError:

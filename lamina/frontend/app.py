@@ -30,6 +30,7 @@ from lamina.frontend.errors import (
     RequestTooLarge,
     ServiceError,
 )
+from lamina.frontend.health import OwnWorkers, health
 from lamina.tenancy import qualify
 
 log = logging.getLogger(__name__)
@@ -111,18 +112,13 @@ def _counting(pools: CountingPools) -> dict[str, Any]:
     }
 
 
-def build_app(ctx: FrontendContext, ready: Callable[[], bool]) -> web.Application:
+def build_app(ctx: FrontendContext, own_workers: Callable[[], OwnWorkers]) -> web.Application:
     door = signature_check(ctx.verifier, ctx.platform)
     app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[lambda_errors, door])
 
-    async def health(_: web.Request) -> web.Response:
-        if not ready():
-            return web.json_response({"status": "starting"}, status=503)
-        workers = {
-            worker_id: "healthy" if member.healthy else "unhealthy"
-            for worker_id, member in ctx.fleet.members.items()
-        }
-        return web.json_response({"status": "ok", "workers": workers})
+    async def health_answer(_: web.Request) -> web.Response:
+        status, body = health(ctx.fleet, own_workers())
+        return web.json_response(body, status=status)
 
     async def state(_: web.Request) -> web.Response:
         sandboxes = ctx.assignment.snapshot()
@@ -163,7 +159,7 @@ def build_app(ctx: FrontendContext, ready: Callable[[], bool]) -> web.Applicatio
 
     app.add_routes(
         [
-            web.get("/_lamina/health", health),
+            web.get("/_lamina/health", health_answer),
             web.get("/_lamina/v1/state", state),
             web.get("/_lamina/v1/code/{sha256:[0-9a-f]{64}}", code),
             *control.routes(ctx),

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
+import requests
 
 from tests.conftest import create_function, start_server, stop_server
 
@@ -22,14 +22,6 @@ def worker_pids(parent: int) -> list[int]:
     return [int(pid) for pid in children]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lamina up starts its workers once and never again: after its only worker is "
-    "killed every invoke answers ServiceException 'Lamina has no worker that can hold this "
-    "function now' until Lamina is restarted (while /_lamina/health still answers 200 ok). "
-    "Restarting it changes what the SIGKILL leftover tests rely on (test_worker_leftovers, "
-    "test_gvisor start the next worker themselves)",
-)
 def test_a_worker_killed_with_sigkill_is_started_again_and_serves(tmp_path: Path) -> None:
     server = start_server(tmp_path / "data", "--workers", "1")
     try:
@@ -52,5 +44,9 @@ def test_a_worker_killed_with_sigkill_is_started_again_and_serves(tmp_path: Path
             time.sleep(0.5)
         assert answer == b'"up"'
         assert worker not in worker_pids(server.process.pid)
+        health = requests.get(f"{server.url}/_lamina/health", timeout=10)
+        assert health.status_code == 200
+        assert health.json()["status"] == "ok"
+        assert health.json()["expected"] == health.json()["up"] == ["worker-1"]
     finally:
         assert stop_server(server) == 0

@@ -1,0 +1,53 @@
+"""`GET /_lamina/health`: whether this frontend can serve, and which workers it has.
+
+The answer lists the fleet's members as healthy or unhealthy, and the workers this platform
+started itself (`expected`) with those of them running now (`up`). A platform missing some of
+its own workers still serves on the rest (200, `degraded`); one with no worker it can place
+on cannot serve at all (503, `unavailable`), which a load balancer takes as a reason to send
+its traffic elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lamina.placement.fleet import Fleet
+
+
+@dataclass(frozen=True)
+class OwnWorkers:
+    """The platform as its health answer sees it: whether it has started, the workers it
+    started and keeps running, and those of them up now."""
+
+    ready: bool
+    expected: tuple[str, ...] = ()
+    up: tuple[str, ...] = ()
+
+
+def health(fleet: Fleet, own: OwnWorkers) -> tuple[int, dict[str, Any]]:
+    """The status code and body of the health answer."""
+    if not own.ready:
+        return 503, {"status": "starting"}
+    members = {
+        worker_id: "healthy" if member.healthy else "unhealthy"
+        for worker_id, member in fleet.members.items()
+    }
+    body: dict[str, Any] = {
+        "workers": members,
+        "expected": list(own.expected),
+        "up": list(own.up),
+    }
+    if set(own.up) == set(own.expected):
+        return 200, {"status": "ok", **body}
+    if _serving(members, own):
+        return 200, {"status": "degraded", **body}
+    return 503, {"status": "unavailable", **body}
+
+
+def _serving(members: Mapping[str, str], own: OwnWorkers) -> bool:
+    """Whether some worker can take invokes: one of this platform's that is up, or a healthy
+    one that joined from elsewhere (a dead own worker stays a member until its lease lapses)."""
+    down = set(own.expected) - set(own.up)
+    return any(state == "healthy" and w not in down for w, state in members.items())
