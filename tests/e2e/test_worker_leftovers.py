@@ -1,5 +1,6 @@
-"""A worker killed with SIGKILL cleans nothing; its next start removes what its sandboxes left,
-under either isolation backend, blank sandboxes of its pool included."""
+"""A worker killed with SIGKILL cleans nothing; the platform starts it again, and that start
+removes what its sandboxes left, under either isolation backend, blank sandboxes of its pool
+included."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from lamina.sandbox import leftovers
 from lamina.sandbox.cgroups import CgroupTree
 from lamina.sandbox.hostids import HostIds
 from tests.conftest import create_function, start_server, stop_server
+from tests.e2e.restarts import dead, platform_paused, started_at, wait_for_restart
 
 # A function that leaves a process of its own running in its sandbox.
 LINGERER = """
@@ -35,6 +37,8 @@ def test_a_worker_restarted_after_sigkill_leaves_no_process_mount_cgroup_or_netn
     data_dir = tmp_path / "data"
     server = start_server(data_dir, "--workers", "1", "--keep-alive", "600")
     name = leftovers.worker_name("worker-1", data_dir / "workers" / "worker-1")
+    state_dir = data_dir / "workers" / "worker-1"
+    slots = state_dir / "slots"
     try:
         lam = server.client()
         for _ in range(3):
@@ -46,7 +50,6 @@ def test_a_worker_restarted_after_sigkill_leaves_no_process_mount_cgroup_or_netn
         # The pool's blanks are started again in the background after each first invoke;
         # the gVisor function's asks for gVisor blanks.
         _wait_until(lambda: len(_blank_cgroups(name)) >= 4)
-        state_dir = data_dir / "workers" / "worker-1"
         _wait_until(lambda: len(_gvisor_containers(state_dir)) >= 2)
         assert [c for c in _gvisor_containers(state_dir) if c.startswith("blank-")]
         sandboxed = _pids_in_cgroups(name)
@@ -55,36 +58,68 @@ def test_a_worker_restarted_after_sigkill_leaves_no_process_mount_cgroup_or_netn
         namespaces = _namespaces(sandboxed)
         cgroups = _sandbox_cgroups(name)
         assert len(cgroups) >= 6
-        slots = data_dir / "workers" / "worker-1" / "slots"
         assert list(slots.iterdir())
 
         worker = _worker_pid(data_dir)
-        os.kill(worker, signal.SIGKILL)
-        _wait_until(lambda: not Path(f"/proc/{worker}").exists())
-        # The dead worker removed nothing: its sandboxes' cgroups are still there.
-        assert all(path.exists() for path in cgroups)
-    finally:
-        stop_server(server)
+        with platform_paused(server):
+            os.kill(worker, signal.SIGKILL)
+            _wait_until(lambda: dead(worker))
+            # The dead worker removed nothing: its sandboxes' cgroups are still there.
+            assert all(path.exists() for path in cgroups)
+            left = _identities([*cgroups, *_entries(slots), *_entries(_socket_dir(name))])
+            left |= _identities(_claims(name))
+        restarted = wait_for_restart(server, "worker-1", worker, lambda: _worker_pid(data_dir))
 
-    # Without a pool of its own, anything in the worker's cgroups would be a leftover.
-    server = start_server(data_dir, "--workers", "1", "--sandbox-pool", "0")
-    try:
-        assert _pids_in_cgroups(name) == []
-        assert [path for path in cgroups if path.exists()] == []
-        assert _sandbox_cgroups(name) == []
+        # The restarted worker fills its pool again: what started after it is its own.
+        since = started_at(restarted)
+        assert since is not None
+        older = [pid for pid in _pids_in_cgroups(name) if _started_before(pid, since)]
+        assert older == []
+        assert [path for path in cgroups if (path, _identity(path)) in left] == []
+        assert [p for p in _sandbox_cgroups(name) if not p.name.startswith("blank-")] == []
         # Namespace numbers are reused once freed, so a holder of one may be a stranger's.
         holders = [pid for pid in _all_pids() if _namespaces([pid]) & namespaces]
+        holders = [pid for pid in holders if _started_before(pid, since)]
         assert [pid for pid in holders if _belongs_to(pid, name, data_dir)] == []
         assert [line for line in _mounts() if str(data_dir) in line] == []
-        assert sorted(leftovers.socket_root(name).iterdir()) == []
-        assert _gvisor_containers(data_dir / "workers" / "worker-1") == []
-        bundles = data_dir / "workers" / "worker-1" / "isolation" / "gvisor" / "bundles"
+        assert _identities(_entries(_socket_dir(name))) & left == set()
+        assert _gvisor_containers(state_dir) == []
+        bundles = state_dir / "isolation" / "gvisor" / "bundles"
         assert not bundles.exists() or list(bundles.iterdir()) == []
-        assert list(slots.iterdir()) == []
-        claims = [c for c in HostIds(name).claims.iterdir() if c.read_text() == name]
-        assert claims == []
+        assert _identities(_entries(slots)) & left == set()
+        assert _identities(_claims(name)) & left == set()
     finally:
-        stop_server(server)
+        assert stop_server(server) == 0
+
+
+def _socket_dir(name: str) -> Path:
+    return leftovers.socket_root(name)
+
+
+def _entries(directory: Path) -> list[Path]:
+    return sorted(directory.iterdir()) if directory.is_dir() else []
+
+
+def _claims(name: str) -> list[Path]:
+    return [c for c in HostIds(name).claims.iterdir() if c.read_text() == name]
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """What tells a file apart from one made under the same name after it was removed."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_ino, status.st_ctime_ns
+
+
+def _identities(paths: list[Path]) -> set[tuple[Path, tuple[int, int] | None]]:
+    return {(path, _identity(path)) for path in paths if _identity(path) is not None}
+
+
+def _started_before(pid: int, moment: int) -> bool:
+    started = started_at(pid)
+    return started is not None and started < moment
 
 
 def _sandbox_cgroups(name: str) -> list[Path]:
