@@ -11,8 +11,8 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +28,7 @@ from tests.conftest import (
     start_server,
     stop_server,
 )
+from tests.e2e.restarts import dead, platform_paused, wait_for_restart
 
 pytestmark = pytest.mark.skipif(
     shutil.which("runsc") is None or os.geteuid() != 0,
@@ -322,19 +323,6 @@ def running_containers(state: Path) -> list[str]:
     return listed.stdout.split()
 
 
-def start_worker(platform: Server, state_dir: Path) -> subprocess.Popen[bytes]:
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "lamina", "worker", "--id", "worker-1", "--port", "0",
-         "--state-dir", str(state_dir), "--join", platform.url,
-         "--log-store", str(platform.data_dir / "logs.db"),
-         "--token", platform.platform_token()],
-        stdout=subprocess.PIPE,
-    )  # fmt: skip
-    assert worker.stdout is not None
-    assert worker.stdout.readline(), "the restarted worker never joined"
-    return worker
-
-
 def worker_pid(data_dir: Path) -> int:
     for entry in Path("/proc").iterdir():
         try:
@@ -361,28 +349,24 @@ def test_a_worker_killed_with_sigkill_leaves_no_gvisor_sandbox_after_its_restart
         # The three sandboxes, and the gVisor blanks of the pool the first one asked for.
         assert len(running_containers(runsc_state)) >= 3
 
-        os.kill(worker_pid(data_dir), 9)
-        deadline = time.monotonic() + 30
-        while any("runsc" in p for p in sandbox_processes(data_dir)):
-            assert time.monotonic() < deadline, sandbox_processes(data_dir)
-            time.sleep(0.05)
-        left = running_containers(runsc_state)
-        assert len(left) >= 3
+        worker = worker_pid(data_dir)
+        with platform_paused(platform):
+            os.kill(worker, signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while not dead(worker) or any("runsc" in p for p in sandbox_processes(data_dir)):
+                assert time.monotonic() < deadline, sandbox_processes(data_dir)
+                time.sleep(0.05)
+            left = running_containers(runsc_state)
+            assert len(left) >= 3
 
-        worker = start_worker(platform, state_dir)
-        try:
-            assert running_containers(runsc_state) == []
-            assert not [p for p in sandbox_processes(data_dir) if "runsc" in p]
-            for container in left:
-                for pattern in (f"lamina-gvisor-{container}", f"*/lamina-gvisor-{container}"):
-                    assert not any(Path("/sys/fs/cgroup").glob(pattern))
-        finally:
-            worker.terminate()
-            worker.wait(timeout=30)
-            assert worker.stdout is not None
-            worker.stdout.close()
+        wait_for_restart(platform, "worker-1", worker, lambda: worker_pid(data_dir))
+        assert running_containers(runsc_state) == []
+        assert not [p for p in sandbox_processes(data_dir) if "runsc" in p]
+        for container in left:
+            for pattern in (f"lamina-gvisor-{container}", f"*/lamina-gvisor-{container}"):
+                assert not any(Path("/sys/fs/cgroup").glob(pattern))
     finally:
-        stop_server(platform)
+        assert stop_server(platform) == 0
 
 
 # Escape probes: each attempt fails inside gVisor.
