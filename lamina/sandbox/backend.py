@@ -68,8 +68,6 @@ class LaunchCommand:
     # Where telemetry frames arrive when the backend cannot hand the sandbox an inherited
     # pipe; None when the sandbox writes to the descriptor it was given.
     telemetry_fd: int | None = None
-    # What the launcher runs between fork and exec.
-    preexec: Callable[[], None] | None = None
     # The write end of a pipe the launcher waits on, in a new network namespace, until the
     # worker has linked that namespace to the outbound network (one byte); None when the
     # launch waits for nothing.
@@ -163,7 +161,7 @@ class NamespaceBackend(IsolationBackend):
         optional = (fds.seccomp, fds.userns_block, fds.assignment)
         extra = tuple(fd for fd in optional if fd is not None)
         inherited = (fds.info, fds.telemetry, *extra)
-        return LaunchCommand(argv, inherited, env, preexec=bwrap.preexec(spec))
+        return LaunchCommand(argv, inherited, env)
 
     async def release(self, sandbox_id: str) -> None:
         # The worker empties the sandbox's cgroup and frees its host uid (`WorkerAgent`).

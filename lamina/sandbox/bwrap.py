@@ -10,14 +10,12 @@ its own loopback, on which the runtime's relay serves AWS_LAMBDA_RUNTIME_API.
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import signal
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lamina.orphans import die_with_parent
+from lamina.orphans import die_with_parent_argv
 from lamina.sandbox import network
 from lamina.sandbox.cgroups import SandboxCgroup
 from lamina.sandbox.network import NetworkMode
@@ -98,16 +96,12 @@ def executable() -> str:
     return path
 
 
-def preexec(spec: LaunchSpec) -> Callable[[], None]:
-    """What the sandbox's first process does between fork and executing bubblewrap."""
-    orphaned = die_with_parent(signal.SIGKILL)
-
-    def prepare() -> None:
-        # bubblewrap takes its sandbox with it; a killed worker must take bubblewrap.
-        orphaned()
-        resource.setrlimit(resource.RLIMIT_NOFILE, (MAX_OPEN_FILES, MAX_OPEN_FILES))
-
-    return prepare
+def launcher_prefix() -> list[str]:
+    """What the sandbox's first process runs before bubblewrap, each step executing the next:
+    bubblewrap takes its sandbox with it, so a killed worker must take bubblewrap; and the
+    open files limit every process of the sandbox inherits."""
+    limit = f"--nofile={MAX_OPEN_FILES}:{MAX_OPEN_FILES}"
+    return [*die_with_parent_argv(signal.SIGKILL), "/usr/bin/prlimit", limit, "--"]
 
 
 def map_ids(child_pid: int, host_id: int) -> None:
@@ -195,7 +189,7 @@ def command(
         ]
     # Nothing of the sandbox runs before its first process is in the sandbox's cgroup.
     join = spec.cgroup.exec_prefix() if spec.cgroup is not None else []
-    return [*join, *args, "--", *argv]
+    return [*launcher_prefix(), *join, *args, "--", *argv]
 
 
 def runtime_arguments(interpreter: Interpreter) -> list[str]:

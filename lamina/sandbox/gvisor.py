@@ -48,7 +48,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from lamina.orphans import die_with_parent
+from lamina.orphans import die_with_parent_argv
 from lamina.sandbox import bwrap, seccomp
 from lamina.sandbox.backend import GVISOR, IsolationBackend, LaunchCommand, LaunchFds
 from lamina.sandbox.bwrap import LaunchSpec
@@ -129,6 +129,8 @@ class GVisorBackend(IsolationBackend):
         # runsc and everything it starts run in the worker's cgroup for the sandbox, which
         # holds them to the namespace backend's limits and is swept after a crash.
         join = spec.cgroup.exec_prefix() if spec.cgroup is not None else []
+        # `runsc run` takes its sandbox with it; a killed worker must take `runsc run`.
+        join = [*die_with_parent_argv(signal.SIGKILL), *join]
         if spec.cgroup is not None:
             self._cgroups[sandbox_id] = spec.cgroup
         argv = [
@@ -148,8 +150,6 @@ class GVisorBackend(IsolationBackend):
             (),
             host_env,
             telemetry_fd=telemetry,
-            # `runsc run` takes its sandbox with it; a killed worker must take `runsc run`.
-            preexec=die_with_parent(signal.SIGKILL),
             # `runsc run` hands the container its stdio alone.
             stdin=fds.assignment,
             runtime_telemetry_fd=INNER_TELEMETRY_FD,

@@ -158,7 +158,6 @@ async def spawn(
             env=command.env,
             cwd=command.cwd,
             start_new_session=True,
-            preexec_fn=command.preexec,
         )
     except BaseException:
         gate = command.gate if command is not None else None

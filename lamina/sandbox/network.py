@@ -27,7 +27,7 @@ import signal
 from enum import Enum
 from pathlib import Path
 
-from lamina.orphans import die_with_parent
+from lamina.orphans import die_with_parent_argv
 from lamina.sandbox import pipes
 from lamina.sandbox.cgroups import SandboxCgroup
 
@@ -85,6 +85,8 @@ async def connect(
         await _loopback_ready(reaper_pid)
     ready_r, ready_w = os.pipe()
     argv = [
+        # slirp4netns dies with the worker, even one killed with SIGKILL.
+        *die_with_parent_argv(signal.SIGKILL),
         *(cgroup.exec_prefix() if cgroup is not None else []),
         # slirp4netns's own sandbox unmounts its copy of the host's mounts; where the host
         # shares a mount (as `ip netns` does /run/netns), that unmount would reach the host's
@@ -108,7 +110,6 @@ async def connect(
             stderr=asyncio.subprocess.DEVNULL,
             pass_fds=(ready_w,),
             start_new_session=True,
-            preexec_fn=die_with_parent(signal.SIGKILL),
         )
     finally:
         os.close(ready_w)

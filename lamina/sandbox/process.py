@@ -19,7 +19,7 @@ import signal
 import socket
 from pathlib import Path
 
-from lamina.orphans import die_with_parent
+from lamina.orphans import die_with_parent_argv
 from lamina.sandbox import bwrap
 from lamina.sandbox.backend import PROCESS, IsolationBackend, LaunchCommand, LaunchFds
 from lamina.sandbox.bwrap import LaunchSpec
@@ -58,10 +58,8 @@ class ProcessBackend(IsolationBackend):
             "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{_free_port()}",
             "PATH": f"{bin_dir}:{env.get('PATH', '/usr/bin:/bin')}",
         }
-        preexec = die_with_parent(signal.SIGKILL)
-        return LaunchCommand(
-            argv, (fds.telemetry,), {**env, **own}, cwd=str(spec.code_dir), preexec=preexec
-        )
+        argv = [*die_with_parent_argv(signal.SIGKILL), *argv]
+        return LaunchCommand(argv, (fds.telemetry,), {**env, **own}, cwd=str(spec.code_dir))
 
     async def release(self, sandbox_id: str) -> None:
         # A plain process holds nothing beyond what the worker removes itself.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 
 from lamina.frontend import isolation
 from lamina.frontend.errors import InvalidParameterValue
+from lamina.orphans import die_with_parent_argv
 from lamina.placement.fleet import Fleet, Registration
 from lamina.sandbox import backend, bwrap, gvisor
 from lamina.sandbox.backend import LaunchFds
@@ -203,7 +205,8 @@ def test_runsc_runs_in_the_sandboxs_cgroup_and_configures_none_of_its_own(
         "s1", with_cgroup, {}, LaunchFds(10, 11)
     )
 
-    prefix = cgroup.exec_prefix()
+    # Armed to die with the worker, then in the sandbox's cgroup, then runsc.
+    prefix = [*die_with_parent_argv(signal.SIGKILL), *cgroup.exec_prefix()]
     assert launch.argv[: len(prefix)] == prefix
     assert launch.argv[len(prefix)] == "/usr/bin/runsc"
     assert "--ignore-cgroups" in launch.argv
@@ -260,7 +263,10 @@ def test_a_launch_writes_the_bundle_and_runs_runsc_without_network_under_the_wor
 
     bundle = tmp_path / "gvisor" / "bundles" / "s1"
     assert json.loads((bundle / "config.json").read_text())["process"]["env"][0] == "A=1"
-    assert launch.argv[:3] == ["/usr/bin/runsc", "--root", str(tmp_path / "gvisor" / "state")]
+    armed = die_with_parent_argv(signal.SIGKILL)
+    assert launch.argv[: len(armed)] == armed
+    runsc = launch.argv[len(armed) : len(armed) + 3]
+    assert runsc == ["/usr/bin/runsc", "--root", str(tmp_path / "gvisor" / "state")]
     assert "--network=none" in launch.argv
     assert launch.argv[-4:] == ["run", "--bundle", str(bundle), "s1"]
     assert launch.pass_fds == ()
