@@ -142,6 +142,26 @@ def start_server(data_dir: Path, *extra: str, host: str = "127.0.0.1") -> Server
     raise RuntimeError(f"lamina did not become healthy:\n{log_path.read_text()}")
 
 
+# Both isolation backends, for tests that run under each; gVisor where this host has it.
+BACKENDS = [
+    "namespace",
+    pytest.param(
+        "gvisor",
+        marks=pytest.mark.skipif(
+            shutil.which("runsc") is None or os.geteuid() != 0,
+            reason="gVisor needs runsc (apt-get install runsc) and root",
+        ),
+    ),
+]
+
+
+def one_worker_platform(factory: pytest.TempPathFactory, name: str) -> Iterator[Server]:
+    """A `lamina up` with one worker for a module's tests, stopped after them."""
+    running = start_server(factory.mktemp(name) / "data", "--workers", "1")
+    yield running
+    stop_server(running)
+
+
 def stop_server(server: Server) -> int:
     server.process.send_signal(signal.SIGTERM)
     try:

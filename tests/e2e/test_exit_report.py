@@ -7,35 +7,24 @@ an out-of-memory kill shows the whole MemorySize used.
 from __future__ import annotations
 
 import base64
-import os
 import re
-import shutil
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from lamina.sandbox.backend import ISOLATION_TAG
-from tests.conftest import Server, create_function, start_server, stop_server
-
-BACKENDS = [
-    "namespace",
-    pytest.param(
-        "gvisor",
-        marks=pytest.mark.skipif(
-            shutil.which("runsc") is None or os.geteuid() != 0,
-            reason="gVisor needs runsc (apt-get install runsc) and root",
-        ),
-    ),
-]
+from tests.conftest import (
+    BACKENDS,
+    Server,
+    create_function,
+    one_worker_platform,
+)
 
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("exit-report") / "data"
-    running = start_server(data_dir, "--workers", "1")
-    yield running
-    stop_server(running)
+    yield from one_worker_platform(tmp_path_factory, "exit-report")
 
 
 def max_memory_used(lam: Any, name: str) -> tuple[dict, int]:

@@ -8,15 +8,18 @@ function's own values replace them. Under every backend, from a blank sandbox or
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from lamina.sandbox.backend import ISOLATION_TAG
-from tests.conftest import Server, create_function, start_server, stop_server
+from tests.conftest import (
+    BACKENDS,
+    Server,
+    create_function,
+    one_worker_platform,
+)
 
 PROBE = (
     "import os, time\n"
@@ -34,24 +37,10 @@ OVERRIDES = {
     "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
 }
 
-BACKENDS = [
-    "namespace",
-    pytest.param(
-        "gvisor",
-        marks=pytest.mark.skipif(
-            shutil.which("runsc") is None or os.geteuid() != 0,
-            reason="gVisor needs runsc (apt-get install runsc) and root",
-        ),
-    ),
-]
-
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("function-environment") / "data"
-    running = start_server(data_dir, "--workers", "1")
-    yield running
-    stop_server(running)
+    yield from one_worker_platform(tmp_path_factory, "function-environment")
 
 
 def seen(lam: Any, name: str) -> dict:
