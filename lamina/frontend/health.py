@@ -1,9 +1,10 @@
 """`GET /_lamina/health`: whether this frontend can serve, and which workers it has.
 
 The answer lists the fleet's members as healthy or unhealthy, and the workers this platform
-started itself (`expected`) with those of them running now (`up`). A platform missing some of
-its own workers still serves on the rest (200, `degraded`); one with no worker it can place
-on cannot serve at all (503, `unavailable`), which a load balancer takes as a reason to send
+started itself (`expected`) with those of them running and in the fleet now (`up`: one
+stopped with SIGSTOP runs on but has left the fleet). A platform missing some of its own
+workers still serves on the rest (200, `degraded`); one with no worker it can place on
+cannot serve at all (503, `unavailable`), which a load balancer takes as a reason to send
 its traffic elsewhere.
 """
 
@@ -34,6 +35,9 @@ def health(fleet: Fleet, own: OwnWorkers) -> tuple[int, dict[str, Any]]:
         worker_id: "healthy" if member.healthy else "unhealthy"
         for worker_id, member in fleet.members.items()
     }
+    # A running worker that left the fleet (stopped, wedged, cut off) serves nothing.
+    up = tuple(w for w in own.up if members.get(w) == "healthy")
+    own = OwnWorkers(ready=own.ready, expected=own.expected, up=up)
     body: dict[str, Any] = {
         "workers": members,
         "expected": list(own.expected),

@@ -216,3 +216,20 @@ def test_a_frontend_with_no_workers_of_its_own_is_ok() -> None:
         200,
         {"status": "ok", "workers": {}, "expected": [], "up": []},
     )
+
+
+def test_health_is_unavailable_while_running_workers_have_left_the_fleet() -> None:
+    # Their processes run (stopped with SIGSTOP, say) but their leases lapsed.
+    own = OwnWorkers(ready=True, expected=("w1", "w2"), up=("w1", "w2"))
+
+    status, body = health(fleet_of(), own)
+
+    assert (status, body["status"], body["up"]) == (503, "unavailable", [])
+
+
+def test_health_is_degraded_while_one_running_worker_has_left_the_fleet() -> None:
+    own = OwnWorkers(ready=True, expected=("w1", "w2"), up=("w1", "w2"))
+
+    status, body = health(fleet_of("w2"), own)
+
+    assert (status, body["status"], body["up"]) == (200, "degraded", ["w2"])
