@@ -50,6 +50,7 @@ from lamina.registry.code import CodeStore
 from lamina.registry.store import Registry
 from lamina.sandbox.pool import DEFAULT_SIZE as DEFAULT_POOL_SIZE
 from lamina.supervisor import Supervisor, stop_all
+from lamina.worker.agent import remove_remains
 from lamina.worker.client import WorkerClient
 
 log = logging.getLogger(__name__)
@@ -367,6 +368,10 @@ class Platform:
             except TimeoutError:
                 process.kill()
                 await process.wait()
+        # A worker that died (and was not started again) or had to be killed leaves what only
+        # its next start would remove; one that stopped cleanly leaves nothing to find.
+        for worker_id in self._supervisors:
+            await remove_remains(worker_id, self.data_dir / "workers" / worker_id)
         if self._session is not None:
             await self._session.close()
         for session in self._local_sessions.values():

@@ -31,6 +31,7 @@ from lamina.sandbox.backend import (
     PROCESS,
     Backends,
     IsolationBackend,
+    backend_classes,
     open_backends,
 )
 from lamina.sandbox.cgroups import CgroupTree, Limits
@@ -497,6 +498,24 @@ class WorkerAgent:
 def _pool_key(config: FunctionConfig, isolation: str, interpreter: Interpreter) -> PoolKey:
     network = NetworkMode(config.network)
     return PoolKey(interpreter.host_executable, config.ephemeral_storage, network, isolation)
+
+
+async def remove_remains(worker_id: str, state_dir: Path) -> None:
+    """Remove what a dead worker left on the host (its sandboxes' processes and cgroups, uid
+    claims, sockets, slots, gVisor containers), as its next start would: for a platform that
+    stops instead of starting it again."""
+    if os.geteuid() != 0:
+        return  # only `process` runs without root, and it holds none of these
+    name = leftovers.worker_name(worker_id, state_dir)
+    cgroups = CgroupTree(name)
+    removed = await leftovers.sweep(cgroups, HostIds(name), leftovers.socket_root(name))
+    for backend_name, make in backend_classes().items():
+        backend = make(state_dir / "isolation" / backend_name)
+        if backend_name != PROCESS and backend.unavailable() is None:
+            await asyncio.to_thread(backend.remove_leftovers)
+    shutil.rmtree(state_dir / "slots", ignore_errors=True)
+    cgroups.remove()
+    log.info("dead worker's remains removed id=%s sandboxes=%d", worker_id, removed)
 
 
 def _log_stream_name(version: str, now: float) -> str:
