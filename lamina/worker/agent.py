@@ -513,7 +513,8 @@ async def remove_remains(worker_id: str, state_dir: Path) -> None:
         backend = make(state_dir / "isolation" / backend_name)
         if backend_name != PROCESS and backend.unavailable() is None:
             await asyncio.to_thread(backend.remove_leftovers)
-    shutil.rmtree(state_dir / "slots", ignore_errors=True)
+    for slot in (state_dir / "slots").glob("*"):
+        shutil.rmtree(slot, ignore_errors=True)
     cgroups.remove()
     log.info("dead worker's remains removed id=%s sandboxes=%d", worker_id, removed)
 
