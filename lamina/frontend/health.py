@@ -10,7 +10,6 @@ its traffic elsewhere.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,22 +35,13 @@ def health(fleet: Fleet, own: OwnWorkers) -> tuple[int, dict[str, Any]]:
         for worker_id, member in fleet.members.items()
     }
     # A running worker that left the fleet (stopped, wedged, cut off) serves nothing.
-    up = tuple(w for w in own.up if members.get(w) == "healthy")
-    own = OwnWorkers(ready=own.ready, expected=own.expected, up=up)
-    body: dict[str, Any] = {
-        "workers": members,
-        "expected": list(own.expected),
-        "up": list(own.up),
-    }
-    if set(own.up) == set(own.expected):
+    up = [w for w in own.up if members.get(w) == "healthy"]
+    down = set(own.expected) - set(up)
+    body: dict[str, Any] = {"workers": members, "expected": list(own.expected), "up": up}
+    if not down:
         return 200, {"status": "ok", **body}
-    if _serving(members, own):
+    # Some worker can still take invokes: one of this platform's that is up, or a healthy one
+    # that joined from elsewhere (a dead own worker stays a member until its lease lapses).
+    if any(state == "healthy" and w not in down for w, state in members.items()):
         return 200, {"status": "degraded", **body}
     return 503, {"status": "unavailable", **body}
-
-
-def _serving(members: Mapping[str, str], own: OwnWorkers) -> bool:
-    """Whether some worker can take invokes: one of this platform's that is up, or a healthy
-    one that joined from elsewhere (a dead own worker stays a member until its lease lapses)."""
-    down = set(own.expected) - set(own.up)
-    return any(state == "healthy" and w not in down for w, state in members.items())

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from lamina.sandbox import bwrap
 from lamina.sandbox.bwrap import BackendUnavailable, LaunchSpec
+from lamina.sandbox.cgroups import PIDS_MAX, Limits
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,12 @@ class IsolationBackend(abc.ABC):
     name: str
     # Whether the backend starts blank sandboxes for the worker's pool (`launch.py`).
     starts_blanks = False
+    # The host processes and threads a sandbox's cgroup may hold.
+    host_pids_max = PIDS_MAX
+
+    def limits(self, memory_mb: int) -> Limits:
+        """The cgroup limits of a sandbox of `memory_mb` under this backend."""
+        return Limits(memory_mb, pids_max=self.host_pids_max)
 
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir

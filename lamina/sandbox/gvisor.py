@@ -67,7 +67,7 @@ OPEN_FILES_LIMIT = 1024
 # The host processes and threads a gVisor sandbox's cgroup may hold: its kernel's threads, the
 # gofer, and a stub process per address space of the function's (one per process it forks),
 # so more than the processes gVisor's kernel lets the function start (RLIMIT_NPROC).
-HOST_PIDS_MAX = 4 * PIDS_MAX
+_HOST_PIDS_MAX = 4 * PIDS_MAX
 _SHELL = "/usr/bin/sh"
 # Directories of the shared read-only root that mounts cover, and its links into /usr.
 _MOUNT_POINTS = ("usr", "proc", "dev", "tmp", "etc", "var/task", "var/runtime", "var/lang")
@@ -83,6 +83,7 @@ _RUNTIME_MB = 48
 class GVisorBackend(IsolationBackend):
     name = GVISOR
     starts_blanks = True
+    host_pids_max = _HOST_PIDS_MAX
 
     def __init__(self, state_dir: Path) -> None:
         super().__init__(state_dir)

@@ -23,10 +23,9 @@ from lamina.clock import Clock, SystemClock
 from lamina.logs.sink import StreamSink
 from lamina.logs.store import LogStore
 from lamina.registry.model import FunctionConfig, runtime_version_arn
-from lamina.sandbox import bwrap, entrypoint, gvisor, leftovers, seccomp
+from lamina.sandbox import bwrap, entrypoint, leftovers, seccomp
 from lamina.sandbox import logs as loglines
 from lamina.sandbox.backend import (
-    GVISOR,
     NAMESPACE,
     PROCESS,
     Backends,
@@ -240,9 +239,7 @@ class WorkerAgent:
         env = self._environment(config, stream, interpreter, provisioned)
         env |= self._credentials(config, sandbox_id)
         network = NetworkMode(config.network)
-        limits = Limits(config.memory_size)
-        if backend.name == GVISOR:
-            limits = Limits(config.memory_size, pids_max=gvisor.HOST_PIDS_MAX)
+        limits = backend.limits(config.memory_size)
         blank = None
         if backend.starts_blanks:
             blank = await self._blank_for(

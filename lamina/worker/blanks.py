@@ -26,9 +26,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from lamina.sandbox import bwrap
-from lamina.sandbox.backend import GVISOR, IsolationBackend
+from lamina.sandbox.backend import IsolationBackend
 from lamina.sandbox.cgroups import Limits
-from lamina.sandbox.gvisor import HOST_PIDS_MAX
 from lamina.sandbox.launch import spawn
 from lamina.sandbox.network import NetworkMode
 from lamina.sandbox.pool import Blank, PoolKey
@@ -37,9 +36,7 @@ from lamina.worker.interpreters import Interpreter
 # Code of at most this many files and no directories is linked without a thread.
 _INLINE_LINKS = 16
 # Lambda's smallest MemorySize: assignment only ever raises a blank's memory limit.
-BLANK_LIMITS = Limits(memory_mb=128)
-# gVisor's own threads and stubs count in its host cgroup as they do for a cold start.
-GVISOR_BLANK_LIMITS = Limits(memory_mb=128, pids_max=HOST_PIDS_MAX)
+BLANK_MEMORY_MB = 128
 
 # How a worker makes a sandbox's spec: name (of its cgroup), interpreter, code directory,
 # socket directory, /tmp size, network mode, limits and isolation backend.
@@ -85,7 +82,8 @@ class Blanks:
         slot.mkdir()
         socket_dir.mkdir(mode=0o755)
         interpreter = self._interpreter(key.executable)
-        limits = GVISOR_BLANK_LIMITS if key.isolation == GVISOR else BLANK_LIMITS
+        backend = self._backend(key.isolation)
+        limits = backend.limits(BLANK_MEMORY_MB)
         try:
             spec = self._spec_for(
                 blank_id,
@@ -101,7 +99,6 @@ class Blanks:
             self._remove_dirs(blank_id)
             raise
         self._specs[blank_id] = spec
-        backend = self._backend(key.isolation)
         try:
             await self._open_socket(str(socket_dir / bwrap.SOCKET_NAME))
             launch = await spawn(backend, blank_id, spec, self.environment, blank=True)
