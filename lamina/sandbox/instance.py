@@ -199,6 +199,9 @@ class Sandbox:
         assert self._ready is not None and self._output is not None
         if self._ready.done() and self._init_error is None and not self.lifecycle.dead:
             self._init_duration_ms = duration_ms
+            # Found while the runtime lives: once it is dead, bubblewrap's reaper lives on
+            # with its orphans (the relay among them) until the cgroup is emptied.
+            self._runtime_pid()
             self.lifecycle.to(SandboxState.IDLE)
             self._init_log = self._output.take()
             return InitOutcome(True, duration_ms)
@@ -447,10 +450,12 @@ class Sandbox:
             self._peak_memory_mb = max(self._peak_memory_mb, peak // (1024 * 1024))
 
     def _max_memory_mb(self) -> int:
-        """The runtime's peak resident memory; the last reading once the process is gone."""
+        """The runtime's peak resident memory; the last reading once the sandbox is gone."""
         measured = self.backend.peak_memory_mb(self.sandbox_id)
         if measured is not None:
             self._peak_memory_mb = max(self._peak_memory_mb, measured)
+            return self._peak_memory_mb
+        if self.returncode is not None:
             return self._peak_memory_mb
         pid = self._runtime_pid()
         if pid is None and self.backend.name == PROCESS and self._process is not None:
@@ -460,7 +465,8 @@ class Sandbox:
         with contextlib.suppress(OSError, ValueError), open(f"/proc/{pid}/status") as handle:
             for line in handle:
                 if line.startswith("VmHWM:"):
-                    self._peak_memory_mb = max(1, int(line.split()[1]) // 1024)
+                    used = max(1, int(line.split()[1]) // 1024)
+                    self._peak_memory_mb = max(self._peak_memory_mb, used)
         return self._peak_memory_mb
 
 
