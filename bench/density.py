@@ -9,10 +9,12 @@ blank sandboxes so that only functions' sandboxes run), creates that many Python
 functions tagged `lamina:network` = --network and invokes each once, so each has one idle
 warm sandbox. Then, for each sandbox, it sums the Pss of /proc/PID/smaps_rollup over every
 process in the sandbox's cgroup: bubblewrap outside and its reaper (pid 1 inside), the
-runtime, its Runtime API relay and, under `outbound`, slirp4netns. PSS shares each page among the
+runtime, any process it forked (none for a hello world: the worker serves the Runtime API
+inside the sandbox) and, under `outbound`, slirp4netns. PSS shares each page among the
 processes that map it, so the figure depends on how many sandboxes run: it is measured with
 all of them running. Prints per-process and per-sandbox figures and sandboxes per GB, and the
-floor measured in the same run: the PSS of a bare idle interpreter (`-I -S`).
+floor measured in the same run, beside the same sandboxes: the PSS of a bare idle
+interpreter (`-I -S`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from lamina.sandbox import leftovers
 from lamina.worker.interpreters import discover
 
 HELLO = "def handler(event, context):\n    return {'hello': 'world'}\n"
-ROLES = ("bubblewrap", "runtime", "relay", "slirp4netns")
+ROLES = ("bubblewrap", "runtime", "forked by the runtime", "slirp4netns")
 
 
 def main() -> None:
@@ -62,14 +64,15 @@ def main() -> None:
             invoke(port, name)
         worker = leftovers.worker_name("worker-1", Path(data_dir) / "workers" / "worker-1")
         sandboxes = list(sandbox_pss(worker).values())
+        # Beside the sandboxes, so that the floor's pages are shared as theirs are.
+        python = discover()[args.runtime].host_executable
+        floor = bare_interpreter_pss_kb(python)
     finally:
         lamina.send_signal(signal.SIGTERM)
         lamina.wait(30)
         shutil.rmtree(data_dir, ignore_errors=True)
 
     report(args.runtime, args.network, sandboxes)
-    python = discover()[args.runtime].host_executable
-    floor = bare_interpreter_pss_kb(python)
     print(f"floor: a bare idle {python} -I -S holds {floor / 1024:.2f} MB PSS "
           f"({1024 * 1024 / floor:.0f} per GB)")  # fmt: skip
 
@@ -129,8 +132,8 @@ def role_of(command: bytes, parent_command: bytes) -> str:
         return "slirp4netns"
     if command.endswith(b"bwrap"):
         return "bubblewrap"
-    # The relay is a fork of the runtime, whose parent is bubblewrap's reaper.
-    return "runtime" if parent_command.endswith(b"bwrap") else "relay"
+    # The runtime's parent is bubblewrap's reaper; what it forked has the runtime's command.
+    return "runtime" if parent_command.endswith(b"bwrap") else "forked by the runtime"
 
 
 def report(runtime: str, network: str, sandboxes: list[dict[str, int]]) -> None:

@@ -5,11 +5,13 @@ It imports the function's handler (the Init phase), then serves invokes one at a
 the Lambda Runtime API, spoken as HTTP/1.1 over the Unix socket named by
 ``LAMINA_RUNTIME_SOCKET``: fetch the next event, call the handler, post its result or error.
 
-The sandbox has no network but its own loopback. Before anything else, a forked child of this
-process relays ``AWS_LAMBDA_RUNTIME_API`` (127.0.0.1:9001 on that loopback) to the same Unix
-socket, so code that speaks the Runtime API over TCP finds it where Lambda serves it. Started as
-``bootstrap.py --exec PROGRAM``, it opens the relay and then becomes PROGRAM: that is how a
-custom runtime's ``/var/task/bootstrap`` starts.
+Code that speaks the Runtime API over TCP finds it where Lambda serves it,
+``AWS_LAMBDA_RUNTIME_API`` (127.0.0.1:9001 on the sandbox's own loopback). Under bubblewrap
+the worker listens there itself. Where it cannot (gVisor's network stack is its own; plain
+processes share the host's), it sets ``LAMINA_RUNTIME_RELAY`` and, before anything else, a
+forked child of this process relays that address to the Unix socket. Started as
+``bootstrap.py --exec PROGRAM``, it opens the relay if asked and then becomes PROGRAM: that is
+how a custom runtime's ``/var/task/bootstrap`` starts.
 
 What a function can observe matches AWS's Python runtime: sys.path, the context object, the
 log format, how results are encoded, and the error documents and log lines of failures.
@@ -42,6 +44,8 @@ from types import TracebackType
 _API = "/2018-06-01/runtime"
 _DEFAULT_SOCKET = "/var/run/lamina/runtime.sock"
 _RELAY_ADDRESS = "127.0.0.1:9001"
+# Set, to 1, by the backends whose sandboxes need the relay.
+_RELAY_VAR = "LAMINA_RUNTIME_RELAY"
 _TRACE_ID_VAR = "_X_AMZN_TRACE_ID"
 _TELEMETRY_FD_VAR = "_LAMBDA_TELEMETRY_LOG_FD"
 # The frame types of text records, by logging level, on the telemetry pipe.
@@ -852,11 +856,10 @@ def _relay_copy(
         end.close()
 
 
-def exec_with_relay(argv: list[str], relay_open: bool = False) -> None:
-    """Open the relay (unless it is open already), then become the custom runtime's
-    bootstrap."""
+def exec_custom(argv: list[str], relay: bool) -> None:
+    """Open the relay if asked, then become the custom runtime's bootstrap."""
     socket_path = os.environ.pop("LAMINA_RUNTIME_SOCKET", _DEFAULT_SOCKET)
-    if not relay_open:
+    if relay:
         start_relay(socket_path)
     try:
         os.execv(argv[0], argv)
@@ -868,9 +871,9 @@ def exec_with_relay(argv: list[str], relay_open: bool = False) -> None:
 # --- Blank sandboxes -----------------------------------------------------------------------
 
 
-def start_blank() -> tuple[list[str], bool]:
-    """Open the relay in a blank sandbox of the worker's pool, then wait for the function it
-    is given.
+def start_blank(relay: bool) -> list[str]:
+    """Open the relay (if asked) in a blank sandbox of the worker's pool, then wait for the
+    function it is given.
 
     The worker starts a blank sandbox before any function is known, with the descriptor of a
     channel in ``LAMINA_ASSIGNMENT_FD``. The runtime says it is ready on that channel and
@@ -879,16 +882,15 @@ def start_blank() -> tuple[list[str], bool]:
     given (bubblewrap's PWD, the interpreter's LC_CTYPE when it coerces the C locale) stays,
     as it would have been added to the function's. The resource limits it is given replace
     its own first, where its backend fixed them before the function was known. It returns
-    the arguments to continue with, and whether the relay is open. A channel closed without
-    an assignment means the pool is drained: the runtime ends quietly.
+    the arguments to continue with. A channel closed without an assignment means the pool is
+    drained: the runtime ends quietly.
     """
     global WIRE_JSON
     channel_fd = int(os.environ.pop("LAMINA_ASSIGNMENT_FD"))
     channel = socket.socket(fileno=channel_fd)
     # The relay's address and socket are the same in every sandbox: it opens beforehand.
     socket_path = os.environ.get("LAMINA_RUNTIME_SOCKET")
-    relay_open = socket_path is not None and "AWS_LAMBDA_RUNTIME_API" in os.environ
-    if relay_open:
+    if relay and socket_path is not None:
         start_relay(socket_path, channel)
     channel.sendall(b"ready\n")
     chunks = []
@@ -914,7 +916,7 @@ def start_blank() -> tuple[list[str], bool]:
     os.environ.update(assignment["environment"])
     os.environ.update(added)
     WIRE_JSON = JsonWriter(escapes_non_ascii(os.environ.get("AWS_EXECUTION_ENV", "")))
-    return assignment["arguments"], relay_open
+    return list(assignment["arguments"])
 
 
 def _stdin_from_null() -> None:
@@ -1026,17 +1028,18 @@ def _parse_header_json(value: str | None, name: str) -> dict | None:
 
 def main() -> None:
     _as_started()
-    relay_open = False
+    relay = os.environ.pop(_RELAY_VAR, "") == "1"
     if sys.argv[1:2] == ["--blank"]:
-        sys.argv[1:], relay_open = start_blank()
+        sys.argv[1:] = start_blank(relay)
+        relay = False  # open already
     if sys.argv[1:2] == ["--exec"]:
-        exec_with_relay(sys.argv[2:], relay_open)
+        exec_custom(sys.argv[2:], relay)
 
     # The socket is Lamina's plumbing, not part of the environment Lambda gives functions.
     socket_path = os.environ.pop("LAMINA_RUNTIME_SOCKET", None)
-    if socket_path is not None and "AWS_LAMBDA_RUNTIME_API" in os.environ and not relay_open:
+    if relay and socket_path is not None:
         start_relay(socket_path)
-    # The Unix socket skips the relay's extra hop: it is the faster way to the same API.
+    # The Unix socket is the faster way to the same API: no TCP, and no relay.
     address = socket_path or os.environ.get("AWS_LAMBDA_RUNTIME_API", _DEFAULT_SOCKET)
     api = RuntimeApiClient(address)
 

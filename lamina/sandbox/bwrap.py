@@ -4,7 +4,7 @@ Inside, the sandbox sees a read-only /usr (and the interpreter's prefix at /var/
 lives elsewhere), the function's code read-only at /var/task, Lamina's runtime at /var/runtime,
 the directory of its Runtime API socket at /var/run/lamina, its own /proc, and a tmpfs /tmp
 sized by the function's ephemeral storage. Every namespace is new, so it has no network but
-its own loopback, on which the runtime's relay serves AWS_LAMBDA_RUNTIME_API.
+its own loopback, on which the worker serves AWS_LAMBDA_RUNTIME_API (`launch.py`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ RUNTIME_DIR = "/var/runtime"
 SOCKET_DIR = "/var/run/lamina"
 SOCKET_NAME = "runtime.sock"
 RUNTIME_API_ADDRESS = "127.0.0.1:9001"
+# Tells the runtime to relay RUNTIME_API_ADDRESS to its socket itself: set by the backends
+# whose sandboxes' loopback the worker cannot listen on.
+RELAY_VARIABLE = "LAMINA_RUNTIME_RELAY"
 CUSTOM_BOOTSTRAP = f"{TASK_ROOT}/bootstrap"
 # Lambda's limit on a function's open files.
 MAX_OPEN_FILES = 1024
@@ -193,6 +196,6 @@ def command(
 
 
 def runtime_arguments(interpreter: Interpreter) -> list[str]:
-    """What the runtime is told besides its environment: for a custom runtime, that it opens
-    the Runtime API relay and then becomes the function's bootstrap."""
+    """What the runtime is told besides its environment: for a custom runtime, that it
+    becomes the function's bootstrap."""
     return ["--exec", CUSTOM_BOOTSTRAP] if interpreter.custom else []

@@ -116,7 +116,9 @@ class GVisorBackend(IsolationBackend):
         self._make_rootfs()
         bundle = self.bundles / sandbox_id
         bundle.mkdir(parents=True, exist_ok=True)
+        # gVisor's network stack is its own: the runtime relays the Runtime API to its socket.
         inner_env = {**env, TELEMETRY_FD_VARIABLE: str(INNER_TELEMETRY_FD)}
+        inner_env[bwrap.RELAY_VARIABLE] = "1"
         blank = fds.assignment is not None
         if blank:
             inner_env[ASSIGNMENT_FD_VARIABLE] = "0"

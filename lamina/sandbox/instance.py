@@ -15,7 +15,8 @@ import json
 import logging
 import os
 import signal
-from collections.abc import Callable
+import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from lamina.clock import Clock
@@ -111,6 +112,11 @@ def exit_reason(returncode: int) -> str:
     return f"Runtime exited with error: exit status {returncode}"
 
 
+# Serves a sandbox's Runtime API, known by its socket's path, also on a TCP listener the
+# worker opened inside the sandbox (`RuntimeApiServer.listen`).
+ServeListener = Callable[[str, socket.socket], Awaitable[None]]
+
+
 class Sandbox:
     """The worker's handle on one sandbox process and its Runtime API state."""
 
@@ -125,9 +131,11 @@ class Sandbox:
         on_exit: Callable[[Sandbox], None] | None = None,
         *,
         backend: IsolationBackend,
+        serve_listener: ServeListener,
     ) -> None:
         self.sandbox_id = sandbox_id
         self.backend = backend
+        self._serve_listener = serve_listener
         self.config = config
         self.spec = spec
         self.env = env
@@ -178,6 +186,8 @@ class Sandbox:
 
         if blank is None:
             launch = await spawn(self.backend, self.sandbox_id, self.spec, self.env)
+            if launch.api_listener is not None:
+                await self._serve_listener(self.socket_path, launch.api_listener)
         else:
             arguments = bwrap.runtime_arguments(self.spec.interpreter)
             blank.assign(self.env, arguments, self.backend.assignment_limits(self.spec))
@@ -200,7 +210,7 @@ class Sandbox:
         if self._ready.done() and self._init_error is None and not self.lifecycle.dead:
             self._init_duration_ms = duration_ms
             # Found while the runtime lives: once it is dead, bubblewrap's reaper lives on
-            # with its orphans (the relay among them) until the cgroup is emptied.
+            # with its orphans until the cgroup is emptied.
             self._runtime_pid()
             self.lifecycle.to(SandboxState.IDLE)
             self._init_log = self._output.take()

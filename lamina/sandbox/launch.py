@@ -9,8 +9,12 @@ block pipe, and bubblewrap loads the seccomp filter before it starts the runtime
 runsc starts in the cgroup, once the worker has linked its network namespace, and gVisor's
 kernel loads the filter (`gvisor.py`).
 
+Under bubblewrap the worker also opens the Runtime API's TCP listener (AWS_LAMBDA_RUNTIME_API)
+inside the sandbox's network namespace while bubblewrap waits, so the runtime finds it open
+from its first instruction; under gVisor, whose network stack is its own, the runtime relays it.
+
 A blank sandbox is the same sandbox, started before any function is known: its runtime has
-started the interpreter, imported itself and opened the Runtime API relay, and waits on the
+started the interpreter and imported itself (under gVisor, opened its relay), and waits on the
 channel (an inherited descriptor under bubblewrap; its standard input under gVisor, which
 hands a container nothing else). Assigning it sends the function's environment (and, for a
 custom runtime, the program to become) down the channel once and closes it, so a sandbox is
@@ -64,6 +68,8 @@ class Launch:
     reaper_pid: int | None = None
     # slirp4netns, under the `outbound` network mode.
     network: asyncio.subprocess.Process | None = None
+    # The Runtime API's TCP listener inside the sandbox's network namespace (bubblewrap).
+    api_listener: socket.socket | None = None
 
     async def wait_ready(self) -> bool:
         """Whether the blank runtime reached the point where it waits for its function."""
@@ -117,6 +123,8 @@ class Launch:
                 os.close(fd)
             except OSError:
                 log.debug("descriptor already closed fd=%d", fd)
+        if self.api_listener is not None:
+            self.api_listener.close()
 
 
 async def spawn(
@@ -201,9 +209,10 @@ async def spawn(
 
 
 async def _prepare_namespaces(launch: Launch, spec: bwrap.LaunchSpec, block_w: int) -> None:
-    """Map the sandbox's ids and connect its network while bubblewrap waits, then let it go
-    on: the runtime starts with both in place. bubblewrap reads one byte from the pipe once
-    the ids are mapped and a second before it starts the runtime."""
+    """Map the sandbox's ids, open its Runtime API listener and connect its network while
+    bubblewrap waits, then let it go on: the runtime starts with all three in place.
+    bubblewrap reads one byte from the pipe once the ids are mapped and a second before it
+    starts the runtime."""
     assert spec.host_id is not None
     try:
         document = await pipes.read_document(launch.info_fd)
@@ -212,6 +221,8 @@ async def _prepare_namespaces(launch: Launch, spec: bwrap.LaunchSpec, block_w: i
         if launch.reaper_pid is None:
             return
         bwrap.map_ids(launch.reaper_pid, spec.host_id)
+        host, _, port = bwrap.RUNTIME_API_ADDRESS.rpartition(":")
+        launch.api_listener = network.listen_inside(launch.reaper_pid, host, int(port))
         os.write(block_w, b"1")
         if spec.network is NetworkMode.OUTBOUND:
             launch.network = await network.connect(launch.reaper_pid, spec.cgroup)
@@ -221,7 +232,7 @@ async def _prepare_namespaces(launch: Launch, spec: bwrap.LaunchSpec, block_w: i
         launch.kill()
     except OSError as error:
         # bubblewrap died meanwhile: its exit is reported as the init's outcome.
-        log.info("sandbox ids not mapped pid=%s: %s", launch.process.pid, error)
+        log.info("sandbox not prepared pid=%s: %s", launch.process.pid, error)
     finally:
         os.close(block_w)
 

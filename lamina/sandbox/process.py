@@ -56,6 +56,7 @@ class ProcessBackend(IsolationBackend):
             "LAMBDA_RUNTIME_DIR": str(spec.runtime_dir),
             "LAMINA_RUNTIME_SOCKET": str(spec.socket_dir / bwrap.SOCKET_NAME),
             "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{_free_port()}",
+            bwrap.RELAY_VARIABLE: "1",
             "PATH": f"{bin_dir}:{env.get('PATH', '/usr/bin:/bin')}",
         }
         argv = [*die_with_parent_argv(signal.SIGKILL), *argv]

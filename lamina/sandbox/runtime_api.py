@@ -1,20 +1,28 @@
-"""The Lambda Runtime API, served to each sandbox on a Unix socket of its own.
+"""The Lambda Runtime API, served to each sandbox on a Unix socket of its own and, under
+bubblewrap, on AWS_LAMBDA_RUNTIME_API's TCP port inside the sandbox's network namespace.
 
-A sandbox has no network, so its runtime reaches the worker through a socket file mounted into
-it. One server answers all sandboxes of a worker; the socket a request arrived on names the
-sandbox, so one sandbox can never act on another's invocation.
+A sandbox reaches nothing of the host's network, so its runtime reaches the worker through a
+socket file mounted into it, or through a listener the worker opened in the sandbox's own
+namespace (`network.listen_inside`). One server answers all sandboxes of a worker; the socket a
+request arrived on names the sandbox (its path, or its network namespace, since every sandbox
+listens on the same address), so one sandbox can never act on another's invocation.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
+import struct
 
 from aiohttp import web
 
 from lamina.sandbox.instance import MAX_RESPONSE_BYTES, RuntimeApiError, Sandbox
 
 PREFIX = "/2018-06-01/runtime"
+# getsockopt's SO_NETNS_COOKIE (Linux 5.14): the network namespace a socket belongs to.
+_SO_NETNS_COOKIE = 71
 # How much of a too large answer is read and dropped before the connection is cut instead.
 _DRAIN_LIMIT = 4 * MAX_RESPONSE_BYTES
 _TOO_LARGE = RuntimeApiError(
@@ -27,7 +35,11 @@ _TOO_LARGE = RuntimeApiError(
 class RuntimeApiServer:
     def __init__(self) -> None:
         self._by_socket: dict[str, Sandbox] = {}
-        self._sites: dict[str, web.UnixSite] = {}
+        self._sites: dict[str, web.BaseSite] = {}
+        # The listeners opened inside sandboxes' network namespaces with their namespaces'
+        # cookies, by socket path, and the socket path of each such namespace.
+        self._inside: dict[str, tuple[web.SockSite, int]] = {}
+        self._path_of_namespace: dict[int, str] = {}
         app = web.Application(client_max_size=MAX_RESPONSE_BYTES)
         app.add_routes(
             [
@@ -63,6 +75,15 @@ class RuntimeApiServer:
         os.chmod(path, 0o666)
         self._sites[path] = site
 
+    async def listen(self, path: str, listener: socket.socket) -> None:
+        """Also serve the sandbox of socket `path` on `listener`, a TCP socket the worker
+        opened inside that sandbox's network namespace."""
+        namespace = _namespace_of(listener)
+        site = web.SockSite(self._runner, listener)
+        await site.start()
+        self._inside[path] = (site, namespace)
+        self._path_of_namespace[namespace] = path
+
     async def attach(self, sandbox: Sandbox) -> None:
         """Serve the sandbox on its socket, opened now unless it was already, before its
         runtime asks for anything."""
@@ -76,14 +97,26 @@ class RuntimeApiServer:
 
     async def shut(self, path: str) -> None:
         self._by_socket.pop(path, None)
-        site = self._sites.pop(path, None)
-        # A worker that is stopping may have closed every site already.
-        if site is not None and site in self._runner.sites:
-            await site.stop()
+        inside, namespace = self._inside.pop(path, (None, 0))
+        self._path_of_namespace.pop(namespace, None)
+        for site in (self._sites.pop(path, None), inside):
+            # A worker that is stopping may have closed every site already.
+            if site is not None and site in self._runner.sites:
+                await site.stop()
 
     def _sandbox(self, request: web.Request) -> Sandbox:
-        sockname = request.transport.get_extra_info("sockname") if request.transport else None
-        sandbox = self._by_socket.get(sockname or "")
+        transport = request.transport
+        sockname = transport.get_extra_info("sockname") if transport else None
+        if isinstance(sockname, str):
+            path = sockname
+        else:
+            connection = transport.get_extra_info("socket") if transport else None
+            path = ""
+            # A connection whose client is gone already has no namespace to ask about.
+            with contextlib.suppress(OSError):
+                if connection is not None:
+                    path = self._path_of_namespace.get(_namespace_of(connection), "")
+        sandbox = self._by_socket.get(path)
         if sandbox is None:
             raise web.HTTPGone()
         return sandbox
@@ -145,6 +178,11 @@ class RuntimeApiServer:
         except RuntimeApiError as exc:
             return _error_response(exc)
         return _accepted()
+
+
+def _namespace_of(sock: socket.socket) -> int:
+    cookie = sock.getsockopt(socket.SOL_SOCKET, _SO_NETNS_COOKIE, 8)
+    return int(struct.unpack("Q", cookie)[0])
 
 
 async def _read_body(request: web.Request) -> bytes | None:

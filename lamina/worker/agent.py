@@ -133,6 +133,7 @@ class WorkerAgent:
                 self._release(spec, backend, launch_id)
             ),
             self.runtime_api.open,
+            self.runtime_api.listen,
             self._offered,
         )
         self.pool = SandboxPool(self.blanks, pool_size)
@@ -275,6 +276,7 @@ class WorkerAgent:
             log_sink=sink,
             on_exit=self._forget,
             backend=backend,
+            serve_listener=self.runtime_api.listen,
         )
         self.sandboxes[sandbox_id] = sandbox
         await self.runtime_api.attach(sandbox)

@@ -28,6 +28,7 @@ from pathlib import Path
 from lamina.sandbox import bwrap
 from lamina.sandbox.backend import IsolationBackend
 from lamina.sandbox.cgroups import Limits
+from lamina.sandbox.instance import ServeListener
 from lamina.sandbox.launch import spawn
 from lamina.sandbox.network import NetworkMode
 from lamina.sandbox.pool import Blank, PoolKey
@@ -55,6 +56,7 @@ class Blanks:
         environment: dict[str, str],
         release: Callable[[bwrap.LaunchSpec, IsolationBackend, str], None],
         open_socket: Callable[[str], Awaitable[None]],
+        serve_listener: ServeListener,
         backend: Callable[[str], IsolationBackend],
     ) -> None:
         self.environment = environment
@@ -67,6 +69,7 @@ class Blanks:
         self._release = release
         # Opens a Runtime API socket, so that assigning a blank need not.
         self._open_socket = open_socket
+        self._serve_listener = serve_listener
         # The backend of a name, known once the worker has started.
         self._backend = backend
         self._specs: dict[str, bwrap.LaunchSpec] = {}
@@ -100,8 +103,11 @@ class Blanks:
             raise
         self._specs[blank_id] = spec
         try:
-            await self._open_socket(str(socket_dir / bwrap.SOCKET_NAME))
+            socket_path = str(socket_dir / bwrap.SOCKET_NAME)
+            await self._open_socket(socket_path)
             launch = await spawn(backend, blank_id, spec, self.environment, blank=True)
+            if launch.api_listener is not None:
+                await self._serve_listener(socket_path, launch.api_listener)
         except BaseException:
             self._remove_dirs(blank_id)
             self._release(spec, backend, blank_id)
