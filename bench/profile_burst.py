@@ -6,7 +6,7 @@
 Starts Lamina, creates one function whose handler sleeps `--sleep-ms`, and sends `--invokes`
 concurrent first invokes (as `bench/burst.py` does) while py-spy samples the frontend and the
 worker. Prints the CPU seconds per sandbox created, by process role: the frontend, the worker,
-and everything below the worker (bubblewrap, slirp4netns, the runtimes and their relays,
+and everything below the worker (bubblewrap, slirp4netns, the runtimes and their children,
 counted as their processes exit or from /proc while they live), and writes the py-spy
 summaries as `burst_frontend.txt` and `burst_worker.txt` in `--out`.
 """

@@ -38,7 +38,7 @@ def processes(frontend: int) -> dict[str, int]:
         if " lamina worker " in f" {line} ":
             found["worker"] = pid
         elif "bootstrap.py" in line and "bwrap" not in line and "bwrap" in cmdline(parent(pid)):
-            found["runtime"] = pid  # the relay it forks is a child of the runtime, not bwrap
+            found["runtime"] = pid  # what it forks is a child of the runtime, not bwrap
     return found
 
 

@@ -7,9 +7,10 @@ same no-op handler:
 
 - `python3.X`: Lamina's own Python runtime, reaching the Runtime API over its Unix socket;
 - the same runtime started by a custom runtime's bootstrap (`provided.al2023`), so it reaches
-  the Runtime API through AWS_LAMBDA_RUNTIME_API (127.0.0.1:9001 and the sandbox's relay);
+  the Runtime API through AWS_LAMBDA_RUNTIME_API (127.0.0.1:9001, which the worker serves
+  inside the sandbox's network namespace);
 - awslambdaric 4.2.2, vendored in the zip with `pip install -t` (once, into .bench-cache),
-  started by `python3 -m awslambdaric index.handler`: AWS's client, over the same relay.
+  started by `python3 -m awslambdaric index.handler`: AWS's client, over the same address.
 
 Each is warmed, then invoked sequentially on one keep-alive connection, in rounds that take
 turns between the three so that background load on the machine falls on all of them alike;

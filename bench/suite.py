@@ -87,7 +87,7 @@ class Lamina:
 
     def roles(self) -> dict[str, list[int]]:
         """The processes by role: the frontend, the workers, the sandboxes (bubblewrap, the
-        runtime and its Runtime API relay)."""
+        runtime and what it forked)."""
         workers = self.worker_pids()
         sandboxes = [p for p in descendants(self.process.pid) if p not in workers]
         return {"frontend": [self.process.pid], "worker": workers, "sandboxes": sandboxes}

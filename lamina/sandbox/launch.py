@@ -68,7 +68,8 @@ class Launch:
     reaper_pid: int | None = None
     # slirp4netns, under the `outbound` network mode.
     network: asyncio.subprocess.Process | None = None
-    # The Runtime API's TCP listener inside the sandbox's network namespace (bubblewrap).
+    # The Runtime API's TCP listener inside the sandbox's network namespace (bubblewrap),
+    # which the Runtime API server takes over and closes.
     api_listener: socket.socket | None = None
 
     async def wait_ready(self) -> bool:
@@ -117,14 +118,12 @@ class Launch:
 
     def close_unused(self) -> None:
         """Close the pipes of a launch that never became a sandbox (the pool, which watches
-        the channel, closes that)."""
+        the channel, closes that; the Runtime API server, which serves the listener, that)."""
         for fd in (self.log_fd, self.telemetry_fd, self.info_fd):
             try:
                 os.close(fd)
             except OSError:
                 log.debug("descriptor already closed fd=%d", fd)
-        if self.api_listener is not None:
-            self.api_listener.close()
 
 
 async def spawn(

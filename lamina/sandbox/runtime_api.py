@@ -77,10 +77,14 @@ class RuntimeApiServer:
 
     async def listen(self, path: str, listener: socket.socket) -> None:
         """Also serve the sandbox of socket `path` on `listener`, a TCP socket the worker
-        opened inside that sandbox's network namespace."""
-        namespace = _namespace_of(listener)
-        site = web.SockSite(self._runner, listener)
-        await site.start()
+        opened inside that sandbox's network namespace; `shut(path)` closes it."""
+        try:
+            namespace = _namespace_of(listener)
+            site = web.SockSite(self._runner, listener)
+            await site.start()
+        except BaseException:
+            listener.close()
+            raise
         self._inside[path] = (site, namespace)
         self._path_of_namespace[namespace] = path
 

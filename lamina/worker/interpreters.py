@@ -6,8 +6,9 @@ elsewhere, such as a pyenv build, has its prefix mounted at /var/lang, where Lam
 runtimes.
 
 The custom runtimes (`provided.al2023`, `provided.al2`) run the function's own `bootstrap`.
-They still need one Python inside the sandbox: it starts the relay that serves the Runtime API
-at `AWS_LAMBDA_RUNTIME_API`, and it is the `python3` a bootstrap such as awslambdaric's calls.
+They still need one Python inside the sandbox: Lamina's runtime starts the bootstrap (and,
+under gVisor, the relay that serves `AWS_LAMBDA_RUNTIME_API`), and it is the `python3` a
+bootstrap such as awslambdaric's calls.
 The host's /usr/bin/python3 is preferred, as it is on the sandbox's PATH without any mount.
 """
 
@@ -106,7 +107,7 @@ def _custom_runtimes(pythons: dict[str, Interpreter]) -> dict[str, Interpreter]:
     if system is None and pythons:
         system = pythons[max(pythons, key=lambda name: int(name.split(".")[1]))]
     if system is None:
-        log.info("no Python for the Runtime API relay: custom runtimes are not offered")
+        log.info("no Python to start a custom bootstrap: custom runtimes are not offered")
         return {}
     return {
         runtime: Interpreter(runtime, system.version, system.host_executable, system.host_prefix)
