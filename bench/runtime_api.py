@@ -34,7 +34,7 @@ import zipfile
 from pathlib import Path
 
 from suite import free_port, percentile, vendored, wait_until_up
-from warm_invoke import create_function, latency, start_lamina
+from warm_invoke import create_function, latency, signed, start_lamina
 
 ROOT = Path(__file__).resolve().parents[1]
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -64,16 +64,13 @@ def package(files: dict[str, str], tree: Path | None = None) -> bytes:
 def init_duration(port: int, name: str) -> float:
     """The Init Duration of the function's first (cold) invoke, from its REPORT line."""
     connection = http.client.HTTPConnection("127.0.0.1", port)
-    connection.request(
-        "POST",
-        f"/2015-03-31/functions/{name}/invocations",
-        body=b"{}",
-        headers={"X-Amz-Log-Type": "Tail"},
-    )
+    path = f"/2015-03-31/functions/{name}/invocations"
+    headers = {**signed(port, "POST", path, b"{}"), "X-Amz-Log-Type": "Tail"}
+    connection.request("POST", path, body=b"{}", headers=headers)
     response = connection.getresponse()
     response.read()
-    if response.getheader("X-Amz-Function-Error"):
-        raise RuntimeError(f"{name} failed its first invoke")
+    if response.status != 200 or response.getheader("X-Amz-Function-Error"):
+        raise RuntimeError(f"{name} failed its first invoke: {response.status}")
     log = base64.b64decode(response.getheader("X-Amz-Log-Result") or "").decode()
     found = re.search(r"Init Duration: ([\d.]+) ms", log)
     return float(found.group(1)) if found else float("nan")
