@@ -7,11 +7,11 @@ the Lambda Runtime API, spoken as HTTP/1.1 over the Unix socket named by
 
 Code that speaks the Runtime API over TCP finds it where Lambda serves it,
 ``AWS_LAMBDA_RUNTIME_API`` (127.0.0.1:9001 on the sandbox's own loopback). Under bubblewrap
-the worker listens there itself. Where it cannot (gVisor's network stack is its own; plain
-processes share the host's), it sets ``LAMINA_RUNTIME_RELAY`` and, before anything else, a
-forked child of this process relays that address to the Unix socket. Started as
-``bootstrap.py --exec PROGRAM``, it opens the relay if asked and then becomes PROGRAM: that is
-how a custom runtime's ``/var/task/bootstrap`` starts.
+the worker listens there itself. Where it cannot (gVisor's network stack is its own), it sets
+``LAMINA_RUNTIME_RELAY`` and, before anything else, a forked child of this process relays that
+address to the Unix socket. Started as ``bootstrap.py --exec PROGRAM``, it opens the relay if
+asked and then becomes PROGRAM: that is how a custom runtime's ``/var/task/bootstrap``
+starts.
 
 What a function can observe matches AWS's Python runtime: sys.path, the context object, the
 log format, how results are encoded, and the error documents and log lines of failures.

@@ -20,6 +20,7 @@ import abc
 import logging
 import os
 import signal
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,9 @@ class LaunchCommand:
     stdin: int | None = None
     # The descriptor the runtime finds the telemetry pipe on, when it is not `fds.telemetry`.
     runtime_telemetry_fd: int | None = None
+    # The Runtime API's TCP listener, when the backend opened it before the launch: the
+    # worker serves it as it serves the listener it opens in a bubblewrap sandbox.
+    api_listener: socket.socket | None = None
 
 
 class IsolationBackend(abc.ABC):

@@ -30,9 +30,6 @@ RUNTIME_DIR = "/var/runtime"
 SOCKET_DIR = "/var/run/lamina"
 SOCKET_NAME = "runtime.sock"
 RUNTIME_API_ADDRESS = "127.0.0.1:9001"
-# Tells the runtime to relay RUNTIME_API_ADDRESS to its socket itself: set by the backends
-# whose sandboxes' loopback the worker cannot listen on.
-RELAY_VARIABLE = "LAMINA_RUNTIME_RELAY"
 CUSTOM_BOOTSTRAP = f"{TASK_ROOT}/bootstrap"
 # Lambda's limit on a function's open files.
 MAX_OPEN_FILES = 1024

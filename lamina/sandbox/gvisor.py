@@ -64,6 +64,9 @@ TELEMETRY_FIFO = "telemetry"
 # The descriptor the telemetry FIFO is opened on inside, before the runtime starts.
 INNER_TELEMETRY_FD = 3
 OPEN_FILES_LIMIT = 1024
+# Tells the runtime to relay AWS_LAMBDA_RUNTIME_API to its socket itself: the worker cannot
+# listen in gVisor's network stack, as it does in a bubblewrap sandbox's namespace.
+RELAY_VARIABLE = "LAMINA_RUNTIME_RELAY"
 # The host processes and threads a gVisor sandbox's cgroup may hold: its kernel's threads, the
 # gofer, and a stub process per address space of the function's (one per process it forks),
 # so more than the processes gVisor's kernel lets the function start (RLIMIT_NPROC).
@@ -116,9 +119,7 @@ class GVisorBackend(IsolationBackend):
         self._make_rootfs()
         bundle = self.bundles / sandbox_id
         bundle.mkdir(parents=True, exist_ok=True)
-        # gVisor's network stack is its own: the runtime relays the Runtime API to its socket.
-        inner_env = {**env, TELEMETRY_FD_VARIABLE: str(INNER_TELEMETRY_FD)}
-        inner_env[bwrap.RELAY_VARIABLE] = "1"
+        inner_env = {**env, TELEMETRY_FD_VARIABLE: str(INNER_TELEMETRY_FD), RELAY_VARIABLE: "1"}
         blank = fds.assignment is not None
         if blank:
             inner_env[ASSIGNMENT_FD_VARIABLE] = "0"

@@ -11,7 +11,8 @@ kernel loads the filter (`gvisor.py`).
 
 Under bubblewrap the worker also opens the Runtime API's TCP listener (AWS_LAMBDA_RUNTIME_API)
 inside the sandbox's network namespace while bubblewrap waits, so the runtime finds it open
-from its first instruction; under gVisor, whose network stack is its own, the runtime relays it.
+from its first instruction (the process backend opens one on a loopback port of its own before
+the launch); under gVisor, whose network stack is its own, the runtime relays it.
 
 A blank sandbox is the same sandbox, started before any function is known: its runtime has
 started the interpreter and imported itself (under gVisor, opened its relay), and waits on the
@@ -173,6 +174,8 @@ async def spawn(
                 os.close(fd)
         if command is not None and command.telemetry_fd is not None:
             os.close(command.telemetry_fd)
+        if command is not None and command.api_listener is not None:
+            command.api_listener.close()
         if channel is not None:
             channel.close()
         raise
@@ -199,6 +202,7 @@ async def spawn(
         telemetry_w if inner_telemetry is None else inner_telemetry,
         channel,
         started_with=(*env,),
+        api_listener=command.api_listener,
     )
     if block_w is not None:
         await _prepare_namespaces(launch, spec, block_w)

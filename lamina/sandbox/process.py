@@ -6,8 +6,9 @@ unavailable, is offered only by a worker started with `--isolation process`, and
 the worker's start and in every sandbox's log.
 
 The layout follows the host's paths: the code stays where the worker unpacked it (named by
-LAMBDA_TASK_ROOT), and the Runtime API relay listens on a loopback port of its own, since
-127.0.0.1:9001 can serve only one sandbox per host.
+LAMBDA_TASK_ROOT), and the worker serves the sandbox's Runtime API on a loopback port of its
+own, opened before the runtime starts, since 127.0.0.1:9001 can serve only one sandbox per
+host.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from lamina.sandbox.backend import PROCESS, IsolationBackend, LaunchCommand, Lau
 from lamina.sandbox.bwrap import LaunchSpec
 
 log = logging.getLogger(__name__)
+
+_LISTEN_BACKLOG = 64
 
 WARNING_LINE = (
     "WARNING: this sandbox runs with isolation backend 'process': no isolation from the host "
@@ -51,16 +54,22 @@ class ProcessBackend(IsolationBackend):
         if interpreter.custom:
             argv += ["--exec", str(spec.code_dir / "bootstrap")]
         bin_dir = str(Path(interpreter.host_executable).parent)
+        listener = _loopback_listener()
         own = {
             "LAMBDA_TASK_ROOT": str(spec.code_dir),
             "LAMBDA_RUNTIME_DIR": str(spec.runtime_dir),
             "LAMINA_RUNTIME_SOCKET": str(spec.socket_dir / bwrap.SOCKET_NAME),
-            "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{_free_port()}",
-            bwrap.RELAY_VARIABLE: "1",
+            "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{listener.getsockname()[1]}",
             "PATH": f"{bin_dir}:{env.get('PATH', '/usr/bin:/bin')}",
         }
         argv = [*die_with_parent_argv(signal.SIGKILL), *argv]
-        return LaunchCommand(argv, (fds.telemetry,), {**env, **own}, cwd=str(spec.code_dir))
+        return LaunchCommand(
+            argv,
+            (fds.telemetry,),
+            {**env, **own},
+            cwd=str(spec.code_dir),
+            api_listener=listener,
+        )
 
     async def release(self, sandbox_id: str) -> None:
         # A plain process holds nothing beyond what the worker removes itself.
@@ -71,18 +80,24 @@ class ProcessBackend(IsolationBackend):
         return None
 
     def stop(self, pid: int) -> None:
-        # The sandbox's process group: its runtime, the relay and what the function forked.
+        # The sandbox's process group: its runtime and what the function forked.
         os.killpg(pid, signal.SIGKILL)
 
     def exited(self, pid: int) -> None:
-        # A runtime that exited leaves its group behind: the relay and what the function
-        # forked. The group keeps its id while any of them lives, so it names only them.
+        # A runtime that exited leaves its group behind: what the function forked. The group
+        # keeps its id while any of them lives, so it names only them.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
 
 
-def _free_port() -> int:
-    """A loopback port free now; the relay binds it a few milliseconds later."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def _loopback_listener() -> socket.socket:
+    """A listener on a loopback port of its own, for the worker to serve the Runtime API on."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(_LISTEN_BACKLOG)
+        listener.setblocking(False)
+    except OSError:
+        listener.close()
+        raise
+    return listener

@@ -1,11 +1,12 @@
-"""The Lambda Runtime API, served to each sandbox on a Unix socket of its own and, under
-bubblewrap, on AWS_LAMBDA_RUNTIME_API's TCP port inside the sandbox's network namespace.
+"""The Lambda Runtime API, served to each sandbox on a Unix socket of its own and on
+AWS_LAMBDA_RUNTIME_API's TCP port, where the worker opened that listener.
 
 A sandbox reaches nothing of the host's network, so its runtime reaches the worker through a
 socket file mounted into it, or through a listener the worker opened in the sandbox's own
-namespace (`network.listen_inside`). One server answers all sandboxes of a worker; the socket a
-request arrived on names the sandbox (its path, or its network namespace, since every sandbox
-listens on the same address), so one sandbox can never act on another's invocation.
+network namespace (`network.listen_inside`; a plain process's is a loopback port of its own).
+One server answers all sandboxes of a worker; the socket a request arrived on names the
+sandbox (its path, or its network namespace and port, since every bubblewrap sandbox listens on
+the same address), so one sandbox can never act on another's invocation.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from lamina.sandbox.instance import MAX_RESPONSE_BYTES, RuntimeApiError, Sandbox
 PREFIX = "/2018-06-01/runtime"
 # getsockopt's SO_NETNS_COOKIE (Linux 5.14): the network namespace a socket belongs to.
 _SO_NETNS_COOKIE = 71
+# A TCP listener's network namespace (its cookie) and port.
+Place = tuple[int, int]
 # How much of a too large answer is read and dropped before the connection is cut instead.
 _DRAIN_LIMIT = 4 * MAX_RESPONSE_BYTES
 _TOO_LARGE = RuntimeApiError(
@@ -36,10 +39,10 @@ class RuntimeApiServer:
     def __init__(self) -> None:
         self._by_socket: dict[str, Sandbox] = {}
         self._sites: dict[str, web.BaseSite] = {}
-        # The listeners opened inside sandboxes' network namespaces with their namespaces'
-        # cookies, by socket path, and the socket path of each such namespace.
-        self._inside: dict[str, tuple[web.SockSite, int]] = {}
-        self._path_of_namespace: dict[int, str] = {}
+        # The TCP listeners by socket path, with where each listens (its network namespace's
+        # cookie and its port), and the socket path of each such place.
+        self._inside: dict[str, tuple[web.SockSite, Place]] = {}
+        self._path_of_place: dict[Place, str] = {}
         app = web.Application(client_max_size=MAX_RESPONSE_BYTES)
         app.add_routes(
             [
@@ -77,16 +80,16 @@ class RuntimeApiServer:
 
     async def listen(self, path: str, listener: socket.socket) -> None:
         """Also serve the sandbox of socket `path` on `listener`, a TCP socket the worker
-        opened inside that sandbox's network namespace; `shut(path)` closes it."""
+        opened for that sandbox alone; `shut(path)` closes it."""
         try:
-            namespace = _namespace_of(listener)
+            place = _place_of(listener)
             site = web.SockSite(self._runner, listener)
             await site.start()
         except BaseException:
             listener.close()
             raise
-        self._inside[path] = (site, namespace)
-        self._path_of_namespace[namespace] = path
+        self._inside[path] = (site, place)
+        self._path_of_place[place] = path
 
     async def attach(self, sandbox: Sandbox) -> None:
         """Serve the sandbox on its socket, opened now unless it was already, before its
@@ -101,8 +104,8 @@ class RuntimeApiServer:
 
     async def shut(self, path: str) -> None:
         self._by_socket.pop(path, None)
-        inside, namespace = self._inside.pop(path, (None, 0))
-        self._path_of_namespace.pop(namespace, None)
+        inside, place = self._inside.pop(path, (None, (0, 0)))
+        self._path_of_place.pop(place, None)
         for site in (self._sites.pop(path, None), inside):
             # A worker that is stopping may have closed every site already.
             if site is not None and site in self._runner.sites:
@@ -119,7 +122,7 @@ class RuntimeApiServer:
             # A connection whose client is gone already has no namespace to ask about.
             with contextlib.suppress(OSError):
                 if connection is not None:
-                    path = self._path_of_namespace.get(_namespace_of(connection), "")
+                    path = self._path_of_place.get(_place_of(connection), "")
         sandbox = self._by_socket.get(path)
         if sandbox is None:
             raise web.HTTPGone()
@@ -184,9 +187,10 @@ class RuntimeApiServer:
         return _accepted()
 
 
-def _namespace_of(sock: socket.socket) -> int:
+def _place_of(sock: socket.socket) -> Place:
+    """Where a TCP socket listens or was accepted: its network namespace and its own port."""
     cookie = sock.getsockopt(socket.SOL_SOCKET, _SO_NETNS_COOKIE, 8)
-    return int(struct.unpack("Q", cookie)[0])
+    return int(struct.unpack("Q", cookie)[0]), int(sock.getsockname()[1])
 
 
 async def _read_body(request: web.Request) -> bytes | None:

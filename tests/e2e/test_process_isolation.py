@@ -6,6 +6,7 @@ import base64
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,56 @@ def test_functions_run_as_plain_processes_with_the_runtime_api_and_a_warning_per
     assert "hello from True" in tail
     assert "runs with isolation backend 'process'" in platform.function_log(name)
     assert "starts WITHOUT isolation" in platform.log_text()
+
+
+POST_RESPONSE = """
+import json, os, time, urllib.error, urllib.request
+def post(request_id, body):
+    url = ("http://" + os.environ["AWS_LAMBDA_RUNTIME_API"]
+           + f"/2018-06-01/runtime/invocation/{request_id}/response")
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, body, method="POST")) as reply:
+            return reply.status
+    except urllib.error.HTTPError as error:
+        return error.code
+def handler(event, context):
+    if event.get("hold"):
+        with open(event["hold"], "w") as note:
+            note.write(context.aws_request_id)
+        time.sleep(3)
+        return "held to the end"
+    with open(event["answer_for"]) as note:
+        return post(note.read(), b'"taken"')
+"""
+
+
+def test_each_sandbox_s_runtime_api_port_reaches_only_its_own_invocation(
+    platform: Server, tmp_path: Path
+) -> None:
+    lam = platform.client()
+    holder = create_function(lam, POST_RESPONSE, Timeout=30)
+    other = create_function(lam, POST_RESPONSE)
+    note = tmp_path / "request-id"
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(
+            lam.invoke,  # type: ignore[attr-defined]
+            FunctionName=holder,
+            Payload=json.dumps({"hold": str(note)}).encode(),
+        )
+        deadline = time.monotonic() + 30
+        while not note.exists() or not note.read_text():
+            assert time.monotonic() < deadline, "the holding invoke never started"
+            time.sleep(0.05)
+
+        # The other sandbox names the held invocation on its own port: not its invocation.
+        reply = lam.invoke(  # type: ignore[attr-defined]
+            FunctionName=other, Payload=json.dumps({"answer_for": str(note)}).encode()
+        )
+        status = json.loads(reply["Payload"].read())
+        held_answer = json.loads(held.result()["Payload"].read())
+
+    assert status == 400
+    assert held_answer == "held to the end"
 
 
 def alive(pid: int) -> bool:
@@ -143,7 +194,7 @@ def test_a_runtime_that_exits_by_itself_leaves_no_process_behind(platform: Serve
         "    return os.getpgid(0)\n",
     )
     group = json.loads(lam.invoke(FunctionName=name)["Payload"].read())  # type: ignore[attr-defined]
-    assert len(group_members(group)) >= 3  # the runtime, its relay and the function's child
+    assert len(group_members(group)) == 2  # the runtime and the function's child
 
     reply = lam.invoke(FunctionName=name, Payload=b'{"exit": true}')  # type: ignore[attr-defined]
 
