@@ -38,6 +38,7 @@ from lamina.worker import protocol
 from lamina.worker.client import (
     SandboxGone,
     SandboxStart,
+    WorkerFailed,
     WorkerUnavailable,
     WorkerUnreachable,
 )
@@ -460,6 +461,12 @@ class AssignmentService:
         except WorkerUnreachable:
             self._drop(record)
             raise
+        except WorkerFailed as exc:
+            # The worker lives and failed this call alone: its other sandboxes stay; this one,
+            # in a state nobody knows, goes. The event may have run, so it is not retried.
+            log.warning("invoke failed on its worker sandbox=%s: %s", record.sandbox_id, exc)
+            self._destroy(record)
+            raise PlatformFailure(str(exc)) from exc
         except WorkerUnavailable as exc:
             # The event may have run: a sync invoke is not retried, as in Lambda.
             self.worker_lost(record.worker_id, str(exc))

@@ -26,6 +26,7 @@ AWS's runtime leaves free.
 from __future__ import annotations
 
 import codecs
+import errno
 import importlib
 import io
 import json
@@ -811,7 +812,7 @@ def _relay_forever(listener: socket.socket, socket_path: str) -> None:
                 _relay_accept(listener, socket_path, selector, peers)
             # Both ends of a pair may be ready at once; the first one closes the pair.
             elif side in peers:
-                _relay_copy(side, selector, peers)  # type: ignore[arg-type]
+                _relay_copy(side, selector, peers, listener)  # type: ignore[arg-type]
 
 
 def _relay_accept(
@@ -822,9 +823,16 @@ def _relay_accept(
 ) -> None:
     try:
         client, _ = listener.accept()
+    except OSError as error:
+        if error.errno in (errno.EMFILE, errno.ENFILE):
+            # No descriptor left: wait for a pair to close rather than spin on the listener.
+            selector.unregister(listener)
+        return  # else the client gave up already
+    try:
+        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     except OSError:
-        return  # the client gave up already, or no descriptor is left: the next one may do
-    upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        client.close()
+        return
     try:
         upstream.connect(socket_path)
     except OSError:
@@ -841,6 +849,7 @@ def _relay_copy(
     side: socket.socket,
     selector: selectors.BaseSelector,
     peers: dict[socket.socket, socket.socket],
+    listener: socket.socket,
 ) -> None:
     other = peers[side]
     try:
@@ -854,6 +863,8 @@ def _relay_copy(
         selector.unregister(end)
         peers.pop(end, None)
         end.close()
+    if listener not in selector.get_map():
+        selector.register(listener, selectors.EVENT_READ)
 
 
 def exec_custom(argv: list[str], relay: bool) -> None:

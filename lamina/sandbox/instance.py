@@ -61,6 +61,7 @@ class Invocation:
     client_context: str | None = None
     cognito_identity: str | None = None
     deadline_ms: int = 0
+    start_logged: bool = False
     done: asyncio.Future[tuple[str, bytes, str | None]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -87,6 +88,10 @@ class InitOutcome:
     reason: str | None = None
     log: bytes = b""
     document: bytes | None = None
+
+
+class EventNotDelivered(Exception):
+    """The sandbox's runtime died before it took the event: the event may run elsewhere."""
 
 
 class RuntimeApiError(Exception):
@@ -243,7 +248,15 @@ class Sandbox:
         if invocation is None:
             raise RuntimeApiError(410, "SandboxGone", "The sandbox is shutting down")
         self._current, self._runtime_state = invocation, RuntimeState.RUNNING
+        self._log_start(invocation)
         return invocation
+
+    def _log_start(self, invocation: Invocation) -> None:
+        """Log START once, as the event reaches the runtime or, failing that, as it ends: an
+        event the runtime never took may run in another sandbox, whose log holds its START."""
+        if not invocation.start_logged:
+            invocation.start_logged = True
+            self._to_sink(loglines.start(invocation.request_id, self.config.version))
 
     def post_response(self, request_id: str, body: bytes) -> None:
         self._answer(request_id, RuntimeState.INVOCATION_RESPONSE, ("response", body, None))
@@ -286,11 +299,13 @@ class Sandbox:
     # Invoke
 
     async def invoke(self, invocation: Invocation) -> Outcome:
-        """Hand one event to the runtime and wait for its answer, at most the timeout."""
+        """Hand one event to the runtime and wait for its answer, at most the timeout.
+
+        Raises `EventNotDelivered` when the runtime died before it took the event.
+        """
         self.lifecycle.to(SandboxState.BUSY)
         assert self._output is not None
         self._output.take()
-        self._to_sink(loglines.start(invocation.request_id, self.config.version))
         started = self._clock.monotonic()
         invocation.deadline_ms = int((self._clock.time() + self.config.timeout) * 1000)
         self._queue.put_nowait(invocation)
@@ -301,6 +316,8 @@ class Sandbox:
             )
         except TimeoutError:
             kind, body, error_type = "timeout", b"", None
+        if kind == "undelivered":
+            raise EventNotDelivered(self.sandbox_id)
         duration_ms = (self._clock.monotonic() - started) * 1000
         return self._finish(invocation, kind, body, error_type, duration_ms)
 
@@ -313,6 +330,7 @@ class Sandbox:
         duration_ms: float,
     ) -> Outcome:
         request_id = invocation.request_id
+        self._log_start(invocation)
         assert self._output is not None
         output = self._output.take()
         self._current = None
@@ -346,6 +364,8 @@ class Sandbox:
             reason = exit_reason(self.returncode if self.returncode is not None else -9)
             payload = _error_doc(f"RequestId: {request_id} Error: {reason}", error_type)
 
+        # A runtime that answered and then exited: the answer stands, the sandbox is gone.
+        alive = alive and not self.lifecycle.dead
         if alive:
             self.lifecycle.to(SandboxState.IDLE)
         text = self._invocation_log(request_id, output, duration_ms, status)
@@ -408,6 +428,11 @@ class Sandbox:
             self._output.close()
         if self._current is not None and not self._current.done.done():
             self._current.done.set_result(("exit", b"", None))
+        # An event the runtime never took: it may run elsewhere.
+        while not self._queue.empty():
+            queued = self._queue.get_nowait()
+            if queued is not None and not queued.done.done():
+                queued.done.set_result(("undelivered", b"", None))
         if self._ready is not None and not self._ready.done():
             self._ready.set_result(None)
         if not self.lifecycle.dead:

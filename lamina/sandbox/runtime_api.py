@@ -6,22 +6,36 @@ socket file mounted into it, or through a listener the worker opened in the sand
 network namespace (`network.listen_inside`; a plain process's is a loopback port of its own).
 One server answers all sandboxes of a worker; the socket a request arrived on names the
 sandbox (its path, or its network namespace and port, since every bubblewrap sandbox listens on
-the same address), so one sandbox can never act on another's invocation.
+the same address), so one sandbox can never act on another's invocation. A sandbox holds at
+most MAX_CONNECTIONS connections at once over all its sockets, so it cannot take the worker's
+descriptors from the others.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import errno
 import json
+import logging
 import os
 import socket
 import struct
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from lamina.sandbox.instance import MAX_RESPONSE_BYTES, RuntimeApiError, Sandbox
 
+log = logging.getLogger(__name__)
+
 PREFIX = "/2018-06-01/runtime"
+# The connections one sandbox may hold open to the worker, over all its sockets: a runtime
+# needs one or two; past that, connections wait unaccepted in the listener's backlog.
+MAX_CONNECTIONS = 32
+_BACKLOG = 64
+_OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+_ACCEPT_PAUSE_S = 0.5
 # getsockopt's SO_NETNS_COOKIE (Linux 5.14): the network namespace a socket belongs to.
 _SO_NETNS_COOKIE = 71
 # A TCP listener's network namespace (its cookie) and port.
@@ -35,13 +49,51 @@ _TOO_LARGE = RuntimeApiError(
 )
 
 
+@dataclass
+class _Listeners:
+    """The sockets one sandbox's Runtime API is served on, and its room for connections."""
+
+    room: asyncio.Semaphore
+    sockets: list[socket.socket] = field(default_factory=list)
+    accepting: list[asyncio.Task[None]] = field(default_factory=list)
+    places: list[Place] = field(default_factory=list)
+
+
+class _Counted(asyncio.Protocol):
+    """A connection's protocol that holds a unit of its sandbox's room while it is open."""
+
+    def __init__(self, handler: asyncio.Protocol, room: asyncio.Semaphore) -> None:
+        self._handler = handler
+        self._room = room
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._handler.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._handler.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._handler.eof_received()
+
+    def pause_writing(self) -> None:
+        self._handler.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._handler.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        try:
+            self._handler.connection_lost(exc)
+        finally:
+            self._room.release()
+
+
 class RuntimeApiServer:
     def __init__(self) -> None:
         self._by_socket: dict[str, Sandbox] = {}
-        self._sites: dict[str, web.BaseSite] = {}
-        # The TCP listeners by socket path, with where each listens (its network namespace's
-        # cookie and its port), and the socket path of each such place.
-        self._inside: dict[str, tuple[web.SockSite, Place]] = {}
+        # What serves each sandbox, by its socket's path, and the socket path of each place a
+        # TCP listener listens at.
+        self._listeners: dict[str, _Listeners] = {}
         self._path_of_place: dict[Place, str] = {}
         app = web.Application(client_max_size=MAX_RESPONSE_BYTES)
         app.add_routes(
@@ -67,35 +119,41 @@ class RuntimeApiServer:
         await self._runner.setup()
 
     async def close(self) -> None:
+        for path in list(self._listeners):
+            await self.shut(path)
         await self._runner.cleanup()
 
     async def open(self, path: str) -> None:
         """Open a socket before its sandbox exists (a blank sandbox's, started ahead of need);
         a request on it is answered 410 until a sandbox is attached to it."""
-        site = web.UnixSite(self._runner, path)
-        await site.start()
-        # The runtime runs under another uid inside its user namespace.
-        os.chmod(path, 0o666)
-        self._sites[path] = site
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            listener.bind(path)
+            # The runtime runs under another uid inside its user namespace.
+            os.chmod(path, 0o666)
+            listener.listen(_BACKLOG)
+            listener.setblocking(False)
+        except OSError:
+            listener.close()
+            raise
+        self._serve(path, listener)
 
     async def listen(self, path: str, listener: socket.socket) -> None:
         """Also serve the sandbox of socket `path` on `listener`, a TCP socket the worker
         opened for that sandbox alone; `shut(path)` closes it."""
         try:
             place = _place_of(listener)
-            site = web.SockSite(self._runner, listener)
-            await site.start()
-        except BaseException:
+        except OSError:
             listener.close()
             raise
-        self._inside[path] = (site, place)
+        self._serve(path, listener).places.append(place)
         self._path_of_place[place] = path
 
     async def attach(self, sandbox: Sandbox) -> None:
         """Serve the sandbox on its socket, opened now unless it was already, before its
         runtime asks for anything."""
         path = sandbox.socket_path
-        if path not in self._sites:
+        if path not in self._listeners:
             await self.open(path)
         self._by_socket[path] = sandbox
 
@@ -103,13 +161,56 @@ class RuntimeApiServer:
         await self.shut(sandbox.socket_path)
 
     async def shut(self, path: str) -> None:
+        """Stop serving the sandbox of socket `path`: close its listeners, so that nothing
+        listens at its places any more."""
         self._by_socket.pop(path, None)
-        inside, place = self._inside.pop(path, (None, (0, 0)))
-        self._path_of_place.pop(place, None)
-        for site in (self._sites.pop(path, None), inside):
-            # A worker that is stopping may have closed every site already.
-            if site is not None and site in self._runner.sites:
-                await site.stop()
+        listeners = self._listeners.pop(path, None)
+        if listeners is None:
+            return
+        for task in listeners.accepting:
+            task.cancel()
+        await asyncio.gather(*listeners.accepting, return_exceptions=True)
+        for listener in listeners.sockets:
+            listener.close()
+        for place in listeners.places:
+            self._path_of_place.pop(place, None)
+
+    def _serve(self, path: str, listener: socket.socket) -> _Listeners:
+        listeners = self._listeners.get(path)
+        if listeners is None:
+            listeners = self._listeners[path] = _Listeners(asyncio.Semaphore(MAX_CONNECTIONS))
+        listeners.sockets.append(listener)
+        task = asyncio.get_running_loop().create_task(self._accept(listener, listeners.room))
+        listeners.accepting.append(task)
+        return listeners
+
+    async def _accept(self, listener: socket.socket, room: asyncio.Semaphore) -> None:
+        """Accept a sandbox's connections while it holds fewer than MAX_CONNECTIONS: past
+        that, new ones wait in the listener's backlog, so one sandbox cannot take all of the
+        worker's descriptors."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await room.acquire()
+            try:
+                connection, _ = await loop.sock_accept(listener)
+            except OSError as error:
+                room.release()
+                if error.errno in _OUT_OF_RESOURCES:
+                    log.warning("runtime api accept paused: %s", error)
+                    await asyncio.sleep(_ACCEPT_PAUSE_S)
+                continue
+            try:
+                await loop.connect_accepted_socket(lambda: self._handler(room), connection)
+            except OSError as error:
+                log.debug("runtime api connection lost at once: %s", error)
+                connection.close()
+
+    def _handler(self, room: asyncio.Semaphore) -> asyncio.Protocol:
+        """aiohttp's handler of one connection, which gives its room back once it closes."""
+        server = self._runner.server
+        if server is None:
+            raise OSError("the Runtime API is stopping")
+        return _Counted(server(), room)
 
     def _sandbox(self, request: web.Request) -> Sandbox:
         transport = request.transport

@@ -35,7 +35,14 @@ from lamina.sandbox.backend import (
 )
 from lamina.sandbox.cgroups import CgroupTree, Limits
 from lamina.sandbox.hostids import HostIds
-from lamina.sandbox.instance import INIT_TIMEOUT_S, InitOutcome, Invocation, Outcome, Sandbox
+from lamina.sandbox.instance import (
+    INIT_TIMEOUT_S,
+    EventNotDelivered,
+    InitOutcome,
+    Invocation,
+    Outcome,
+    Sandbox,
+)
 from lamina.sandbox.launch import AssignmentFailed
 from lamina.sandbox.network import NetworkMode
 from lamina.sandbox.pool import DEFAULT_SIZE, Blank, PoolKey, SandboxPool, startup_matches
@@ -402,7 +409,12 @@ class WorkerAgent:
         sandbox = self.sandboxes.get(sandbox_id)
         if sandbox is None or sandbox.state is not SandboxState.IDLE:
             raise SandboxGone(sandbox_id)
-        outcome = await sandbox.invoke(invocation)
+        try:
+            outcome = await sandbox.invoke(invocation)
+        except EventNotDelivered:
+            request_id = invocation.request_id
+            log.info("event not delivered sandbox=%s request=%s", sandbox_id, request_id)
+            raise SandboxGone(sandbox_id) from None
         log.debug(
             "invoke done sandbox=%s request=%s error=%s",
             sandbox_id,

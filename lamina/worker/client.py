@@ -30,6 +30,10 @@ _TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S)
 _NOT_CONNECTED = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 
 
+class WorkerFailed(WorkerUnavailable):
+    """The worker answered the call with an error status: it lives, but the call failed."""
+
+
 class SandboxGone(Exception):
     """The worker no longer has the sandbox; the event did not reach it."""
 
@@ -96,6 +100,8 @@ class WorkerClient:
                 reply = response.headers
         except _NOT_CONNECTED as exc:
             raise WorkerUnreachable(self.worker_id, str(exc)) from exc
+        except aiohttp.ClientResponseError as exc:
+            raise WorkerFailed(self.worker_id, f"{exc.status} {exc.message}") from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise WorkerUnavailable(self.worker_id, str(exc)) from exc
         return InvokeReply(
