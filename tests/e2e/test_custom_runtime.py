@@ -454,3 +454,55 @@ def test_a_bootstrap_that_cannot_start_is_an_invalid_entrypoint(
         "errorType": "Runtime.InvalidEntrypoint",
         "errorMessage": f"RequestId: {response['RequestId']} Error: {reason}",
     }
+
+
+# --- Runtimes that end as they answer ----------------------------------------------------
+
+ONE_SHOT = r"""#!/usr/bin/env python3
+import http.client, os, sys
+host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
+connection = http.client.HTTPConnection(host, int(port))
+connection.request("GET", "/2018-06-01/runtime/invocation/next")
+event = connection.getresponse()
+request_id, body = event.getheader("Lambda-Runtime-Aws-Request-Id"), event.read()
+connection.request("POST", f"/2018-06-01/runtime/invocation/{request_id}/response", body)
+connection.getresponse().read()
+sys.exit(0)
+"""
+
+OWN_ANSWER = """
+import json, os, urllib.request
+def handler(event, context):
+    if event.get("own"):
+        api = os.environ["AWS_LAMBDA_RUNTIME_API"]
+        url = f"http://{api}/2018-06-01/runtime/invocation/{context.aws_request_id}/response"
+        urllib.request.urlopen(urllib.request.Request(url, b'"answered itself"', method="POST"))
+    return event
+"""
+
+
+def test_a_runtime_that_answers_then_exits_has_every_invoke_answered(lam: object) -> None:
+    one_shot = create_custom(lam, zip_with_modes({"bootstrap": (ONE_SHOT, 0o755)}))
+    bystander = create_function(lam, "def handler(event, context):\n    return event\n")
+
+    replies = []
+    for index in range(12):
+        replies.append(invoke(lam, one_shot, {"n": index}))
+        replies.append(invoke(lam, bystander, {"m": index}))
+
+    assert [r.get("FunctionError") for r in replies] == [None] * 24
+    assert [json.loads(r["Body"]) for r in replies[::2]] == [{"n": i} for i in range(12)]
+    assert [json.loads(r["Body"]) for r in replies[1::2]] == [{"m": i} for i in range(12)]
+
+
+def test_an_invoke_sent_as_the_runtime_dies_runs_in_a_new_sandbox(lam: object) -> None:
+    # Lamina's runtime ends when the API refuses its own answer, which the handler gave.
+    name = create_function(lam, OWN_ANSWER, Timeout=5)
+
+    answers = []
+    for index in range(10):
+        answers.append(json.loads(invoke(lam, name, {"own": True})["Body"]))
+        answers.append(json.loads(invoke(lam, name, {"n": index})["Body"]))
+
+    assert answers[::2] == ["answered itself"] * 10
+    assert answers[1::2] == [{"n": i} for i in range(10)]
