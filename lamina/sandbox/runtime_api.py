@@ -24,6 +24,7 @@ import struct
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from lamina.sandbox.instance import MAX_RESPONSE_BYTES, RuntimeApiError, Sandbox
 
@@ -47,6 +48,23 @@ _TOO_LARGE = RuntimeApiError(
     "RequestEntityTooLarge",
     f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
 )
+
+
+class _MalformedAtDebug(logging.Filter):
+    """Malformed HTTP comes from the function in the sandbox, not from a fault of the
+    worker's: it is logged at debug level, so that a function cannot fill the worker's log.
+    Every other error of a request stays an error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError) and record.levelno > logging.DEBUG:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return _requests_log.isEnabledFor(logging.DEBUG)
+        return True
+
+
+_requests_log = logging.getLogger(f"{__name__}.requests")
+_requests_log.addFilter(_MalformedAtDebug())
 
 
 @dataclass
@@ -113,6 +131,7 @@ class RuntimeApiServer:
             handle_signals=False,
             shutdown_timeout=1.0,
             handler_cancellation=True,
+            logger=_requests_log,
         )
 
     async def start(self) -> None:

@@ -4,8 +4,11 @@ descriptors from the other sandboxes."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from lamina.sandbox.instance import Invocation
 from lamina.sandbox.runtime_api import MAX_CONNECTIONS, RuntimeApiServer
@@ -85,3 +88,33 @@ async def test_a_shut_sandbox_gives_no_answer_and_frees_its_socket(tmp_path: Pat
         await server.close()
 
     assert isinstance(refused, ConnectionRefusedError)
+
+
+async def test_malformed_http_from_a_sandbox_is_no_error_in_the_worker_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = RuntimeApiServer()
+    await server.start()
+    try:
+        path = str(tmp_path / "noisy.sock")
+        await server.open(path)
+        await server.attach(FakeSandbox(path, "noisy"))  # type: ignore[arg-type]
+        garbage = [
+            b"POST /2018-06-01/runtime/init/error HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+            b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            b"GET / HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n",
+        ]
+        with caplog.at_level(logging.DEBUG):
+            for request in garbage:
+                reader, writer = await asyncio.open_unix_connection(path)
+                writer.write(request)
+                await asyncio.wait_for(reader.read(), 5)
+                writer.close()
+        still = await _ask(path)
+    finally:
+        await server.close()
+
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
+    assert any(r.name == "lamina.sandbox.runtime_api.requests" for r in caplog.records)
+    assert b"200 OK" in still
