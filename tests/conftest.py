@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import shutil
 import signal
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from botocore.config import Config
 
 from lamina.auth.platform import TOKEN_FILE
 from lamina.auth.signing import signed_headers
+from lamina.sandbox.instance import Invocation
+from lamina.sandbox.runtime_api import RuntimeApiServer
 from lamina.tenancy import DEFAULT_ACCOUNT, FunctionKey
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -192,6 +195,27 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running = start_server(data_dir, "--workers", "2", "--keep-alive", "600")
     yield running
     stop_server(running)
+
+
+class FakeSandbox:
+    """What the Runtime API server asks of a sandbox for `next`: one invocation, named after
+    the sandbox."""
+
+    def __init__(self, socket_path: str, name: str) -> None:
+        self.socket_path = socket_path
+        self.name = name
+
+    async def next_invocation(self) -> Invocation:
+        return Invocation(f"id-{self.name}", json.dumps(self.name).encode(), f"arn:{self.name}")
+
+
+@pytest.fixture
+async def runtime_api() -> AsyncIterator[RuntimeApiServer]:
+    """A worker's Runtime API server, started, with no sandbox yet."""
+    started = RuntimeApiServer()
+    await started.start()
+    yield started
+    await started.close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ listener has the same address, and the namespace a request comes from names its 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import subprocess
@@ -15,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from lamina.sandbox.instance import Invocation
 from lamina.sandbox.network import listen_inside
 from lamina.sandbox.runtime_api import RuntimeApiServer
+from tests.conftest import FakeSandbox
 
 NEXT = "http://127.0.0.1:9001/2018-06-01/runtime/invocation/next"
 CLIENT = f"""
@@ -42,17 +41,6 @@ def _requirements() -> str | None:
 
 
 pytestmark = pytest.mark.skipif(_requirements() is not None, reason=str(_requirements()))
-
-
-class FakeSandbox:
-    """What the server asks of a sandbox for `next`: one invocation, named after it."""
-
-    def __init__(self, socket_path: str, name: str) -> None:
-        self.socket_path = socket_path
-        self.name = name
-
-    async def next_invocation(self) -> Invocation:
-        return Invocation(f"id-{self.name}", json.dumps(self.name).encode(), f"arn:{self.name}")
 
 
 @pytest.fixture
@@ -93,23 +81,18 @@ async def _ask_from(pid: int) -> str:
 
 
 async def test_each_namespace_reaches_its_own_sandbox_on_the_same_address(
-    namespaces: list[int], tmp_path: Path
+    runtime_api: RuntimeApiServer, namespaces: list[int], tmp_path: Path
 ) -> None:
-    server = RuntimeApiServer()
-    await server.start()
-    try:
-        paths = [str(tmp_path / f"{name}.sock") for name in ("a", "b", "c")]
-        for path, pid in zip(paths, namespaces, strict=True):
-            await server.open(path)
-            await server.listen(path, listen_inside(pid, "127.0.0.1", 9001))
-        sandboxes: list[Any] = [FakeSandbox(paths[0], "a"), FakeSandbox(paths[1], "b")]
-        for sandbox in sandboxes:
-            await server.attach(sandbox)
-        await server.shut(paths[2])
+    paths = [str(tmp_path / f"{name}.sock") for name in ("a", "b", "c")]
+    for path, pid in zip(paths, namespaces, strict=True):
+        await runtime_api.open(path)
+        await runtime_api.listen(path, listen_inside(pid, "127.0.0.1", 9001))
+    sandboxes: list[Any] = [FakeSandbox(paths[0], "a"), FakeSandbox(paths[1], "b")]
+    for sandbox in sandboxes:
+        await runtime_api.attach(sandbox)
+    await runtime_api.shut(paths[2])
 
-        answers = await asyncio.gather(*(_ask_from(pid) for pid in namespaces))
-    finally:
-        await server.close()
+    answers = await asyncio.gather(*(_ask_from(pid) for pid in namespaces))
 
     assert answers[0] == '200 id-a "a"'
     assert answers[1] == '200 id-b "b"'
@@ -118,20 +101,15 @@ async def test_each_namespace_reaches_its_own_sandbox_on_the_same_address(
 
 
 async def test_a_listener_without_a_sandbox_answers_gone(
-    namespaces: list[int], tmp_path: Path
+    runtime_api: RuntimeApiServer, namespaces: list[int], tmp_path: Path
 ) -> None:
-    server = RuntimeApiServer()
-    await server.start()
-    try:
-        path = str(tmp_path / "blank.sock")
-        await server.open(path)
-        await server.listen(path, listen_inside(namespaces[0], "127.0.0.1", 9001))
+    path = str(tmp_path / "blank.sock")
+    await runtime_api.open(path)
+    await runtime_api.listen(path, listen_inside(namespaces[0], "127.0.0.1", 9001))
 
-        before = await _ask_from(namespaces[0])
-        await server.shut(path)
-        after = await _ask_from(namespaces[0])
-    finally:
-        await server.close()
+    before = await _ask_from(namespaces[0])
+    await runtime_api.shut(path)
+    after = await _ask_from(namespaces[0])
 
     assert before == "410"
     assert after == "refused"
