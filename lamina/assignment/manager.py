@@ -206,16 +206,21 @@ class AssignmentService:
         """Run one invoke to its end in some sandbox of `config`'s version.
 
         Whenever the event provably never reached a sandbox (the sandbox was gone, or its
-        worker could not be reached), the invoke moves on to another sandbox.
+        worker could not be reached), the invoke moves on to another sandbox. After a warm one
+        was gone, it takes a new one: the others idle beside it may be ending as well (a
+        runtime that exits after each event leaves only such sandboxes).
         """
         key = version_key(config)
         self._configs[key] = config
         self._prewarm_due.pop(key, None)  # it came before the policy expected it
         self.policy.started(config.key, self._clock.monotonic())
         deadline = self._clock.monotonic() + room_wait_s(config)
+        warm_gone = False
         for _ in range(MAX_CLAIM_ATTEMPTS):
             attempt_began = self._clock.monotonic()
-            record = self._claim_idle(key) or await self._await_handoff(config)
+            record = None
+            if not warm_gone:
+                record = self._claim_idle(key) or await self._await_handoff(config)
             cold = record is None
             try:
                 if record is None:
@@ -226,6 +231,7 @@ class AssignmentService:
             except SandboxGone as exc:
                 sandbox_id = exc.args[0]
                 log.debug("sandbox vanished before the event id=%s", sandbox_id)
+                warm_gone = warm_gone or not cold
                 gone = self._records.get(sandbox_id)
                 if gone is not None:
                     self._drop(gone)

@@ -47,6 +47,11 @@ _DEFAULT_SOCKET = "/var/run/lamina/runtime.sock"
 _RELAY_ADDRESS = "127.0.0.1:9001"
 # Set, to 1, by the backends whose sandboxes need the relay.
 _RELAY_VAR = "LAMINA_RUNTIME_RELAY"
+# The worker accepts 32 connections of a sandbox at a time; the relay keeps one free for the
+# runtime's own and waits for a pair to close before it accepts more.
+_RELAY_PAIRS = 31
+# A connect to the worker that waits longer is given up: the relay never blocks for long.
+_RELAY_CONNECT_S = 2.0
 _TRACE_ID_VAR = "_X_AMZN_TRACE_ID"
 _TELEMETRY_FD_VAR = "_LAMBDA_TELEMETRY_LOG_FD"
 # The frame types of text records, by logging level, on the telemetry pipe.
@@ -834,7 +839,9 @@ def _relay_accept(
         client.close()
         return
     try:
+        upstream.settimeout(_RELAY_CONNECT_S)
         upstream.connect(socket_path)
+        upstream.settimeout(None)
     except OSError:
         client.close()
         upstream.close()
@@ -843,6 +850,8 @@ def _relay_accept(
     peers[client], peers[upstream] = upstream, client
     selector.register(client, selectors.EVENT_READ)
     selector.register(upstream, selectors.EVENT_READ)
+    if len(peers) >= 2 * _RELAY_PAIRS:
+        selector.unregister(listener)
 
 
 def _relay_copy(

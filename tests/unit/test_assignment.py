@@ -160,6 +160,25 @@ async def test_a_sandbox_that_vanished_is_replaced_without_failing_the_invoke() 
     assert len(fake.created) == 2
 
 
+async def test_after_a_warm_sandbox_was_gone_the_invoke_takes_a_new_one() -> None:
+    fake = FakeWorker("w1")
+    fake.gate = asyncio.Event()
+    assignment, _ = await setup(fake)
+    # Three warm sandboxes, whose runtimes have all ended by the next invoke.
+    running = [asyncio.ensure_future(assignment.invoke(config(), request(n))) for n in range(3)]
+    await until_invoked(3, fake)
+    fake.gate.set()
+    await asyncio.gather(*running)
+    fake.gone.update(fake.created)
+
+    result = await assignment.invoke(config(), request(4))
+
+    assert result.cold
+    assert len(fake.created) == 4
+    # One warm sandbox was tried, not every one of them.
+    assert assignment.snapshot().per_function == {config().key: 3}
+
+
 async def test_retiring_a_function_destroys_its_idle_sandboxes() -> None:
     fake = FakeWorker("w1")
     assignment, _ = await setup(fake)
