@@ -108,15 +108,20 @@ async def test_a_second_invoke_reuses_the_warm_sandbox() -> None:
     assert fake.invoked == [fake.created[0]] * 2
 
 
-async def test_concurrent_invokes_each_get_their_own_sandbox() -> None:
-    fake = FakeWorker("w1")
+async def run_together(assignment: AssignmentService, fake: FakeWorker, count: int) -> None:
+    """Run `count` invokes at once to their end, each held until all have reached the worker."""
     fake.gate = asyncio.Event()
-    assignment, _ = await setup(fake)
-
-    running = [asyncio.create_task(assignment.invoke(config(), request(i))) for i in range(3)]
-    await until_invoked(3, fake)
+    running = [asyncio.create_task(assignment.invoke(config(), request(i))) for i in range(count)]
+    await until_invoked(count, fake)
     fake.gate.set()
     await asyncio.gather(*running)
+
+
+async def test_concurrent_invokes_each_get_their_own_sandbox() -> None:
+    fake = FakeWorker("w1")
+    assignment, _ = await setup(fake)
+
+    await run_together(assignment, fake, 3)
 
     assert len(set(fake.invoked)) == 3
     assert assignment.snapshot().idle == 3
@@ -162,13 +167,9 @@ async def test_a_sandbox_that_vanished_is_replaced_without_failing_the_invoke() 
 
 async def test_after_a_warm_sandbox_was_gone_the_invoke_takes_a_new_one() -> None:
     fake = FakeWorker("w1")
-    fake.gate = asyncio.Event()
     assignment, _ = await setup(fake)
     # Three warm sandboxes, whose runtimes have all ended by the next invoke.
-    running = [asyncio.ensure_future(assignment.invoke(config(), request(n))) for n in range(3)]
-    await until_invoked(3, fake)
-    fake.gate.set()
-    await asyncio.gather(*running)
+    await run_together(assignment, fake, 3)
     fake.gone.update(fake.created)
 
     result = await assignment.invoke(config(), request(4))
