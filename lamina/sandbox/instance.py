@@ -15,8 +15,7 @@ import json
 import logging
 import os
 import signal
-import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lamina.clock import Clock
@@ -24,7 +23,7 @@ from lamina.registry.model import FunctionConfig
 from lamina.sandbox import bwrap
 from lamina.sandbox import logs as loglines
 from lamina.sandbox.backend import PROCESS, IsolationBackend
-from lamina.sandbox.launch import Launch, spawn
+from lamina.sandbox.launch import Launch, ServeListener, spawn
 from lamina.sandbox.output import LogSink, SandboxOutput
 from lamina.sandbox.states import (
     INIT_TIMEOUT_S,
@@ -117,11 +116,6 @@ def exit_reason(returncode: int) -> str:
     return f"Runtime exited with error: exit status {returncode}"
 
 
-# Serves a sandbox's Runtime API, known by its socket's path, also on a TCP listener the
-# worker opened inside the sandbox (`RuntimeApiServer.listen`).
-ServeListener = Callable[[str, socket.socket], Awaitable[None]]
-
-
 class Sandbox:
     """The worker's handle on one sandbox process and its Runtime API state."""
 
@@ -190,9 +184,9 @@ class Sandbox:
         started = self._clock.monotonic()
 
         if blank is None:
-            launch = await spawn(self.backend, self.sandbox_id, self.spec, self.env)
-            if launch.api_listener is not None:
-                await self._serve_listener(self.socket_path, launch.api_listener)
+            launch = await spawn(
+                self.backend, self.sandbox_id, self.spec, self.env, self._serve_listener
+            )
         else:
             arguments = bwrap.runtime_arguments(self.spec.interpreter)
             blank.assign(self.env, arguments, self.backend.assignment_limits(self.spec))

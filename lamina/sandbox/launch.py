@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from lamina.sandbox import bwrap, network, pipes
@@ -43,6 +44,11 @@ log = logging.getLogger(__name__)
 ASSIGNMENT_FD_VARIABLE = "LAMINA_ASSIGNMENT_FD"
 # What a blank runtime writes on its channel once it waits for its function.
 READY_MESSAGE = b"ready\n"
+
+
+# Serves a sandbox's Runtime API, known by its socket's path, also on a TCP listener the
+# worker opened for it (`RuntimeApiServer.listen`).
+ServeListener = Callable[[str, socket.socket], Awaitable[None]]
 
 
 class AssignmentFailed(Exception):
@@ -132,10 +138,11 @@ async def spawn(
     sandbox_id: str,
     spec: bwrap.LaunchSpec,
     env: dict[str, str],
+    serve_listener: ServeListener,
     blank: bool = False,
 ) -> Launch:
     """Start the sandbox described by `spec` under `backend`; a blank one waits for its
-    function."""
+    function. A TCP listener opened for its Runtime API goes to `serve_listener`."""
     if blank and not backend.starts_blanks:
         raise ValueError(f"the {backend.name} backend starts no blank sandboxes")
 
@@ -208,6 +215,8 @@ async def spawn(
         await _prepare_namespaces(launch, spec, block_w)
     if command.gate is not None:
         await _open_gate(launch, spec, command.gate)
+    if launch.api_listener is not None:
+        await serve_listener(str(spec.socket_dir / bwrap.SOCKET_NAME), launch.api_listener)
     return launch
 
 

@@ -17,17 +17,14 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 from pathlib import Path
 
 from lamina.orphans import die_with_parent_argv
-from lamina.sandbox import bwrap
+from lamina.sandbox import bwrap, network
 from lamina.sandbox.backend import PROCESS, IsolationBackend, LaunchCommand, LaunchFds
 from lamina.sandbox.bwrap import LaunchSpec
 
 log = logging.getLogger(__name__)
-
-_LISTEN_BACKLOG = 64
 
 WARNING_LINE = (
     "WARNING: this sandbox runs with isolation backend 'process': no isolation from the host "
@@ -54,7 +51,8 @@ class ProcessBackend(IsolationBackend):
         if interpreter.custom:
             argv += ["--exec", str(spec.code_dir / "bootstrap")]
         bin_dir = str(Path(interpreter.host_executable).parent)
-        listener = _loopback_listener()
+        # Open before the runtime starts, so nothing can take the port meanwhile.
+        listener = network.tcp_listener("127.0.0.1", 0)
         own = {
             "LAMBDA_TASK_ROOT": str(spec.code_dir),
             "LAMBDA_RUNTIME_DIR": str(spec.runtime_dir),
@@ -88,16 +86,3 @@ class ProcessBackend(IsolationBackend):
         # keeps its id while any of them lives, so it names only them.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
-
-
-def _loopback_listener() -> socket.socket:
-    """A listener on a loopback port of its own, for the worker to serve the Runtime API on."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(_LISTEN_BACKLOG)
-        listener.setblocking(False)
-    except OSError:
-        listener.close()
-        raise
-    return listener

@@ -5,22 +5,20 @@ A sandbox reaches nothing of the host's network, so its runtime reaches the work
 socket file mounted into it, or through a listener the worker opened in the sandbox's own
 network namespace (`network.listen_inside`; a plain process's is a loopback port of its own).
 One server answers all sandboxes of a worker; the socket a request arrived on names the
-sandbox (its path, or its network namespace and port, since every bubblewrap sandbox listens on
-the same address), so one sandbox can never act on another's invocation. A sandbox holds at
-most MAX_CONNECTIONS connections at once over all its sockets, so it cannot take the worker's
-descriptors from the others.
+sandbox: the listener that accepted it is that sandbox's alone (every bubblewrap sandbox's TCP
+listener has the same address, each in its own namespace), so one sandbox can never act on
+another's invocation. A sandbox holds at most MAX_CONNECTIONS connections at once over all its
+sockets, so it cannot take the worker's descriptors from the others.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import json
 import logging
 import os
 import socket
-import struct
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -37,10 +35,6 @@ MAX_CONNECTIONS = 32
 _BACKLOG = 64
 _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 _ACCEPT_PAUSE_S = 0.5
-# getsockopt's SO_NETNS_COOKIE (Linux 5.14): the network namespace a socket belongs to.
-_SO_NETNS_COOKIE = 71
-# A TCP listener's network namespace (its cookie) and port.
-Place = tuple[int, int]
 # How much of a too large answer is read and dropped before the connection is cut instead.
 _DRAIN_LIMIT = 4 * MAX_RESPONSE_BYTES
 _TOO_LARGE = RuntimeApiError(
@@ -74,17 +68,28 @@ class _Listeners:
     room: asyncio.Semaphore
     sockets: list[socket.socket] = field(default_factory=list)
     accepting: list[asyncio.Task[None]] = field(default_factory=list)
-    places: list[Place] = field(default_factory=list)
 
 
-class _Counted(asyncio.Protocol):
-    """A connection's protocol that holds a unit of its sandbox's room while it is open."""
+class _Connection(asyncio.Protocol):
+    """One connection of a sandbox, served by aiohttp's `handler`: it names its sandbox's
+    socket path in `paths` and holds a unit of the sandbox's room while it is open."""
 
-    def __init__(self, handler: asyncio.Protocol, room: asyncio.Semaphore) -> None:
+    def __init__(
+        self,
+        handler: asyncio.Protocol,
+        room: asyncio.Semaphore,
+        path: str,
+        paths: dict[asyncio.BaseTransport, str],
+    ) -> None:
         self._handler = handler
         self._room = room
+        self._path = path
+        self._paths = paths
+        self._transport: asyncio.BaseTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+        self._paths[transport] = self._path
         self._handler.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
@@ -103,16 +108,18 @@ class _Counted(asyncio.Protocol):
         try:
             self._handler.connection_lost(exc)
         finally:
+            if self._transport is not None:
+                self._paths.pop(self._transport, None)
             self._room.release()
 
 
 class RuntimeApiServer:
     def __init__(self) -> None:
         self._by_socket: dict[str, Sandbox] = {}
-        # What serves each sandbox, by its socket's path, and the socket path of each place a
-        # TCP listener listens at.
+        # What serves each sandbox, by its socket's path, and the socket path each open
+        # connection came in on: the listener that accepted it names its sandbox.
         self._listeners: dict[str, _Listeners] = {}
-        self._path_of_place: dict[Place, str] = {}
+        self._path_of: dict[asyncio.BaseTransport, str] = {}
         app = web.Application(client_max_size=MAX_RESPONSE_BYTES)
         app.add_routes(
             [
@@ -162,13 +169,7 @@ class RuntimeApiServer:
     async def listen(self, path: str, listener: socket.socket) -> None:
         """Also serve the sandbox of socket `path` on `listener`, a TCP socket the worker
         opened for that sandbox alone; `shut(path)` closes it."""
-        try:
-            place = _place_of(listener)
-        except OSError:
-            listener.close()
-            raise
-        self._serve(path, listener).places.append(place)
-        self._path_of_place[place] = path
+        self._serve(path, listener)
 
     async def attach(self, sandbox: Sandbox) -> None:
         """Serve the sandbox on its socket, opened now unless it was already, before its
@@ -183,7 +184,7 @@ class RuntimeApiServer:
 
     async def shut(self, path: str) -> None:
         """Stop serving the sandbox of socket `path`: close its listeners, so that nothing
-        listens at its places any more."""
+        listens for it any more."""
         self._by_socket.pop(path, None)
         listeners = self._listeners.pop(path, None)
         if listeners is None:
@@ -193,19 +194,16 @@ class RuntimeApiServer:
         await asyncio.gather(*listeners.accepting, return_exceptions=True)
         for listener in listeners.sockets:
             listener.close()
-        for place in listeners.places:
-            self._path_of_place.pop(place, None)
 
-    def _serve(self, path: str, listener: socket.socket) -> _Listeners:
+    def _serve(self, path: str, listener: socket.socket) -> None:
         listeners = self._listeners.get(path)
         if listeners is None:
             listeners = self._listeners[path] = _Listeners(asyncio.Semaphore(MAX_CONNECTIONS))
         listeners.sockets.append(listener)
-        task = asyncio.get_running_loop().create_task(self._accept(listener, listeners.room))
-        listeners.accepting.append(task)
-        return listeners
+        accepting = self._accept(path, listener, listeners.room)
+        listeners.accepting.append(asyncio.get_running_loop().create_task(accepting))
 
-    async def _accept(self, listener: socket.socket, room: asyncio.Semaphore) -> None:
+    async def _accept(self, path: str, listener: socket.socket, room: asyncio.Semaphore) -> None:
         """Accept a sandbox's connections while it holds fewer than MAX_CONNECTIONS: past
         that, new ones wait in the listener's backlog, so one sandbox cannot take all of the
         worker's descriptors."""
@@ -221,30 +219,24 @@ class RuntimeApiServer:
                     await asyncio.sleep(_ACCEPT_PAUSE_S)
                 continue
             try:
-                await loop.connect_accepted_socket(lambda: self._handler(room), connection)
+                await loop.connect_accepted_socket(
+                    lambda: self._connection(room, path), connection
+                )
             except OSError as error:
                 log.debug("runtime api connection lost at once: %s", error)
                 connection.close()
 
-    def _handler(self, room: asyncio.Semaphore) -> asyncio.Protocol:
-        """aiohttp's handler of one connection, which gives its room back once it closes."""
+    def _connection(self, room: asyncio.Semaphore, path: str) -> asyncio.Protocol:
         server = self._runner.server
         if server is None:
             raise OSError("the Runtime API is stopping")
-        return _Counted(server(), room)
+        return _Connection(server(), room, path, self._path_of)
 
     def _sandbox(self, request: web.Request) -> Sandbox:
-        transport = request.transport
         # A connection whose client is gone already names no sandbox.
-        if transport is None or transport.is_closing():
-            raise web.HTTPGone()
-        sockname = transport.get_extra_info("sockname")
-        path = sockname if isinstance(sockname, str) else ""
-        connection = transport.get_extra_info("socket")
-        if not path and connection is not None:
-            with contextlib.suppress(OSError, ValueError):
-                path = self._path_of_place.get(_place_of(connection), "")
-        sandbox = self._by_socket.get(path)
+        transport = request.transport
+        closed = transport is None or transport.is_closing()
+        sandbox = None if closed else self._by_socket.get(self._path_of.get(transport, ""))
         if sandbox is None:
             raise web.HTTPGone()
         return sandbox
@@ -306,12 +298,6 @@ class RuntimeApiServer:
         except RuntimeApiError as exc:
             return _error_response(exc)
         return _accepted()
-
-
-def _place_of(sock: socket.socket) -> Place:
-    """Where a TCP socket listens or was accepted: its network namespace and its own port."""
-    cookie = sock.getsockopt(socket.SOL_SOCKET, _SO_NETNS_COOKIE, 8)
-    return int(struct.unpack("Q", cookie)[0]), int(sock.getsockname()[1])
 
 
 async def _read_body(request: web.Request) -> bytes | None:

@@ -28,8 +28,7 @@ from pathlib import Path
 from lamina.sandbox import bwrap
 from lamina.sandbox.backend import IsolationBackend
 from lamina.sandbox.cgroups import Limits
-from lamina.sandbox.instance import ServeListener
-from lamina.sandbox.launch import spawn
+from lamina.sandbox.launch import ServeListener, spawn
 from lamina.sandbox.network import NetworkMode
 from lamina.sandbox.pool import Blank, PoolKey
 from lamina.worker.interpreters import Interpreter
@@ -103,11 +102,10 @@ class Blanks:
             raise
         self._specs[blank_id] = spec
         try:
-            socket_path = str(socket_dir / bwrap.SOCKET_NAME)
-            await self._open_socket(socket_path)
-            launch = await spawn(backend, blank_id, spec, self.environment, blank=True)
-            if launch.api_listener is not None:
-                await self._serve_listener(socket_path, launch.api_listener)
+            await self._open_socket(str(socket_dir / bwrap.SOCKET_NAME))
+            launch = await spawn(
+                backend, blank_id, spec, self.environment, self._serve_listener, blank=True
+            )
         except BaseException:
             self._remove_dirs(blank_id)
             self._release(spec, backend, blank_id)
