@@ -29,7 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from suite import commit, free_port, machine, wait_until_up
+from suite import commit, free_port, idle_interpreter_pss_kb, machine, pss_kb, wait_until_up
 from warm_invoke import create_function, create_function_zip, signed
 
 from lamina.sandbox import leftovers
@@ -66,7 +66,7 @@ def main() -> None:
         sandboxes = list(sandbox_pss(worker).values())
         # Beside the sandboxes, so that the floor's pages are shared as theirs are.
         python = discover()[args.runtime].host_executable
-        floor = bare_interpreter_pss_kb(python)
+        floor = idle_interpreter_pss_kb(python)
     finally:
         lamina.send_signal(signal.SIGTERM)
         lamina.wait(30)
@@ -75,21 +75,6 @@ def main() -> None:
     report(args.runtime, args.network, sandboxes)
     print(f"floor: a bare idle {python} -I -S holds {floor / 1024:.2f} MB PSS "
           f"({1024 * 1024 / floor:.0f} per GB)")  # fmt: skip
-
-
-def bare_interpreter_pss_kb(python: str) -> int:
-    idle = "import sys, time; sys.stdout.write('up\\n'); sys.stdout.flush(); time.sleep(60)"
-    process = subprocess.Popen([python, "-I", "-S", "-c", idle], stdout=subprocess.PIPE)
-    try:
-        assert process.stdout is not None
-        process.stdout.readline()  # started and idle
-        rollup = Path(f"/proc/{process.pid}/smaps_rollup").read_text()
-        return next(
-            int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")
-        )
-    finally:
-        process.kill()
-        process.wait()
 
 
 def invoke(port: int, name: str) -> None:
@@ -111,7 +96,7 @@ def sandbox_pss(worker: str) -> dict[str, dict[str, int]]:
             continue
         try:
             cgroups = (entry / "cgroup").read_text()
-            rollup = (entry / "smaps_rollup").read_text()
+            pss = pss_kb(entry.name)
             command = (entry / "cmdline").read_bytes().split(b"\0")[0]
             parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
             parent_command = Path(f"/proc/{parent}/cmdline").read_bytes().split(b"\0")[0]
@@ -120,7 +105,6 @@ def sandbox_pss(worker: str) -> dict[str, dict[str, int]]:
         if marker not in cgroups:
             continue
         sandbox = cgroups.split(marker, 1)[1].split("\n", 1)[0]
-        pss = next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
         role = role_of(command, parent_command)
         roles = found.setdefault(sandbox, dict.fromkeys(ROLES, 0))
         roles[role] += pss

@@ -10,10 +10,8 @@ Prints one Markdown row per set of modules: its PSS and what it adds to the bare
 from __future__ import annotations
 
 import argparse
-import subprocess
-from pathlib import Path
 
-from suite import commit, machine
+from suite import commit, idle_interpreter_pss_kb, machine
 
 # Each row adds to the one before it where it names more modules, so the differences read as
 # what one more module costs on top of those the runtime cannot do without.
@@ -26,30 +24,6 @@ SETS: list[tuple[str, ...]] = [
     ("json", "socket", "signal", "logging", "traceback", "selectors", "site", "importlib"),
 ]
 BESIDE = 5
-IDLE = "import sys, time; sys.stdout.write('up\\n'); sys.stdout.flush(); time.sleep(60)"
-
-
-def pss_kb(python: str, modules: tuple[str, ...]) -> int:
-    """The PSS of the first of BESIDE + 1 idle interpreters that imported `modules`."""
-    code = "".join(f"import {module}\n" for module in modules) + IDLE
-    processes = [
-        subprocess.Popen([python, "-I", "-S", "-c", code], stdout=subprocess.PIPE)
-        for _ in range(BESIDE + 1)
-    ]
-    try:
-        for process in processes:
-            assert process.stdout is not None
-            process.stdout.readline()  # started and idle
-        rollup = Path(f"/proc/{processes[0].pid}/smaps_rollup").read_text()
-        return next(
-            int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")
-        )
-    finally:
-        for process in processes:
-            process.kill()
-            process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
 
 
 def main() -> None:
@@ -58,11 +32,11 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"machine: {machine()}; commit {commit()}; {args.python} -I -S")
-    bare = pss_kb(args.python, ())
+    bare = idle_interpreter_pss_kb(args.python, beside=BESIDE)
     print("| modules | PSS | over the bare interpreter |")
     print("|---|---|---|")
     for modules in SETS:
-        pss = pss_kb(args.python, modules)
+        pss = idle_interpreter_pss_kb(args.python, modules, BESIDE)
         name = ", ".join(modules) or "(none)"
         print(f"| {name} | {pss / 1024:.2f} MB | {(pss - bare) / 1024:.2f} MB |")
 

@@ -269,3 +269,31 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def pss_kb(pid: int | str) -> int:
+    """The proportional set size of a process, in kB (OSError once it is gone)."""
+    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    return next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
+
+
+def idle_interpreter_pss_kb(python: str, modules: tuple[str, ...] = (), beside: int = 0) -> int:
+    """The PSS of an idle `python -I -S` that imported `modules`, measured while `beside`
+    more like it run (pages shared between interpreters are then shared as among sandboxes)."""
+    idle = "import sys, time; sys.stdout.write('up\\n'); sys.stdout.flush(); time.sleep(60)"
+    code = "".join(f"import {module}\n" for module in modules) + idle
+    processes = [
+        subprocess.Popen([python, "-I", "-S", "-c", code], stdout=subprocess.PIPE)
+        for _ in range(beside + 1)
+    ]
+    try:
+        for process in processes:
+            assert process.stdout is not None
+            process.stdout.readline()  # started and idle
+        return pss_kb(processes[0].pid)
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
